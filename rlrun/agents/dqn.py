@@ -1,0 +1,150 @@
+"""The DQN family: one class, with switches for Double DQN, the dueling head and the target update.
+
+Vanilla DQN (Mnih et al. 2015), Double DQN (van Hasselt et al. 2016), Dueling DQN (Wang et al. 2016)
+and prioritized replay (Schaul et al. 2016, through the buffer's weights and priorities) are all this
+class; conf/agent/*.yaml presets only flip switches.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from rlrun.buffers import Batch, ReplayBuffer
+from rlrun.networks import QNetwork
+
+
+def td_targets(
+    rewards: torch.Tensor,
+    next_obs: torch.Tensor,
+    terminated: torch.Tensor,
+    online: nn.Module,
+    target: nn.Module,
+    gamma: float,
+    double: bool,
+) -> torch.Tensor:
+    """One-step targets ``r + gamma * (1 - terminated) * Q_target(s', a*)``.
+
+    ``a*`` is the target net's argmax (vanilla) or the online net's argmax (double). Only termination
+    stops bootstrapping: a time-limit truncation is stored as non-terminal.
+    """
+    with torch.no_grad():
+        next_q_target = target(next_obs)
+        if double:
+            best_actions = online(next_obs).argmax(dim=1, keepdim=True)
+        else:
+            best_actions = next_q_target.argmax(dim=1, keepdim=True)
+        next_q = next_q_target.gather(1, best_actions).squeeze(1)
+        return rewards + gamma * (1.0 - terminated) * next_q
+
+
+class DQNAgent:
+    """Epsilon-greedy Q-learning with a replay buffer and a target network."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        buffer: ReplayBuffer,
+        epsilon: Callable[[int, int], float],
+        device: torch.device,
+        seed: int,
+    ):
+        self.cfg = cfg
+        self.n_actions = n_actions
+        self.buffer = buffer
+        self.epsilon = epsilon
+        self.device = device
+        self.rng = np.random.default_rng(seed)
+        obs_dim = int(np.prod(obs_shape))
+        self.online = QNetwork(obs_dim, n_actions, cfg.hidden_sizes, cfg.dueling).to(device)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
+        self.loss_fn = nn.HuberLoss(reduction="none") if cfg.loss == "huber" else nn.MSELoss(reduction="none")
+        self.last_update_step = 0  # env step of the previous update() call, to count what is due
+        self.current_epsilon = epsilon(0, 0)
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
+        self.current_epsilon = self.epsilon(step, episode)
+        n = len(obs)
+        explore = self.rng.random(n) < self.current_epsilon
+        actions = self.rng.integers(0, self.n_actions, size=n)
+        if not explore.all():  # skip the forward pass when every env explores
+            greedy = self.act_greedy(obs)
+            actions = np.where(explore, actions, greedy)
+        return actions
+
+    @torch.inference_mode()
+    def act_greedy(self, obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
+        return self.online(obs_t).argmax(dim=1).cpu().numpy()
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        self.buffer.add(obs, actions, rewards, next_obs, terminated)
+
+    # ------------------------------------------------------------------ learning
+    def update(self, step: int, episode: int) -> dict[str, float | torch.Tensor]:
+        """Run the gradient steps due since the last call, then the target updates due."""
+        cfg = self.cfg
+        previous, self.last_update_step = self.last_update_step, step
+        metrics: dict[str, float | torch.Tensor] = {"train/epsilon": self.current_epsilon}
+        if step < cfg.learning_starts or len(self.buffer) < cfg.batch_size:
+            return metrics
+        updates_due = step // cfg.train_freq - previous // cfg.train_freq
+        for _ in range(updates_due * cfg.gradient_steps):
+            metrics.update(self.learn(self.buffer.sample(step)))
+        if step // cfg.target_update_every > previous // cfg.target_update_every:
+            self.update_target()
+        metrics.update(self.buffer.metrics())
+        return metrics
+
+    def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
+        cfg = self.cfg
+        q_values = self.online(batch.obs.float())
+        q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        targets = td_targets(
+            batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, cfg.gamma, cfg.double
+        )
+        loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        td_errors = (targets - q_taken).detach()
+        self.buffer.update_priorities(batch.indices, td_errors.abs().cpu().numpy())
+        # Tensors, not floats: the loop converts only the values it logs, sparing a device sync per step.
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
+
+    def update_target(self) -> None:
+        if self.cfg.target_update == "hard":
+            self.target.load_state_dict(self.online.state_dict())
+            return
+        with torch.no_grad():
+            for target_param, online_param in zip(self.target.parameters(), self.online.parameters()):
+                target_param.lerp_(online_param, self.cfg.tau)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "last_update_step": self.last_update_step,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.last_update_step = state["last_update_step"]
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,76 @@
+"""Saving and loading checkpoints: atomic writes, and loads that never run pickled code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from rlrun.errors import ConfigError
+
+FORMAT_VERSION = 1
+
+
+def space_signature(obs_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
+    """What an env must match for a checkpoint to load: observation shape, and action count or shape."""
+    obs_shape = list(obs_space.shape) if obs_space.shape else [int(obs_space.n)]
+    if isinstance(action_space, gym.spaces.Discrete):
+        return {"obs_shape": obs_shape, "actions": int(action_space.n)}
+    return {"obs_shape": obs_shape, "actions": list(action_space.shape)}
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write to a temporary file in the same folder, then rename: a crash leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **payload}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load with ``weights_only=True``; anything else than an rlrun checkpoint is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"checkpoint={str(path)!r} does not exist or is not a file. Pass the path of a .pt file written by "
+            f"rlrun, e.g. checkpoint=outputs/<date>/<time>/checkpoints/best.pt."
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"checkpoint={str(path)!r} was refused: it holds Python objects that could run code when loaded, and "
+            f"rlrun only loads plain tensors and values (torch.load weights_only=True). Detail: {first_line}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ConfigError(
+            f"checkpoint={str(path)!r} could not be read ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"The file is truncated, corrupted or not a torch checkpoint; use another checkpoint, e.g. last.pt."
+        ) from None
+    if not isinstance(payload, dict) or "config" not in payload or "agent" not in payload:
+        raise ConfigError(f"checkpoint={str(path)!r} is a torch file but not an rlrun checkpoint (no config/agent).")
+    return payload
+
+
+def check_spaces(path: str | Path, saved: dict[str, Any], env_signature: dict[str, Any], env_id: str) -> None:
+    if saved != env_signature:
+        raise ConfigError(
+            f"checkpoint={str(path)!r} was trained on observations {saved['obs_shape']} and actions "
+            f"{saved['actions']}, but env.id={env_id} has observations {env_signature['obs_shape']} and actions "
+            f"{env_signature['actions']}. Evaluate it on the env it was trained on (drop the env override)."
+        )

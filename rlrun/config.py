@@ -1,0 +1,237 @@
+"""Typed configuration: the schema behind every YAML file in conf/, and the checks Hydra cannot express.
+
+Each group option in conf/ starts from one of these dataclasses (``- /schema/<group>/<name>@_here_``),
+so a misspelt key, a wrong type or an unknown option fails while Hydra composes the config. Range
+and cross-field checks live in :func:`validate`, which runs before any environment or network is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from rlrun.errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- env
+@dataclass
+class EnvConfig:
+    name: str = "cartpole"  # preset name, used in hparams and run summaries
+    id: str = MISSING  # any id registered with gymnasium
+    num_envs: int = 1  # sub-environments stepped together (Gymnasium SyncVectorEnv)
+    max_episode_steps: Optional[int] = None  # None keeps the env's own time limit
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+
+
+# ----------------------------------------------------------------------------- agents
+@dataclass
+class DQNConfig:
+    name: str = "dqn"  # preset name (dqn, double_dqn, ...); the switches below define the variant
+    algo: str = "dqn"  # agent family: picks the class in rlrun.agents
+    double: bool = False  # Double DQN: online net picks the next action, target net values it
+    dueling: bool = False  # Dueling head: Q = V + A - mean(A)
+    target_update: str = "hard"  # hard (copy) | soft (Polyak with tau)
+    target_update_every: int = 500  # env steps between target updates
+    tau: float = 0.005  # soft update rate; ignored by hard updates
+    loss: str = "huber"  # huber | mse
+    max_grad_norm: Optional[float] = 10.0  # gradient clipping; null disables it
+    gamma: float = 0.99
+    lr: float = 1e-3
+    batch_size: int = 64
+    learning_starts: int = 1000  # env steps of pure collection before the first update
+    train_freq: int = 1  # env steps between updates
+    gradient_steps: int = 1  # gradient steps per update
+    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])
+
+
+@dataclass
+class RandomAgentConfig:
+    name: str = "random"
+    algo: str = "random"
+
+
+# ----------------------------------------------------------------------------- buffers
+@dataclass
+class UniformBufferConfig:
+    name: str = "uniform"
+    capacity: int = 100_000
+
+
+# ----------------------------------------------------------------------------- epsilon schedules
+@dataclass
+class LinearScheduleConfig:
+    name: str = "linear"
+    start: float = 1.0
+    end: float = 0.05
+    duration: int = 10_000  # env steps from start to end
+
+
+@dataclass
+class ExponentialScheduleConfig:
+    name: str = "exponential"
+    start: float = 1.0
+    end: float = 0.05
+    decay: float = 2_000.0  # env steps per e-fold: end + (start - end) * exp(-t / decay)
+
+
+@dataclass
+class MultiplicativeScheduleConfig:
+    name: str = "multiplicative"
+    start: float = 1.0
+    end: float = 0.01
+    factor: float = 0.995  # applied once per finished episode, floored at end
+
+
+@dataclass
+class ConstantScheduleConfig:
+    name: str = "constant"
+    value: float = 0.1
+
+
+# ----------------------------------------------------------------------------- device, eval, run
+@dataclass
+class DeviceConfig:
+    type: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    threads: int = 1  # torch intra-op threads; 1 is fastest for small nets on few cores
+
+
+@dataclass
+class EvalConfig:
+    every: int = 5_000  # env steps between greedy evaluations during training
+    episodes: int = 10  # greedy episodes per evaluation
+
+
+@dataclass
+class RunConfig:
+    env: Any = MISSING
+    agent: Any = MISSING
+    buffer: Any = MISSING
+    schedule: Any = MISSING
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    seed: int = 0
+    total_steps: int = 50_000  # env steps of training (summed over sub-environments)
+    mode: str = "train"  # train | evaluate
+    checkpoint: Optional[str] = None  # checkpoint to load in evaluate mode
+    save_every: int = 10_000  # env steps between checkpoints/last.pt
+    stop_at_return: Optional[float] = None  # stop early once greedy eval mean reaches this
+    log_every: int = 100  # env steps between TensorBoard writes of losses and epsilon
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+AGENT_SCHEMAS = {"dqn": DQNConfig, "random": RandomAgentConfig}
+BUFFER_SCHEMAS = {"uniform": UniformBufferConfig}
+SCHEDULE_SCHEMAS = {
+    "linear": LinearScheduleConfig,
+    "exponential": ExponentialScheduleConfig,
+    "multiplicative": MultiplicativeScheduleConfig,
+    "constant": ConstantScheduleConfig,
+}
+MODES = ("train", "evaluate")
+DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
+
+
+def register_configs() -> None:
+    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``)."""
+    store = ConfigStore.instance()
+    store.store(name="rlrun_schema", node=RunConfig)
+    store.store(group="schema/env", name="env", node=EnvConfig)
+    store.store(group="schema/device", name="device", node=DeviceConfig)
+    for group, schemas in (("agent", AGENT_SCHEMAS), ("buffer", BUFFER_SCHEMAS), ("schedule", SCHEDULE_SCHEMAS)):
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+# ----------------------------------------------------------------------------- validation
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject values that compose fine but cannot work, naming the key and what is accepted.
+
+    Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training.
+    """
+    _check(cfg.mode in MODES, "mode", cfg.mode, f"one of {', '.join(MODES)}")
+    _check(cfg.total_steps > 0, "total_steps", cfg.total_steps, "a positive number of env steps")
+    _check(cfg.save_every > 0, "save_every", cfg.save_every, "a positive number of env steps")
+    _check(cfg.log_every > 0, "log_every", cfg.log_every, "a positive number of env steps")
+    _check(cfg.eval.every > 0, "eval.every", cfg.eval.every, "a positive number of env steps")
+    _check(cfg.eval.episodes > 0, "eval.episodes", cfg.eval.episodes, "a positive number of episodes")
+    _check(cfg.env.num_envs > 0, "env.num_envs", cfg.env.num_envs, "a positive integer")
+    if cfg.env.max_episode_steps is not None:
+        _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
+               "a positive integer or null (the env's own limit)")
+    _check(cfg.device.type in DEVICE_TYPES, "device.type", cfg.device.type, f"one of {', '.join(DEVICE_TYPES)}")
+    _check(cfg.device.threads > 0, "device.threads", cfg.device.threads, "a positive integer")
+
+    agent = cfg.agent
+    _check(agent.algo in AGENT_SCHEMAS, "agent.algo", agent.algo, f"one of {', '.join(AGENT_SCHEMAS)}")
+    if agent.algo == "dqn":
+        _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
+        _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
+        _check(agent.batch_size > 0, "agent.batch_size", agent.batch_size, "a positive integer")
+        _check(agent.train_freq > 0, "agent.train_freq", agent.train_freq, "a positive number of env steps")
+        _check(agent.gradient_steps > 0, "agent.gradient_steps", agent.gradient_steps, "a positive integer")
+        _check(agent.learning_starts >= 0, "agent.learning_starts", agent.learning_starts, "zero or more env steps")
+        _check(agent.target_update in ("hard", "soft"), "agent.target_update", agent.target_update, "hard or soft")
+        _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
+               "a positive number of env steps")
+        _check(0.0 < agent.tau <= 1.0, "agent.tau", agent.tau, "in (0, 1]")
+        _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
+        if agent.max_grad_norm is not None:
+            _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
+        _check(len(agent.hidden_sizes) > 0 and all(h > 0 for h in agent.hidden_sizes), "agent.hidden_sizes",
+               list(agent.hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
+        _validate_buffer(cfg)
+        _validate_schedule(cfg.schedule)
+
+
+def _validate_buffer(cfg: DictConfig) -> None:
+    buffer = cfg.buffer
+    _check(buffer.name in BUFFER_SCHEMAS, "buffer.name", buffer.name, f"one of {', '.join(BUFFER_SCHEMAS)}")
+    _check(buffer.capacity > 0, "buffer.capacity", buffer.capacity, "a positive number of transitions")
+    if cfg.agent.batch_size > buffer.capacity:
+        raise ConfigError(
+            f"agent.batch_size={cfg.agent.batch_size} is larger than buffer.capacity={buffer.capacity}: a batch "
+            f"cannot hold more transitions than the buffer stores. Lower agent.batch_size or raise buffer.capacity."
+        )
+
+
+def _validate_schedule(schedule: DictConfig) -> None:
+    _check(schedule.name in SCHEDULE_SCHEMAS, "schedule.name", schedule.name, f"one of {', '.join(SCHEDULE_SCHEMAS)}")
+    for key in ("start", "end", "value"):
+        if key in schedule:
+            value = schedule[key]
+            _check(0.0 <= value <= 1.0, f"schedule.{key}", value, "an epsilon in [0, 1]")
+    if schedule.name == "linear":
+        _check(schedule.duration > 0, "schedule.duration", schedule.duration, "a positive number of env steps")
+    if schedule.name == "exponential":
+        _check(schedule.decay > 0, "schedule.decay", schedule.decay, "a positive number of env steps")
+    if schedule.name == "multiplicative":
+        _check(0.0 < schedule.factor <= 1.0, "schedule.factor", schedule.factor, "in (0, 1]")
+
+
+# ----------------------------------------------------------------------------- overrides on a saved config
+def override_keys(overrides: List[str]) -> List[str]:
+    """Config keys named by command-line overrides (``a.b=1`` -> ``a.b``, ``env=x`` -> ``env``)."""
+    keys = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key and not key.startswith("hydra"):
+            keys.append(key)
+    return keys
+
+
+def merge_saved_config(saved: Dict[str, Any], current: DictConfig, keys: List[str]) -> DictConfig:
+    """The config a checkpoint was trained with, with the user's command-line keys taken from ``current``."""
+    merged = OmegaConf.create(saved)
+    for key in keys:
+        value = OmegaConf.select(current, key, throw_on_missing=False)
+        if isinstance(value, DictConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        OmegaConf.update(merged, key, value, merge=False, force_add=True)
+    return merged

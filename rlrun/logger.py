@@ -1,0 +1,72 @@
+"""TensorBoard logging for one run: scalars against env steps, and the run's hparams at the end."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig
+from torch.utils.tensorboard import SummaryWriter
+
+# The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
+# Keys an agent lacks get NaN (numbers) or "-" (names).
+HPARAM_KEYS: dict[str, tuple[str, Any]] = {
+    "agent": ("agent.name", "-"),
+    "env": ("env.id", "-"),
+    "buffer": ("buffer.name", "-"),
+    "schedule": ("schedule.name", "-"),
+    "seed": ("seed", math.nan),
+    "total_steps": ("total_steps", math.nan),
+    "num_envs": ("env.num_envs", math.nan),
+    "lr": ("agent.lr", math.nan),
+    "gamma": ("agent.gamma", math.nan),
+    "batch_size": ("agent.batch_size", math.nan),
+    "train_freq": ("agent.train_freq", math.nan),
+    "gradient_steps": ("agent.gradient_steps", math.nan),
+    "learning_starts": ("agent.learning_starts", math.nan),
+    "target_update": ("agent.target_update", "-"),
+    "target_update_every": ("agent.target_update_every", math.nan),
+    "double": ("agent.double", "-"),
+    "dueling": ("agent.dueling", "-"),
+    "hidden_sizes": ("agent.hidden_sizes", "-"),
+    "capacity": ("buffer.capacity", math.nan),
+}
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The fixed hparam key set, read from a run's config."""
+    from omegaconf import OmegaConf
+
+    values = {}
+    for key, (path, missing) in HPARAM_KEYS.items():
+        value = OmegaConf.select(cfg, path, default=None)
+        if value is None:
+            value = missing
+        elif not isinstance(value, (int, float, str, bool)):
+            value = str(list(value))  # lists, e.g. hidden_sizes
+        elif isinstance(value, bool):
+            value = str(value)  # one type per key: "-" for agents without the switch
+        values[key] = value
+    return values
+
+
+class RunLogger:
+    """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.writer = SummaryWriter(log_dir=str(self.run_dir))
+
+    def scalars(self, metrics: Mapping[str, Any], step: int) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, float(value), step)
+
+    def hparams(self, cfg: DictConfig, results: Mapping[str, float]) -> None:
+        """Write the run's hparams and final metrics into this same run (``run_name='.'``)."""
+        metrics = {f"hparam/{key}": float(value) for key, value in results.items()}
+        self.writer.add_hparams(flat_hparams(cfg), metrics, run_name=".")
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
