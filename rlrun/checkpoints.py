@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +49,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as error:  # torch raises many types for bad files; each becomes one clear message
+        message = str(error)
+        if "Weights only load failed" in message and ("global" in message.lower() or "GLOBAL" in message):
+            raise ConfigError(
+                f"checkpoint={str(path)!r} was refused: it holds pickled Python objects that could run code when "
+                f"loaded, and rlrun only loads plain tensors and values (torch.load with weights_only=True). "
+                f"Use a checkpoint written by rlrun."
+            ) from None
+        first_line = message.strip().splitlines()[0] if message.strip() else ""
         raise ConfigError(
-            f"checkpoint={str(path)!r} was refused: it holds Python objects that could run code when loaded, and "
-            f"rlrun only loads plain tensors and values (torch.load weights_only=True). Detail: {first_line}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise ConfigError(
-            f"checkpoint={str(path)!r} could not be read ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-            f"The file is truncated, corrupted or not a torch checkpoint; use another checkpoint, e.g. last.pt."
+            f"checkpoint={str(path)!r} could not be read ({type(error).__name__}: {first_line[:200]}). The file is "
+            f"truncated, corrupted or not a torch checkpoint; use another one, e.g. checkpoints/last.pt."
         ) from None
     if not isinstance(payload, dict) or "config" not in payload or "agent" not in payload:
         raise ConfigError(f"checkpoint={str(path)!r} is a torch file but not an rlrun checkpoint (no config/agent).")

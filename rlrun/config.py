@@ -42,7 +42,7 @@ class DQNConfig:
     lr: float = 1e-3
     batch_size: int = 64
     learning_starts: int = 1000  # env steps of pure collection before the first update
-    train_freq: int = 1  # env steps between updates
+    train_freq: int = 4  # env steps between updates
     gradient_steps: int = 1  # gradient steps per update
     hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])
 

@@ -92,14 +92,16 @@ class Trainer:
     def run(self) -> dict[str, float]:
         cfg = self.cfg
         logger = RunLogger(self.run_dir)
-        num_envs = cfg.env.num_envs
+        # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
+        num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
+        eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
         obs, _ = self.envs.reset(seed=cfg.seed)
         metrics: dict[str, Any] = {}
         last_return = math.nan
         start_time = time.perf_counter()
         stopped_early = False
-        with logging_redirect_tqdm(), tqdm(total=cfg.total_steps, unit="step", mininterval=0.5, disable=None) as bar:
-            while self.step < cfg.total_steps:
+        with logging_redirect_tqdm(), tqdm(total=total_steps, unit="step", mininterval=0.5, disable=None) as bar:
+            while self.step < total_steps:
                 actions = self.agent.act(obs, self.step, self.episode)
                 next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
                 self.agent.observe(obs, actions, rewards, real_next_obs(next_obs, infos), terminated, truncated)
@@ -114,7 +116,7 @@ class Trainer:
                                         "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
                         self.episode += 1
 
-                if crossed(previous, self.step, cfg.log_every):
+                if crossed(previous, self.step, log_every):
                     steps_per_second = self.step / (time.perf_counter() - start_time)
                     logger.scalars({**metrics, "charts/steps_per_second": steps_per_second}, self.step)
                     bar.update(self.step - bar.n)
@@ -124,18 +126,18 @@ class Trainer:
                         eval=f"{self.last_eval['mean']:.1f}" if self.last_eval else "-",
                         refresh=False,
                     )
-                if crossed(previous, self.step, cfg.eval.every):
+                if crossed(previous, self.step, eval_every):
                     stats = self.evaluate(logger)
-                    if cfg.stop_at_return is not None and stats["mean"] >= cfg.stop_at_return:
+                    if stop_at_return is not None and stats["mean"] >= stop_at_return:
                         log.info("greedy eval %.2f reached stop_at_return=%s: stopping", stats["mean"],
-                                 cfg.stop_at_return)
+                                 stop_at_return)
                         stopped_early = True
                         break
-                if crossed(previous, self.step, cfg.save_every):
+                if crossed(previous, self.step, save_every):
                     self.save("last.pt")
             bar.update(self.step - bar.n)
 
-        if self.last_eval is None or not crossed(previous, self.step, cfg.eval.every):
+        if self.last_eval is None or not crossed(previous, self.step, eval_every):
             self.evaluate(logger)  # the final policy always gets a greedy evaluation
         self.save("last.pt")
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents.base import Agent
 from rlrun.agents.dqn import DQNAgent
 from rlrun.agents.random_agent import RandomAgent
 from rlrun.buffers import build_buffer
+from rlrun.config import DQNConfig
 from rlrun.errors import ConfigError
 from rlrun.schedules import build_schedule
 
@@ -39,6 +40,8 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, cfg.seed, cfg.total_steps
         )
         epsilon = build_schedule(cfg.schedule)
-        return DQNAgent(cfg.agent, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed)
+        # A plain dataclass: OmegaConf attribute access is far too slow for the per-step hot path.
+        params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed)
     raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: dqn, random.")
 

@@ -1,0 +1,37 @@
+"""Shared helpers: compose configs exactly as the CLI does, and run the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from rlrun.config import register_configs
+
+register_configs()
+
+# Short runs that still exercise learning, evaluation and both checkpoints.
+TINY_RUN = ["total_steps=600", "agent.learning_starts=100", "agent.batch_size=32", "eval.every=300",
+            "eval.episodes=2", "save_every=300", "log_every=50", "device=cpu"]
+
+
+def compose_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_module("rlrun.conf", version_base=None):
+        return compose("config", overrides=list(overrides))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "rlrun", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from rlrun.buffers import ReplayBuffer
+
+
+def make_buffer(capacity=5, batch_size=4, obs_shape=(3,), dtype=np.float32, seed=0):
+    return ReplayBuffer(capacity, obs_shape, np.dtype(dtype), batch_size, torch.device("cpu"), seed)
+
+
+def add_numbered(buffer, start, n):
+    """Transitions whose every field encodes their number, so a sample can be checked for consistency."""
+    ids = np.arange(start, start + n)
+    buffer.add(np.repeat(ids[:, None], 3, 1), ids % 2, ids.astype(np.float32), np.repeat(ids[:, None] + 1000, 3, 1),
+               (ids % 3 == 0))
+    return ids
+
+
+def test_ring_wraps_around_and_overwrites_oldest():
+    buffer = make_buffer(capacity=5)
+    add_numbered(buffer, 0, 3)
+    assert len(buffer) == 3 and buffer.position == 3
+    add_numbered(buffer, 3, 4)  # 7 transitions into 5 slots: 0 and 1 are overwritten
+    assert len(buffer) == 5 and buffer.position == 2
+    assert sorted(buffer.rewards.tolist()) == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert buffer.rewards[0] == 5.0 and buffer.rewards[1] == 6.0
+
+
+def test_sample_rows_are_whole_transitions_from_the_stored_ones():
+    buffer = make_buffer(capacity=5, batch_size=64)
+    add_numbered(buffer, 0, 8)
+    batch = buffer.sample(step=0)
+    ids = batch.rewards.numpy().astype(int)
+    assert set(ids) <= {3, 4, 5, 6, 7}
+    np.testing.assert_array_equal(batch.obs.numpy()[:, 0], ids)
+    np.testing.assert_array_equal(batch.next_obs.numpy()[:, 0], ids + 1000)
+    np.testing.assert_array_equal(batch.actions.numpy(), ids % 2)
+    np.testing.assert_array_equal(batch.terminated.numpy(), (ids % 3 == 0).astype(np.float32))
+    assert batch.actions.dtype == torch.int64 and batch.obs.dtype == torch.float32
+    assert torch.all(batch.weights == 1.0)
+
+
+def test_sampling_is_uniform_over_stored_slots():
+    buffer = make_buffer(capacity=10, batch_size=100, seed=1)
+    add_numbered(buffer, 0, 10)
+    counts = np.zeros(10)
+    for _ in range(200):
+        counts += np.bincount(buffer.sample(0).rewards.numpy().astype(int), minlength=10)
+    # 20,000 draws, 2,000 expected per slot; binomial sd ~42, so 5 sd is a 210 band.
+    assert np.all(np.abs(counts - 2000) < 210), counts
+
+
+def test_observations_keep_the_env_dtype():
+    buffer = make_buffer(obs_shape=(4, 4), dtype=np.uint8)
+    assert buffer.obs.dtype == np.uint8 and buffer.obs.shape == (5, 4, 4)
+    assert buffer.obs.nbytes == 5 * 16
+
+
+def test_same_seed_same_samples():
+    a, b = make_buffer(seed=3), make_buffer(seed=3)
+    for buffer in (a, b):
+        add_numbered(buffer, 0, 5)
+    np.testing.assert_array_equal(a.sample(0).indices, b.sample(0).indices)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_add_returns_written_slots(n):
+    buffer = make_buffer(capacity=5)
+    add_numbered(buffer, 0, 3)
+    slots = buffer.add(np.zeros((n, 3)), np.zeros(n, int), np.zeros(n), np.zeros((n, 3)), np.zeros(n, bool))
+    np.testing.assert_array_equal(slots, (3 + np.arange(n)) % 5)

@@ -1,0 +1,92 @@
+"""The ``rlrun`` command as a user runs it: Hydra's flags, the modes, and one-paragraph errors."""
+
+import json
+import re
+
+import pytest
+import torch
+
+from tests.conftest import TINY_RUN, run_cli
+
+
+def assert_clean_failure(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert re.search(fragment, result.stderr), f"{fragment!r} not in:\n{result.stderr}"
+
+
+def test_cfg_job_prints_the_composed_config():
+    result = run_cli("--cfg", "job", "agent=dqn", "env=acrobot")
+    assert result.returncode == 0, result.stderr
+    assert "id: Acrobot-v1" in result.stdout and "name: dqn" in result.stdout
+
+
+def test_help_lists_the_config_groups():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for group in ("env:", "agent:", "buffer:", "schedule:", "device:"):
+        assert group in result.stdout
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["agent=dpn"], [r"agent/dpn", "Available options", "double_dqn"]),
+    (["agent.lrr=1"], [r"agent\.lrr", "not in"]),
+    (["agent.lr=fast"], [r"agent\.lr", "fast", "Float"]),
+    (["agent.lr=0"], [r"agent\.lr=0", "positive"]),
+    (["agent.batch_size=512", "buffer.capacity=100"], [r"agent\.batch_size=512", r"buffer\.capacity=100"]),
+    (["env=gym", "env.id=Pendulum-v1"], [r"agent=dqn needs a discrete action space", "Pendulum-v1"]),
+    (["env=gym", "env.id=NoSuchEnv-v0"], [r"env\.id='NoSuchEnv-v0'", "registered"]),
+    (["mode=evaluate", "checkpoint=/nonexistent/best.pt"], [r"checkpoint='/nonexistent/best\.pt' does not exist"]),
+    (["mode=evaluate"], [r"mode=evaluate needs checkpoint=PATH"]),
+])
+def test_bad_input_fails_before_training_with_one_paragraph(tmp_path, args, fragments):
+    result = run_cli(*args, f"hydra.run.dir={tmp_path}")
+    assert_clean_failure(result, *fragments)
+    assert not list(tmp_path.glob("events.out.tfevents*")), "training must not have started"
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    result = run_cli("mode=evaluate", f"checkpoint={bad}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_clean_failure(result, "could not be read", "corrupted")
+
+
+def test_train_then_evaluate_from_the_command_line(tmp_path):
+    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    result = run_cli(*TINY_RUN, f"hydra.run.dir={train_dir}")
+    assert result.returncode == 0, result.stderr
+    assert (train_dir / ".hydra" / "config.yaml").is_file()
+    assert (train_dir / "checkpoints" / "best.pt").is_file() and (train_dir / "checkpoints" / "last.pt").is_file()
+    assert list(train_dir.glob("events.out.tfevents*"))
+
+    checkpoint = train_dir / "checkpoints" / "best.pt"
+    result = run_cli("mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=4", f"hydra.run.dir={eval_dir}")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"4 greedy episodes: return [\d.]+ ± [\d.]+ \(min [\d.]+, max [\d.]+\)", result.stdout)
+    report = json.loads((eval_dir / "eval.json").read_text())
+    assert report["episodes"] == 4 and report["checkpoint"] == str(checkpoint)
+
+    # the same checkpoint on an env with other shapes is refused, naming both
+    result = run_cli("mode=evaluate", f"checkpoint={checkpoint}", "env=lunarlander",
+                     f"hydra.run.dir={tmp_path / 'mismatch'}")
+    assert_clean_failure(result, r"observations \[4\]", r"LunarLander-v3 has observations \[8\]")
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("PWNED",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"config": {}, "agent": Exploit()}, path)
+    result = run_cli("mode=evaluate", f"checkpoint={path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_clean_failure(result, "refused", "weights_only")
+    assert "PWNED" not in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
+def test_missing_device_fails_clearly(tmp_path):
+    result = run_cli("device=cuda", *TINY_RUN[:-1], f"hydra.run.dir={tmp_path}")
+    assert_clean_failure(result, "device=cuda", "device=auto")

@@ -1,0 +1,110 @@
+"""DQN targets on hand-computed batches, terminal vs truncated bootstrapping, and the dueling head."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlrun.agents.dqn import td_targets
+from rlrun.networks import QNetwork
+
+
+class FixedQ(nn.Module):
+    """Returns a fixed Q-table row per observation id (obs[:, 0])."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table, dtype=torch.float32)
+
+    def forward(self, obs):
+        return self.table[obs[:, 0].long()]
+
+
+# next-state Q-values: online prefers action 0 in state 0, target prefers action 1.
+ONLINE = FixedQ([[5.0, 1.0], [0.0, 2.0]])
+TARGET = FixedQ([[3.0, 4.0], [7.0, 6.0]])
+REWARDS = torch.tensor([1.0, 1.0])
+NEXT_OBS = torch.tensor([[0.0], [1.0]])
+NOT_TERMINAL = torch.tensor([0.0, 0.0])
+
+
+def test_vanilla_target_takes_the_target_nets_max():
+    targets = td_targets(REWARDS, NEXT_OBS, NOT_TERMINAL, ONLINE, TARGET, gamma=0.5, double=False)
+    # state 0: max(3, 4) = 4 -> 1 + 0.5*4 = 3; state 1: max(7, 6) = 7 -> 1 + 3.5 = 4.5
+    torch.testing.assert_close(targets, torch.tensor([3.0, 4.5]))
+
+
+def test_double_target_values_the_online_nets_choice_with_the_target_net():
+    targets = td_targets(REWARDS, NEXT_OBS, NOT_TERMINAL, ONLINE, TARGET, gamma=0.5, double=True)
+    # state 0: online argmax 0 -> target 3 -> 2.5; state 1: online argmax 1 -> target 6 -> 4.0
+    torch.testing.assert_close(targets, torch.tensor([2.5, 4.0]))
+
+
+def test_termination_stops_bootstrapping():
+    terminated = torch.tensor([1.0, 0.0])
+    targets = td_targets(REWARDS, NEXT_OBS, terminated, ONLINE, TARGET, gamma=0.5, double=False)
+    torch.testing.assert_close(targets, torch.tensor([1.0, 4.5]))
+
+
+def test_truncated_transition_still_bootstraps_in_the_loop(tmp_path):
+    """A time-limit truncation is stored as non-terminal, with the true final observation as next_obs."""
+    from rlrun.loop import Trainer
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("env.max_episode_steps=5", "agent=random", "total_steps=20", "eval.episodes=1", "device=cpu")
+    trainer = Trainer(cfg, tmp_path)
+    stored = []
+    trainer.agent.observe = lambda obs, a, r, next_obs, terminated, truncated: stored.append(
+        (obs.copy(), next_obs.copy(), terminated.copy(), truncated.copy()))
+    trainer.run()
+    truncations = [s for s in stored if s[3][0] and not s[2][0]]
+    assert len(truncations) >= 3  # random CartPole rarely falls within 5 steps
+    for i, (obs, next_obs, terminated, truncated) in enumerate(stored[:-1]):
+        if truncated[0] or terminated[0]:
+            # next_obs is the final observation, not the first observation of the next episode
+            assert not np.allclose(next_obs, stored[i + 1][0])
+        else:
+            np.testing.assert_array_equal(next_obs, stored[i + 1][0])
+
+
+def test_dueling_head_is_value_plus_centred_advantage():
+    torch.manual_seed(0)
+    net = QNetwork(obs_dim=3, n_actions=4, hidden_sizes=[8], dueling=True)
+    obs = torch.randn(5, 3)
+    features = net.trunk(obs)
+    value, advantage = net.value(features), net.advantage(features)
+    torch.testing.assert_close(net(obs), value + advantage - advantage.mean(dim=1, keepdim=True))
+    # centring: the mean over actions of Q equals V
+    torch.testing.assert_close(net(obs).mean(dim=1, keepdim=True), value)
+    assert net(obs).shape == (5, 4)
+
+
+@pytest.mark.parametrize("preset,double,dueling", [("dqn", False, False), ("double_dqn", True, False),
+                                                   ("dueling_dqn", False, True)])
+def test_presets_only_flip_switches(preset, double, dueling):
+    from rlrun.agents import DQNAgent, build_agent
+    from rlrun.envs import make_env
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg(f"agent={preset}", "device=cpu")
+    env = make_env(cfg.env)
+    agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
+    assert isinstance(agent, DQNAgent)
+    assert agent.cfg.double is double and agent.online.dueling is dueling
+
+
+def test_soft_update_moves_target_by_tau():
+    from rlrun.agents import build_agent
+    from rlrun.envs import make_env
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("agent.target_update=soft", "agent.tau=0.25", "device=cpu")
+    env = make_env(cfg.env)
+    agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
+    with torch.no_grad():
+        for p in agent.online.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in agent.target.parameters()]
+    agent.update_target()
+    for old, new, online in zip(before, agent.target.parameters(), agent.online.parameters()):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * online)
