@@ -5,6 +5,7 @@ It knows nothing of any algorithm: the agent decides when it learns and which me
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -61,6 +62,11 @@ class Trainer:
         self.episode = 0
         self.best_eval_return = -math.inf
         self.last_eval: dict[str, float] | None = None
+        self.eval_history: list[tuple[int, float]] = []  # (env step, greedy mean return)
+        # The return that counts as solved: stop_at_return if set, else the env's registered threshold.
+        spec_threshold = getattr(self.eval_env.spec, "reward_threshold", None)
+        self.solved_at_return = cfg.stop_at_return if cfg.stop_at_return is not None else spec_threshold
+        self.solved_at_step: int | None = None
         self.eval_seeds = eval_seeds(cfg.seed, cfg.eval.episodes)
 
     # ------------------------------------------------------------------ outputs
@@ -82,6 +88,9 @@ class Trainer:
         stats = summarize(episodes["returns"])
         logger.scalars({"eval/mean_return": stats["mean"], "eval/std_return": stats["std"]}, self.step)
         self.last_eval = stats
+        self.eval_history.append((self.step, stats["mean"]))
+        if self.solved_at_step is None and self.solved_at_return is not None and stats["mean"] >= self.solved_at_return:
+            self.solved_at_step = self.step
         if stats["mean"] > self.best_eval_return:
             self.best_eval_return = stats["mean"]
             self.save("best.pt")
@@ -151,7 +160,18 @@ class Trainer:
             self.step, self.episode, wall, results["best_eval_return"], results["final_eval_return"],
             " (stopped early)" if stopped_early else "",
         )
-        return {**results, "steps": self.step, "episodes": self.episode, "wall_seconds": wall}
+        summary = {
+            **results,
+            "steps": self.step,
+            "episodes": self.episode,
+            "wall_seconds": wall,
+            "solved_at_return": self.solved_at_return,
+            "solved_at_step": self.solved_at_step,
+            "eval_history": self.eval_history,
+        }
+        # Machine-readable outcome of the run, e.g. for sweep reports (no event-file parsing needed).
+        (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+        return summary
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:

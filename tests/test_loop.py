@@ -42,6 +42,15 @@ def test_run_writes_every_scalar_against_env_steps(trained_run):
     assert min(e.step for e in events.Scalars("losses/td_loss")) >= 100  # no loss before learning_starts
 
 
+def test_results_json_summarises_the_run(trained_run):
+    run_dir, result = trained_run
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert saved["steps"] == 600 and saved["best_eval_return"] == result["best_eval_return"]
+    assert [step for step, _ in saved["eval_history"]] == [300, 600]
+    assert saved["solved_at_return"] == 475.0  # CartPole-v1's registered threshold
+    assert max(mean for _, mean in saved["eval_history"]) == saved["best_eval_return"]
+
+
 def test_hparams_are_written_into_the_same_run(trained_run):
     run_dir, result = trained_run
     events = read_scalars(run_dir)
