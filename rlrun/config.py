@@ -60,6 +60,15 @@ class UniformBufferConfig:
     capacity: int = 100_000
 
 
+@dataclass
+class PrioritizedBufferConfig:
+    name: str = "prioritized"
+    capacity: int = 100_000
+    alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
+    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 by total_steps
+    eps: float = 1e-6  # added to |TD error| so no transition has zero probability
+
+
 # ----------------------------------------------------------------------------- epsilon schedules
 @dataclass
 class LinearScheduleConfig:
@@ -122,7 +131,7 @@ class RunConfig:
 
 
 AGENT_SCHEMAS = {"dqn": DQNConfig, "random": RandomAgentConfig}
-BUFFER_SCHEMAS = {"uniform": UniformBufferConfig}
+BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
     "linear": LinearScheduleConfig,
     "exponential": ExponentialScheduleConfig,
@@ -199,6 +208,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
             f"agent.batch_size={cfg.agent.batch_size} is larger than buffer.capacity={buffer.capacity}: a batch "
             f"cannot hold more transitions than the buffer stores. Lower agent.batch_size or raise buffer.capacity."
         )
+    if buffer.name == "prioritized":
+        _check(0.0 <= buffer.alpha <= 1.0, "buffer.alpha", buffer.alpha, "in [0, 1] (0 is uniform sampling)")
+        _check(0.0 <= buffer.beta_start <= 1.0, "buffer.beta_start", buffer.beta_start, "in [0, 1]")
+        _check(buffer.eps > 0, "buffer.eps", buffer.eps, "a small positive number, e.g. 1e-6")
 
 
 def _validate_schedule(schedule: DictConfig) -> None:

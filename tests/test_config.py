@@ -8,8 +8,8 @@ from tests.conftest import compose_cfg
 
 GROUP_OPTIONS = {
     "env": ["cartpole", "lunarlander", "acrobot", "mountaincar"],
-    "agent": ["dqn", "double_dqn", "dueling_dqn", "random"],
-    "buffer": ["uniform"],
+    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random"],
+    "buffer": ["uniform", "prioritized"],
     "schedule": ["linear", "exponential", "multiplicative", "constant"],
     "device": ["auto", "cpu", "cuda", "mps"],
 }
@@ -23,6 +23,12 @@ def test_every_group_option_composes_and_validates(group, option):
         assert cfg.device.type == option
     else:
         assert cfg[group].name == option
+
+
+def test_per_dqn_picks_the_prioritized_buffer_but_the_command_line_wins():
+    assert compose_cfg("agent=per_dqn").buffer.name == "prioritized"
+    assert compose_cfg("agent=per_dqn", "buffer=uniform").buffer.name == "uniform"
+    assert compose_cfg("agent=double_dqn", "buffer=prioritized", "buffer.alpha=0.7").buffer.alpha == 0.7
 
 
 def test_gym_env_takes_any_id():
@@ -48,10 +54,12 @@ def test_env_kwargs_are_free_form():
     ("mode=play", "mode"),
     ("eval.episodes=0", "eval.episodes"),
     ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
+    ("buffer=prioritized buffer.alpha=1.5", "buffer.alpha"),
+    ("buffer=prioritized buffer.beta_start=-0.1", "buffer.beta_start"),
 ])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(compose_cfg(override))
+        validate(compose_cfg(*override.split()))
 
 
 def test_batch_larger_than_capacity_is_rejected():
