@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rlrun.config import override_keys, register_configs, validate
-from rlrun.errors import ConfigError
+from rlrun.errors import ConfigError, RlrunError
 
 register_configs()
 log = logging.getLogger("rlrun")
@@ -23,6 +23,10 @@ log = logging.getLogger("rlrun")
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str]) -> dict:
     """Validate, then train or evaluate. Shared by the CLI and tests."""
     validate(cfg)
+    if cfg.resume is not None:
+        from rlrun.loop import resume
+
+        return resume(cfg, [key for key in override_keys(cli_overrides) if key != "resume"])
     if cfg.mode == "evaluate":
         from rlrun.evaluation import evaluate
 
@@ -37,9 +41,11 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     try:
         result = run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
-    except ConfigError as error:
+    except RlrunError as error:
         print(f"rlrun: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(2 if isinstance(error, ConfigError) else 1)
+    if isinstance(result, dict) and result.get("interrupted_by"):
+        sys.exit(128 + result["interrupted_by"])  # 130 for SIGINT, 143 for SIGTERM, as shells expect
     return result.get("best_eval_return") if isinstance(result, dict) else None
 
 

@@ -7,6 +7,7 @@ and cross-field checks live in :func:`validate`, which runs before any environme
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -114,6 +115,11 @@ class EvalConfig:
 
 
 @dataclass
+class TrainConfig:
+    nan_policy: str = "stop"  # stop: end the run at a non-finite loss | skip: drop that batch and go on
+
+
+@dataclass
 class RunConfig:
     env: Any = MISSING
     agent: Any = MISSING
@@ -128,6 +134,9 @@ class RunConfig:
     stop_at_return: Optional[float] = None  # stop early once greedy eval mean reaches this
     log_every: int = 100  # env steps between TensorBoard writes of losses and epsilon
     eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    resume: Optional[str] = None  # a run directory to continue, with its saved config
+    save_buffer: bool = True  # include the replay buffer in checkpoints/last.pt, for exact resume
 
 
 AGENT_SCHEMAS = {"dqn": DQNConfig, "random": RandomAgentConfig}
@@ -144,6 +153,12 @@ DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 def register_configs() -> None:
     """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``)."""
+    if not OmegaConf.has_resolver("rlrun_output_subdir"):
+        # A resumed run writes its own Hydra files beside the original ones instead of over them.
+        OmegaConf.register_new_resolver(
+            "rlrun_output_subdir",
+            lambda resume: ".hydra" if resume is None else f".hydra/resume-{time.strftime('%Y%m%d-%H%M%S')}",
+        )
     store = ConfigStore.instance()
     store.store(name="rlrun_schema", node=RunConfig)
     store.store(group="schema/env", name="env", node=EnvConfig)
@@ -165,6 +180,8 @@ def validate(cfg: DictConfig) -> None:
     Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training.
     """
     _check(cfg.mode in MODES, "mode", cfg.mode, f"one of {', '.join(MODES)}")
+    _check(cfg.seed >= 0, "seed", cfg.seed, "a non-negative integer")
+    _check(cfg.train.nan_policy in ("stop", "skip"), "train.nan_policy", cfg.train.nan_policy, "stop or skip")
     _check(cfg.total_steps > 0, "total_steps", cfg.total_steps, "a positive number of env steps")
     _check(cfg.save_every > 0, "save_every", cfg.save_every, "a positive number of env steps")
     _check(cfg.log_every > 0, "log_every", cfg.log_every, "a positive number of env steps")
@@ -226,6 +243,30 @@ def _validate_schedule(schedule: DictConfig) -> None:
         _check(schedule.decay > 0, "schedule.decay", schedule.decay, "a positive number of env steps")
     if schedule.name == "multiplicative":
         _check(0.0 < schedule.factor <= 1.0, "schedule.factor", schedule.factor, "in (0, 1]")
+
+
+# Keys a resumed run may change: how long and how it is watched, not what is learned.
+RESUMABLE_KEYS = ("total_steps", "eval", "save_every", "save_buffer", "device", "log_every", "resume")
+
+
+def load_config(overrides: list[str]) -> DictConfig:
+    """Compose conf/ with command-line style overrides and validate, as the CLI does, without running.
+
+    Hydra's and OmegaConf's own errors come back as :class:`ConfigError` with their message, so callers
+    (and the fuzz test) see one error type for every bad input.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_module("rlrun.conf", version_base=None):
+            cfg = compose("config", overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(f"{' '.join(overrides)}: {error}".strip()) from None
+    validate(cfg)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- overrides on a saved config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 from omegaconf import DictConfig, OmegaConf
@@ -41,3 +42,64 @@ def make_vector_env(cfg: DictConfig) -> gym.vector.VectorEnv:
     make_env(cfg).close()  # fail with a clear message before spawning copies
     envs = SyncVectorEnv([lambda: make_env(cfg) for _ in range(cfg.num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
     return RecordEpisodeStatistics(envs)
+
+
+def _time_limit(env: gym.Env):
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
+    """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
+
+    Classic-control envs keep their whole physical state in ``unwrapped.state``; for those, the state,
+    the time-limit counter and the env RNG make a resumed episode identical to an uninterrupted one.
+    Envs without such a state (Box2D, Atari) record ``None``: a resume restores their RNG and starts
+    fresh episodes.
+    """
+    import torch
+
+    sub_states = []
+    for env in envs.unwrapped.envs:
+        core = env.unwrapped
+        physical = getattr(core, "state", None)
+        limit = _time_limit(env)
+        sub_states.append({
+            "rng": core.np_random.bit_generator.state,
+            "physical": None if physical is None else torch.as_tensor(np.asarray(physical, dtype=np.float64)),
+            "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
+            "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        })
+    return {
+        "sub_envs": sub_states,
+        "episode_returns": torch.as_tensor(envs.episode_returns),
+        "episode_lengths": torch.as_tensor(envs.episode_lengths),
+        "action_space_rng": envs.action_space.np_random.bit_generator.state,
+    }
+
+
+def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
+    """Put captured state back into freshly reset envs; False when some episode could not be continued."""
+    exact = True
+    for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
+        core = env.unwrapped
+        core.np_random.bit_generator.state = sub["rng"]
+        if sub["physical"] is None:
+            exact = False
+            continue
+        physical = sub["physical"].numpy()
+        core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
+            else tuple(physical.tolist())
+        if sub["steps_beyond_terminated"] is not None or hasattr(core, "steps_beyond_terminated"):
+            core.steps_beyond_terminated = sub["steps_beyond_terminated"]
+        limit = _time_limit(env)
+        if limit is not None and sub["elapsed_steps"] is not None:
+            limit._elapsed_steps = sub["elapsed_steps"]
+    if exact:
+        envs.episode_returns[:] = state["episode_returns"].numpy()
+        envs.episode_lengths[:] = state["episode_lengths"].numpy()
+    envs.action_space.np_random.bit_generator.state = state["action_space_rng"]
+    return exact

@@ -1,5 +1,13 @@
-"""The one exception type users see: a bad config value or file, explained in a paragraph."""
+"""Exceptions users see: explained in a paragraph by the CLI, never as a traceback."""
 
 
-class ConfigError(Exception):
-    """Bad user input (config value, env id, checkpoint). The CLI prints it without a traceback."""
+class RlrunError(Exception):
+    """Base of the errors the CLI reports as a plain message."""
+
+
+class ConfigError(RlrunError):
+    """Bad user input (config value, env id, checkpoint, run folder)."""
+
+
+class TrainingDiverged(RlrunError):
+    """A non-finite loss: training stops rather than learn from garbage."""

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 # The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
@@ -36,8 +36,6 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The fixed hparam key set, read from a run's config."""
-    from omegaconf import OmegaConf
-
     values = {}
     for key, (path, missing) in HPARAM_KEYS.items():
         value = OmegaConf.select(cfg, path, default=None)
@@ -54,9 +52,9 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 class RunLogger:
     """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, purge_step: int | None = None):
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir))
+        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
 
     def scalars(self, metrics: Mapping[str, Any], step: int) -> None:
         for key, value in metrics.items():

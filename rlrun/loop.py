@@ -8,21 +8,27 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlrun.agents import Agent, build_agent
-from rlrun.checkpoints import save_checkpoint, space_signature
-from rlrun.envs import make_env, make_vector_env
+from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
+from rlrun.config import RESUMABLE_KEYS, merge_saved_config, validate
+from rlrun.envs import capture_env_state, make_env, make_vector_env, restore_env_state
+from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
-from rlrun.runtime import seed_everything, select_device
+from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +49,13 @@ def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
 
 
 class Trainer:
-    """Holds one run's env, agent and outputs; ``run()`` trains to ``total_steps`` or the early stop."""
+    """Holds one run's env, agent and outputs; ``run()`` trains to ``total_steps``, the early stop or a signal.
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    ``last.pt`` carries everything needed to continue exactly (replay buffer, every RNG, the envs'
+    episodes in progress); ``best.pt`` only what evaluation needs.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, resume_from: dict[str, Any] | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
@@ -62,27 +72,62 @@ class Trainer:
         self.episode = 0
         self.best_eval_return = -math.inf
         self.last_eval: dict[str, float] | None = None
+        self.last_return = math.nan
         self.eval_history: list[tuple[int, float]] = []  # (env step, greedy mean return)
         # The return that counts as solved: stop_at_return if set, else the env's registered threshold.
         spec_threshold = getattr(self.eval_env.spec, "reward_threshold", None)
         self.solved_at_return = cfg.stop_at_return if cfg.stop_at_return is not None else spec_threshold
         self.solved_at_step: int | None = None
         self.eval_seeds = eval_seeds(cfg.seed, cfg.eval.episodes)
+        self.obs: np.ndarray | None = None
+        self.resume_from = resume_from
+        self.stop_signal: int | None = None
 
-    # ------------------------------------------------------------------ outputs
-    def checkpoint_payload(self) -> dict[str, Any]:
-        return {
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_payload(self, for_resume: bool) -> dict[str, Any]:
+        payload = {
             "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "agent": self.agent.state_dict(),
+            "agent": self.agent.state_dict(include_replay=for_resume and self.cfg.save_buffer),
             "progress": {"step": self.step, "episode": self.episode, "best_eval_return": self.best_eval_return},
             "spaces": self.spaces,
         }
+        if for_resume:
+            payload["run_state"] = {
+                "obs": torch.as_tensor(self.obs),
+                "envs": capture_env_state(self.envs),
+                "global_rng": global_rng_state(),
+                "eval_history": self.eval_history,
+                "last_eval": self.last_eval,
+                "last_return": self.last_return,
+                "solved_at_step": self.solved_at_step,
+            }
+        return payload
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str, for_resume: bool) -> Path:
         path = self.checkpoint_dir / name
-        save_checkpoint(path, self.checkpoint_payload())
+        save_checkpoint(path, self.checkpoint_payload(for_resume))
         return path
 
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Continue from a ``last.pt`` payload: counters, agent, replay, RNGs and episodes in progress."""
+        progress, state = payload["progress"], payload["run_state"]
+        self.step, self.episode = progress["step"], progress["episode"]
+        self.best_eval_return = progress["best_eval_return"]
+        self.agent.load_state_dict(payload["agent"])
+        self.eval_history = [tuple(item) for item in state["eval_history"]]
+        self.last_eval, self.last_return = state["last_eval"], state["last_return"]
+        self.solved_at_step = state["solved_at_step"]
+        self.envs.reset(seed=self.cfg.seed)  # builds every sub-env's state, then overwritten below
+        if restore_env_state(self.envs, state["envs"]):
+            self.obs = state["obs"].numpy()
+        else:
+            log.warning("this env's episodes cannot be continued mid-way: resuming with fresh episodes")
+            self.obs, _ = self.envs.reset()
+        set_global_rng_state(state["global_rng"])
+        if "replay" not in payload["agent"] and hasattr(self.agent, "buffer"):
+            log.warning("last.pt holds no replay buffer (save_buffer=false): the agent refills it from scratch")
+
+    # ------------------------------------------------------------------ evaluation
     def evaluate(self, logger: RunLogger) -> dict[str, float]:
         episodes = run_greedy_episodes(self.agent, self.eval_env, self.eval_seeds)
         stats = summarize(episodes["returns"])
@@ -93,62 +138,103 @@ class Trainer:
             self.solved_at_step = self.step
         if stats["mean"] > self.best_eval_return:
             self.best_eval_return = stats["mean"]
-            self.save("best.pt")
+            self.save("best.pt", for_resume=False)
         log.info("step %d: greedy eval %.2f ± %.2f", self.step, stats["mean"], stats["std"])
         return stats
 
+    # ------------------------------------------------------------------ signals
+    @contextmanager
+    def stop_on_signals(self):
+        """First SIGINT/SIGTERM: finish the step, checkpoint, exit. A second one: the default action, at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def request_stop(signum, frame):
+            self.stop_signal = signum
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        for sig in previous:
+            signal.signal(sig, request_stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
     # ------------------------------------------------------------------ the loop
-    def run(self) -> dict[str, float]:
+    def run(self) -> dict[str, Any]:
         cfg = self.cfg
-        logger = RunLogger(self.run_dir)
+        if self.resume_from is not None:
+            self.restore(self.resume_from)
+            log.info("resuming %s at env step %d", self.run_dir, self.step)
+        else:
+            self.obs, _ = self.envs.reset(seed=cfg.seed)
+        # purge_step drops events a crashed or stopped run wrote after its checkpoint (all at later steps):
+        # the curves continue without a gap or doubled points
+        logger = RunLogger(self.run_dir, purge_step=self.step + 1 if self.resume_from is not None else None)
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
-        obs, _ = self.envs.reset(seed=cfg.seed)
         metrics: dict[str, Any] = {}
-        last_return = math.nan
-        start_time = time.perf_counter()
+        start_time, start_step = time.perf_counter(), self.step
+        previous = self.step
         stopped_early = False
-        with logging_redirect_tqdm(), tqdm(total=total_steps, unit="step", mininterval=0.5, disable=None) as bar:
-            while self.step < total_steps:
-                actions = self.agent.act(obs, self.step, self.episode)
-                next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
-                self.agent.observe(obs, actions, rewards, real_next_obs(next_obs, infos), terminated, truncated)
-                obs = next_obs
-                previous, self.step = self.step, self.step + num_envs
-                metrics.update(self.agent.update(self.step, self.episode))
+        try:
+            with self.stop_on_signals(), logging_redirect_tqdm(), \
+                    tqdm(total=total_steps, initial=self.step, unit="step", mininterval=0.5, disable=None) as bar:
+                while self.step < total_steps and self.stop_signal is None:
+                    obs = self.obs
+                    actions = self.agent.act(obs, self.step, self.episode)
+                    next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+                    self.agent.observe(obs, actions, rewards, real_next_obs(next_obs, infos), terminated, truncated)
+                    self.obs = next_obs
+                    previous, self.step = self.step, self.step + num_envs
+                    metrics.update(self.agent.update(self.step, self.episode))
 
-                if "_episode" in infos:
-                    for i in np.flatnonzero(infos["_episode"]):
-                        last_return = float(infos["episode"]["r"][i])
-                        logger.scalars({"charts/episodic_return": last_return,
-                                        "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
-                        self.episode += 1
+                    if "_episode" in infos:
+                        for i in np.flatnonzero(infos["_episode"]):
+                            self.last_return = float(infos["episode"]["r"][i])
+                            logger.scalars({"charts/episodic_return": self.last_return,
+                                            "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
+                            self.episode += 1
 
-                if crossed(previous, self.step, log_every):
-                    steps_per_second = self.step / (time.perf_counter() - start_time)
-                    logger.scalars({**metrics, "charts/steps_per_second": steps_per_second}, self.step)
-                    bar.update(self.step - bar.n)
-                    bar.set_postfix(
-                        ret=f"{last_return:.1f}",
-                        eps=f"{float(metrics.get('train/epsilon', math.nan)):.3f}",
-                        eval=f"{self.last_eval['mean']:.1f}" if self.last_eval else "-",
-                        refresh=False,
-                    )
-                if crossed(previous, self.step, eval_every):
-                    stats = self.evaluate(logger)
-                    if stop_at_return is not None and stats["mean"] >= stop_at_return:
-                        log.info("greedy eval %.2f reached stop_at_return=%s: stopping", stats["mean"],
-                                 stop_at_return)
-                        stopped_early = True
-                        break
-                if crossed(previous, self.step, save_every):
-                    self.save("last.pt")
-            bar.update(self.step - bar.n)
+                    if crossed(previous, self.step, log_every):
+                        steps_per_second = (self.step - start_step) / (time.perf_counter() - start_time)
+                        logger.scalars({**metrics, "charts/steps_per_second": steps_per_second}, self.step)
+                        bar.update(self.step - bar.n)
+                        bar.set_postfix(
+                            ret=f"{self.last_return:.1f}",
+                            eps=f"{float(metrics.get('train/epsilon', math.nan)):.3f}",
+                            eval=f"{self.last_eval['mean']:.1f}" if self.last_eval else "-",
+                            refresh=False,
+                        )
+                    if crossed(previous, self.step, eval_every):
+                        stats = self.evaluate(logger)
+                        if stop_at_return is not None and stats["mean"] >= stop_at_return:
+                            log.info("greedy eval %.2f reached stop_at_return=%s: stopping", stats["mean"],
+                                     stop_at_return)
+                            stopped_early = True
+                            break
+                    if crossed(previous, self.step, save_every):
+                        self.save("last.pt", for_resume=True)
+                bar.update(self.step - bar.n)
+        except TrainingDiverged as error:
+            logger.close()
+            last = self.checkpoint_dir / "last.pt"
+            where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"training diverged at env step {self.step}: {error}. Stopped rather than train on garbage; {where}. "
+                f"Try a lower agent.lr or agent.max_grad_norm, or train.nan_policy=skip to drop such batches."
+            ) from None
 
+        if self.stop_signal is not None:
+            return self.stop_for_signal(logger)
         if self.last_eval is None or not crossed(previous, self.step, eval_every):
             self.evaluate(logger)  # the final policy always gets a greedy evaluation
-        self.save("last.pt")
+        self.save("last.pt", for_resume=True)
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
         logger.hparams(cfg, results)
         logger.close()
@@ -173,6 +259,46 @@ class Trainer:
         (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))
         return summary
 
+    def stop_for_signal(self, logger: RunLogger) -> dict[str, Any]:
+        path = self.save("last.pt", for_resume=True)
+        logger.close()
+        self.envs.close()
+        self.eval_env.close()
+        name = signal.Signals(self.stop_signal).name
+        log.warning("%s at env step %d: saved %s. Continue with: rlrun resume=%s", name, self.step, path, self.run_dir)
+        return {"interrupted_by": self.stop_signal, "steps": self.step}
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return Trainer(cfg, run_dir).run()
+
+
+def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
+    """``resume=RUN_DIR``: continue that run in its own folder with its saved config.
+
+    Only keys that do not change what is learned may be overridden (``RESUMABLE_KEYS``).
+    """
+    run_dir = Path(cfg.resume)
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    if not run_dir.is_dir() or not checkpoint.is_file():
+        raise ConfigError(
+            f"resume={cfg.resume!r} is not an rlrun run folder with a checkpoint: {checkpoint} does not exist. "
+            f"Pass a run directory such as outputs/<date>/<time> that holds checkpoints/last.pt."
+        )
+    refused = [key for key in cli_override_keys if key.split(".")[0] not in RESUMABLE_KEYS]
+    if refused:
+        raise ConfigError(
+            f"resume={cfg.resume} cannot change {', '.join(refused)}: a resumed run keeps its env, agent and "
+            f"architecture. Only these may change: total_steps, eval.*, save_every, save_buffer, log_every, "
+            f"device and device.threads. Start a new run to change anything else."
+        )
+    payload = load_checkpoint(checkpoint)
+    if "run_state" not in payload:
+        raise ConfigError(f"{checkpoint} was written without run state (an older or evaluation-only checkpoint) "
+                          f"and cannot be resumed; evaluate it with mode=evaluate checkpoint={checkpoint}.")
+    merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
+    merged.resume = None
+    validate(merged)
+    trainer = Trainer(merged, run_dir, resume_from=payload)
+    check_spaces(checkpoint, payload["spaces"], trainer.spaces, merged.env.id)
+    return trainer.run()

@@ -42,6 +42,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         epsilon = build_schedule(cfg.schedule)
         # A plain dataclass: OmegaConf attribute access is far too slow for the per-step hot path.
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
-        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed)
+        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed,
+                        skip_nonfinite_loss=cfg.train.nan_policy == "skip")
     raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: dqn, random.")
 

@@ -25,7 +25,10 @@ class Agent(Protocol):
     def update(self, step: int, episode: int) -> dict[str, float]:
         """Learn if due at this env step; return the metrics to log (namespaced TensorBoard keys)."""
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue or evaluate: tensors, numbers, strings, dicts and lists only."""
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        """Everything needed to evaluate, and with ``include_replay`` to resume training exactly.
+
+        Tensors, numbers, strings, dicts and lists only: checkpoints load with ``weights_only=True``.
+        """
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...

@@ -16,6 +16,7 @@ from torch import nn
 
 from rlrun.buffers import Batch, ReplayBuffer
 from rlrun.config import DQNConfig
+from rlrun.errors import TrainingDiverged
 from rlrun.networks import QNetwork
 
 
@@ -55,8 +56,11 @@ class DQNAgent:
         epsilon: Callable[[int, int], float],
         device: torch.device,
         seed: int,
+        skip_nonfinite_loss: bool = False,
     ):
         self.cfg = cfg
+        self.skip_nonfinite_loss = skip_nonfinite_loss
+        self.skipped_batches = 0
         self.n_actions = n_actions
         self.buffer = buffer
         self.epsilon = epsilon
@@ -115,6 +119,11 @@ class DQNAgent:
             batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, cfg.gamma, cfg.double
         )
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
+        if not torch.isfinite(loss):
+            if not self.skip_nonfinite_loss:
+                raise TrainingDiverged(f"the TD loss is {loss.item()}")
+            self.skipped_batches += 1  # train.nan_policy=skip: drop this batch, keep its old priorities
+            return {"train/skipped_batches": self.skipped_batches}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
@@ -134,18 +143,25 @@ class DQNAgent:
                 target_param.lerp_(online_param, self.cfg.tau)
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        return {
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        state = {
             "online": self.online.state_dict(),
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "last_update_step": self.last_update_step,
+            "skipped_batches": self.skipped_batches,
             "rng": self.rng.bit_generator.state,
         }
+        if include_replay:
+            state["replay"] = self.buffer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.online.load_state_dict(state["online"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.last_update_step = state["last_update_step"]
+        self.skipped_batches = state.get("skipped_batches", 0)
         self.rng.bit_generator.state = state["rng"]
+        if "replay" in state:
+            self.buffer.load_state_dict(state["replay"])

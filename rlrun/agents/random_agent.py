@@ -27,7 +27,7 @@ class RandomAgent:
     def update(self, step: int, episode: int) -> dict[str, float]:
         return {}
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

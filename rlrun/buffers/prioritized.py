@@ -54,5 +54,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(indices, priorities**self.alpha)
 
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "priorities": torch.from_numpy(self.tree.leaves[: self.size].copy()),
+                "max_priority": self.max_priority}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.max_priority = state["max_priority"]
+        self.tree.update(np.arange(self.size), state["priorities"].numpy())
+
     def metrics(self) -> dict[str, float]:
         return {"train/beta": self.beta, "buffer/max_priority": self.max_priority}

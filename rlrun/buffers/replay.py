@@ -106,3 +106,18 @@ class ReplayBuffer:
 
     def metrics(self) -> dict[str, float]:
         return {}
+
+    def state_dict(self) -> dict:
+        """The stored transitions (filled part only) as tensors, the ring position and the sampling RNG."""
+        return {
+            **{name: torch.from_numpy(array[: self.size].copy()) for name, array in self._fields().items()},
+            "position": self.position,
+            "size": self.size,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.size, self.position = state["size"], state["position"]
+        for name, array in self._fields().items():
+            array[: self.size] = state[name].numpy()
+        self.rng.bit_generator.state = state["rng"]

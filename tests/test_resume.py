@@ -1,0 +1,133 @@
+"""Nothing lost: exact resume, signals, SIGKILL at random moments, divergence."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rlrun.checkpoints import load_checkpoint
+from rlrun.cli import run
+from rlrun.errors import ConfigError, TrainingDiverged
+from rlrun.loop import Trainer, train
+from tests.conftest import TINY_RUN, compose_cfg, run_cli
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize("agent", ["dqn", "per_dqn"])
+def test_stopped_and_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
+    cfg = compose_cfg(*TINY_RUN, f"agent={agent}", "env.max_episode_steps=60", "seed=5", "total_steps=1200")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train(cfg, whole)
+
+    interrupted = Trainer(cfg, parts)
+    learn = interrupted.agent.update
+
+    def update_then_stop_at_600(step, episode):  # as if Ctrl-C arrived during step 600
+        if step >= 600:
+            interrupted.stop_signal = signal.SIGINT
+        return learn(step, episode)
+
+    interrupted.agent.update = update_then_stop_at_600
+    assert interrupted.run() == {"interrupted_by": signal.SIGINT, "steps": 600}
+    result = run(compose_cfg(f"resume={parts}"), tmp_path / "hydra-dir", [f"resume={parts}"])
+    assert result["steps"] == 1200
+    for tag in ("charts/episodic_return", "eval/mean_return", "losses/td_loss"):
+        assert scalars(parts, tag) == scalars(whole, tag), tag  # same values, no gap, no duplicated steps
+    a = load_checkpoint(whole / "checkpoints" / "last.pt")["agent"]
+    b = load_checkpoint(parts / "checkpoints" / "last.pt")["agent"]
+    for key in a["online"]:
+        assert torch.equal(a["online"][key], b["online"][key])
+
+
+def test_resume_refuses_changes_to_what_is_learned(tmp_path):
+    train(compose_cfg(*TINY_RUN), tmp_path)
+    for override in ("agent.lr=0.1", "agent=double_dqn", "env=acrobot", "seed=3"):
+        key = override.split("=")[0]
+        with pytest.raises(ConfigError, match=f"cannot change {key}"):
+            run(compose_cfg(f"resume={tmp_path}", override), tmp_path / "x", [f"resume={tmp_path}", override])
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="is not an rlrun run folder"):
+        run(compose_cfg(f"resume={tmp_path}"), tmp_path / "x", [f"resume={tmp_path}"])
+
+
+def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path):
+    trainer = Trainer(compose_cfg(*TINY_RUN, "total_steps=900", "save_every=200"), tmp_path)
+    real_loss = trainer.agent.loss_fn
+
+    def loss_turning_nan(q, target):
+        return real_loss(q, target) * (float("nan") if trainer.step > 450 else 1.0)
+
+    trainer.agent.loss_fn = loss_turning_nan
+    with pytest.raises(TrainingDiverged, match=r"diverged at env step 4\d\d.*last good checkpoint is .*last\.pt"):
+        trainer.run()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
+
+
+def test_nan_policy_skip_drops_bad_batches_and_goes_on(tmp_path):
+    trainer = Trainer(compose_cfg(*TINY_RUN, "train.nan_policy=skip"), tmp_path)
+    real_loss = trainer.agent.loss_fn
+    trainer.agent.loss_fn = lambda q, t: real_loss(q, t) * (float("nan") if trainer.step % 8 == 0 else 1.0)
+    assert trainer.run()["steps"] == 600
+    assert trainer.agent.skipped_batches > 0
+    assert all(torch.isfinite(p).all() for p in trainer.agent.online.parameters())
+
+
+def start_training(run_dir: Path, *extra: str) -> subprocess.Popen:
+    args = [*TINY_RUN, "total_steps=200000", "save_every=200", "eval.every=100000", f"hydra.run.dir={run_dir}",
+            *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_checkpoints_and_exits_with_the_shell_code(tmp_path, sig, code):
+    process = start_training(tmp_path)
+    wait_for(tmp_path / "checkpoints" / "last.pt")
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert f"Continue with: rlrun resume={tmp_path}" in stdout + stderr
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert checkpoint["progress"]["step"] > 0 and "run_state" in checkpoint
+
+
+def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_finishes(tmp_path):
+    rng = random.Random(0)
+    checkpoint = tmp_path / "checkpoints" / "last.pt"
+    steps_seen = []
+    for attempt in range(3):
+        process = start_training(tmp_path) if attempt == 0 else subprocess.Popen(
+            [sys.executable, "-m", "rlrun", f"resume={tmp_path}", "total_steps=200000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(checkpoint)
+        time.sleep(rng.uniform(0.5, 3.0))
+        process.kill()
+        process.communicate()
+        steps_seen.append(load_checkpoint(checkpoint)["progress"]["step"])  # loads: never half-written
+    final_steps = steps_seen[-1] + 400
+    result = run_cli(f"resume={tmp_path}", f"total_steps={final_steps}")
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(checkpoint)["progress"]["step"] == final_steps
+    assert steps_seen == sorted(steps_seen) and steps_seen[-1] > 0
