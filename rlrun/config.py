@@ -179,6 +179,12 @@ def validate(cfg: DictConfig) -> None:
 
     Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training.
     """
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} must be set: the chosen options leave {'it' if len(missing) == 1 else 'them'} "
+            f"open (???). For example env=gym needs env.id=<a registered Gymnasium id>, e.g. env.id=Pendulum-v1."
+        )
     _check(cfg.mode in MODES, "mode", cfg.mode, f"one of {', '.join(MODES)}")
     _check(cfg.seed >= 0, "seed", cfg.seed, "a non-negative integer")
     _check(cfg.train.nan_policy in ("stop", "skip"), "train.nan_policy", cfg.train.nan_policy, "stop or skip")
@@ -263,7 +269,7 @@ def load_config(overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_module("rlrun.conf", version_base=None):
             cfg = compose("config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # Hydra raises ValueError for e.g. agent=0
         raise ConfigError(f"{' '.join(overrides)}: {error}".strip()) from None
     validate(cfg)
     return cfg
