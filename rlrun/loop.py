@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -45,8 +45,11 @@ def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
 class Trainer:
     """Holds one run's env, agent and outputs; ``run()`` trains to ``total_steps`` or the early stop."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path,
+                 eval_listener: Callable[[int, float], bool] | None = None):
         self.cfg = cfg
+        # Told (env step, greedy mean return) after each evaluation; True stops training (an Optuna pruner).
+        self.eval_listener = eval_listener
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.device = select_device(cfg.device)
@@ -142,6 +145,10 @@ class Trainer:
                                  stop_at_return)
                         stopped_early = True
                         break
+                    if self.eval_listener is not None and self.eval_listener(self.step, stats["mean"]):
+                        log.info("step %d: stopped by the sweeper (trial pruned)", self.step)
+                        stopped_early = True
+                        break
                 if crossed(previous, self.step, save_every):
                     self.save("last.pt")
             bar.update(self.step - bar.n)
@@ -174,5 +181,6 @@ class Trainer:
         return summary
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    return Trainer(cfg, run_dir).run()
+def train(cfg: DictConfig, run_dir: Path,
+          eval_listener: Callable[[int, float], bool] | None = None) -> dict[str, float]:
+    return Trainer(cfg, run_dir, eval_listener).run()
