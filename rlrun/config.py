@@ -134,10 +134,10 @@ DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def register_configs() -> None:
-    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``, launcher plugin schemas)."""
-    from rlrun.sweeps.launchers import register_launcher_configs
+    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), and the sweep plugins."""
+    from rlrun.sweeps.plugins import register_sweep_plugins
 
-    register_launcher_configs()
+    register_sweep_plugins()
     store = ConfigStore.instance()
     store.store(name="rlrun_schema", node=RunConfig)
     store.store(group="schema/env", name="env", node=EnvConfig)

@@ -1,37 +1,25 @@
-"""The Hydra ``Sweeper`` that runs an Optuna study: ask trials, launch them as jobs, tell their results.
+"""The Hydra ``Sweeper`` behind ``hydra/sweeper=optuna``: Hydra glue around rlrun.sweeps.optuna_search.
 
-Trials are launched in batches of ``n_jobs`` through whatever launcher is configured (joblib, basic, submitit), so
-the jobs are ordinary rlrun runs with their own folders, TensorBoard events and results.json.
+Hydra imports every plugin module on every run, so Optuna itself is imported only when a study runs.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
-import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
-
-from rlrun.errors import ConfigError
-from rlrun.sweeps import optuna_study as studies
-
-log = logging.getLogger(__name__)
-
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-RESULTS_FILE = "optuna_results.yaml"
 
 
 class RlrunOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         self.settings = OmegaConf.create(settings)
         self.config: Optional[DictConfig] = None
-        self.launcher = None
+        self.launcher: Optional[Launcher] = None
         self.hydra_context: Optional[HydraContext] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -40,87 +28,12 @@ class RlrunOptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: List[str]) -> List[Sequence[JobReturn]]:
+    def sweep(self, arguments: List[str]) -> Any:
+        from rlrun.sweeps.optuna_search import run_study
+
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
-        settings = self.settings
-        studies.check_settings(settings)
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        space, fixed = studies.parse_search_space(dict(settings.params), arguments, parser)
-        if not space:
-            raise ConfigError("hydra/sweeper=optuna needs at least one search dimension, e.g. "
-                              "'agent.lr=tag(log, interval(1e-4, 1e-2))' or hydra.sweeper.params.")
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        url = studies.storage_url(settings, sweep_dir)
-        study = optuna.create_study(
-            study_name=settings.study_name, storage=studies.open_storage(url), sampler=studies.build_sampler(settings),
-            pruner=studies.build_pruner(settings), direction=settings.direction, load_if_exists=True)
-        log.info("Optuna study %r in %s: %s sampler, %s pruner, %s %s, %d trials already finished",
-                 settings.study_name, url, settings.sampler, settings.pruner, settings.direction, settings.metric,
-                 finished_trials(study))
-
-        returns: List[Sequence[JobReturn]] = []
-        job_index = 0
-        while (missing := settings.n_trials - finished_trials(study)) > 0:
-            trials = [study.ask(space) for _ in range(min(settings.n_jobs, missing))]
-            # The storage's trial id (not the study-local number) lets the job rebuild its Trial to report to it.
-            batch = [fixed + [studies.override_for(key, trial.params[key]) for key in space]
-                     + [f"++hydra.job.env_set.{studies.TRIAL_ID_VARIABLE}={trial._trial_id}"] for trial in trials]
-            try:
-                self.validate_batch_is_legal(batch)
-            except Exception:
-                for trial in trials:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise
-            results = self.launcher.launch(batch, initial_job_idx=job_index)
-            for trial, result in zip(trials, results):
-                self.tell(study, trial, result)
-            job_index += len(batch)
-            returns.append(results)
-        self.write_results(study, sweep_dir, url)
-        return returns
-
-    def tell(self, study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn) -> None:
-        """Record one finished job in the study: its objective, or pruned, or failed."""
-        outcome = job._return_value if job.status == JobStatus.COMPLETED else None
-        if not isinstance(outcome, dict) or outcome.get("failed") or "eval_history" not in outcome:
-            error = outcome.get("error") if isinstance(outcome, dict) else job._return_value
-            log.warning("trial %d failed: %s", trial.number, error)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            return
-        trial.set_user_attr("job_dir", str(job.hydra_cfg.hydra.runtime.output_dir) if job.hydra_cfg else "")
-        report_missing_evaluations(study, trial, outcome["eval_history"])
-        if outcome.get("pruned_at_step") is not None:
-            log.info("trial %d pruned at step %d", trial.number, outcome["pruned_at_step"])
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            return
-        value = studies.objective(outcome, self.settings.metric, self.settings.last_evals)
-        log.info("trial %d: %s = %.3f", trial.number, self.settings.metric, value)
-        study.tell(trial, value)
-
-    def write_results(self, study: optuna.Study, sweep_dir: Path, url: str) -> None:
-        counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in FINISHED}
-        summary: dict[str, Any] = {"study_name": study.study_name, "storage": url, "metric": self.settings.metric,
-                                   "direction": self.settings.direction, "trials": counts}
-        if counts["complete"]:
-            best = study.best_trial
-            summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)
-            log.info("best trial %d: %s = %.3f with %s", best.number, self.settings.metric, best.value, best.params)
-        OmegaConf.save(OmegaConf.create(summary), sweep_dir / RESULTS_FILE)
-
-
-def finished_trials(study: optuna.Study) -> int:
-    """Trials that count towards n_trials; trials left RUNNING by a killed process do not."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def report_missing_evaluations(study: optuna.Study, trial: optuna.trial.Trial, history: list) -> None:
-    """Give the study every eval return of the run (the job reports live only when it could reach the storage).
-
-    The median pruner compares later trials with these, so a completed trial needs them too.
-    """
-    reported = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).intermediate_values
-    for step, mean_return in history:
-        if int(step) not in reported:
-            trial.report(float(mean_return), int(step))
+        launcher = self.launcher
+        return run_study(self.settings, arguments, self.config,
+                         OverridesParser.create(config_loader=self.hydra_context.config_loader),
+                         launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
+                         validate=self.validate_batch_is_legal)

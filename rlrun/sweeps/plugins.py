@@ -1,10 +1,13 @@
-"""rlrun's defaults for the launcher plugins, and the two resolvers its sweep config uses.
+"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and two resolvers.
 
 ``joblib``, ``submitit_local`` and ``submitit_slurm`` are re-registered in Hydra's ConfigStore under their own
 names with rlrun's defaults, built from the plugins' typed schemas (so a misspelt launcher key still fails at
 composition). This is done in Python, not with YAML files in conf/hydra/launcher/: a YAML file named like a
 ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matching" (a warning on every run),
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
+
+rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) is registered explicitly as well: Hydra's scan lists
+``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
 """
 
 from __future__ import annotations
@@ -46,10 +49,14 @@ def job_folder(job_number: int, override_dirname: str) -> str:
     return name
 
 
-def register_launcher_configs() -> None:
-    """Register rlrun's launcher defaults and resolvers (idempotent; called by rlrun.config.register_configs)."""
+def register_sweep_plugins() -> None:
+    """Register the sweeper, launcher defaults and resolvers (idempotent; called by rlrun.config.register_configs)."""
     # Scan plugins first: the scan re-executes their config modules, re-storing the plugins' own defaults.
-    Plugins.instance()
+    plugins = Plugins.instance()
+    import hydra_plugins.rlrun_optuna_sweeper.config  # noqa: F401  (stores hydra/sweeper/optuna)
+    from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
+
+    plugins.register(RlrunOptunaSweeper)
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
     from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
