@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rlrun.config import override_keys, register_configs, validate
@@ -20,7 +22,8 @@ register_configs()
 log = logging.getLogger("rlrun")
 
 
-def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str]) -> dict:
+def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
+        eval_listener: Callable[[int, float], bool] | None = None) -> dict:
     """Validate, then train or evaluate. Shared by the CLI and tests."""
     validate(cfg)
     if cfg.resume is not None:
@@ -33,14 +36,21 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str]) -> dict:
         return evaluate(cfg, run_dir, override_keys(cli_overrides))
     from rlrun.loop import train
 
-    return train(cfg, run_dir)
+    return train(cfg, run_dir, eval_listener)
 
 
 @hydra.main(version_base=None, config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | dict | None:
+    """A single run returns its best eval return; a multirun job returns its results dict (or failure record)."""
     hydra_cfg = HydraConfig.get()
+    run_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        from rlrun.sweeps.job import run_sweep_job
+        from rlrun.sweeps.optuna_study import trial_listener
+
+        return run_sweep_job(lambda listener: run(cfg, run_dir, overrides, listener), run_dir, trial_listener())
     try:
-        result = run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+        result = run(cfg, run_dir, overrides)
     except RlrunError as error:
         print(f"rlrun: error: {error}", file=sys.stderr)
         sys.exit(2 if isinstance(error, ConfigError) else 1)

@@ -152,7 +152,10 @@ DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def register_configs() -> None:
-    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``)."""
+    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), and the sweep plugins."""
+    from rlrun.sweeps.plugins import register_sweep_plugins
+
+    register_sweep_plugins()
     if not OmegaConf.has_resolver("rlrun_output_subdir"):
         # A resumed run writes its own Hydra files beside the original ones instead of over them.
         OmegaConf.register_new_resolver(

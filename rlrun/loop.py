@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -55,8 +55,11 @@ class Trainer:
     episodes in progress); ``best.pt`` only what evaluation needs.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, resume_from: dict[str, Any] | None = None):
+    def __init__(self, cfg: DictConfig, run_dir: Path, resume_from: dict[str, Any] | None = None,
+                 eval_listener: Callable[[int, float], bool] | None = None):
         self.cfg = cfg
+        # Told (env step, greedy mean return) after each evaluation; True stops training (an Optuna pruner).
+        self.eval_listener = eval_listener
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.device = select_device(cfg.device)
@@ -218,6 +221,10 @@ class Trainer:
                                      stop_at_return)
                             stopped_early = True
                             break
+                        if self.eval_listener is not None and self.eval_listener(self.step, stats["mean"]):
+                            log.info("step %d: stopped by the sweeper (trial pruned)", self.step)
+                            stopped_early = True
+                            break
                     if crossed(previous, self.step, save_every):
                         self.save("last.pt", for_resume=True)
                 bar.update(self.step - bar.n)
@@ -269,8 +276,9 @@ class Trainer:
         return {"interrupted_by": self.stop_signal, "steps": self.step}
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    return Trainer(cfg, run_dir).run()
+def train(cfg: DictConfig, run_dir: Path,
+          eval_listener: Callable[[int, float], bool] | None = None) -> dict[str, Any]:
+    return Trainer(cfg, run_dir, eval_listener=eval_listener).run()
 
 
 def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:

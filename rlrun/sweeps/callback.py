@@ -1,0 +1,33 @@
+"""The Hydra callback that ends every multirun with the sweep report (configured in conf/config.yaml)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from rlrun.sweeps.report import SUMMARY_CSV, SUMMARY_MD, write_summary
+
+log = logging.getLogger("rlrun")
+
+
+class SweepReport(Callback):
+    """Writes summary.csv and summary.md in the sweep directory and prints the table.
+
+    Exits with status 1 after the report when any job failed, so scripts and CI notice a partly failed sweep.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return  # nothing was launched (e.g. the sweep failed to compose)
+        rows, table = write_summary(sweep_dir)
+        print(f"\nSweep summary ({sweep_dir / SUMMARY_CSV}, {sweep_dir / SUMMARY_MD}):\n\n{table}", flush=True)
+        failed = sum(row.failed for row in rows)
+        if failed:
+            jobs = sum(len(row.jobs) for row in rows)
+            log.error("%d of %d jobs failed; the others finished and are in the summary", failed, jobs)
+            raise SystemExit(1)

@@ -1,0 +1,53 @@
+"""One multirun job: record a failure instead of raising it, so one bad config cannot stop the sweep.
+
+Hydra's launchers catch ``Exception`` per job but not ``SystemExit``, and the basic sweeper re-raises the first
+failure once the batch is done, which skips the sweep report. A sweep job therefore never raises: it writes
+``failure.json`` in its run directory and returns ``{"failed": True, "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from rlrun.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+FAILURE_FILE = "failure.json"
+RESULTS_FILE = "results.json"
+
+EvalListener = Callable[[int, float], bool]  # (env step, greedy mean return) -> stop training now?
+
+
+def run_sweep_job(train_or_evaluate: Callable[[Optional[EvalListener]], dict], run_dir: Path,
+                  eval_listener: Optional[EvalListener] = None) -> dict[str, Any]:
+    """Run one job and return its results, or a failure record; never raises (except KeyboardInterrupt)."""
+    run_dir = Path(run_dir)
+    try:
+        result = train_or_evaluate(eval_listener)
+    except (Exception, SystemExit) as error:  # SystemExit too: a library calling sys.exit must not end the sweep
+        message = str(error) or type(error).__name__
+        failure = {"error": message, "type": type(error).__name__}
+        if not isinstance(error, ConfigError):  # a bug, not a bad value: keep the traceback for whoever fixes it
+            failure["traceback"] = traceback.format_exc()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+        log.error("job failed (%s): %s", type(error).__name__, message)
+        return {"failed": True, **failure}
+    pruned_at_step = getattr(eval_listener, "pruned_at_step", None)
+    if pruned_at_step is not None:
+        mark_pruned(run_dir, pruned_at_step)
+    return {**(result if isinstance(result, dict) else {}), "failed": False, "pruned_at_step": pruned_at_step}
+
+
+def mark_pruned(run_dir: Path, step: int) -> None:
+    """Note in results.json that the sweeper stopped this run, so the report does not mistake it for a full run."""
+    path = run_dir / RESULTS_FILE
+    if path.is_file():
+        results = json.loads(path.read_text())
+        results["pruned_at_step"] = step
+        path.write_text(json.dumps(results, indent=2))

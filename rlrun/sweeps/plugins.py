@@ -1,0 +1,76 @@
+"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and two resolvers.
+
+``joblib``, ``submitit_local`` and ``submitit_slurm`` are re-registered in Hydra's ConfigStore under their own
+names with rlrun's defaults, built from the plugins' typed schemas (so a misspelt launcher key still fails at
+composition). This is done in Python, not with YAML files in conf/hydra/launcher/: a YAML file named like a
+ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matching" (a warning on every run),
+and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
+
+rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) is registered explicitly as well: Hydra's scan lists
+``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from omegaconf import OmegaConf
+
+JOB_FOLDER_MAX_CHARS = 120  # well under the 255-byte file name limit; the job number keeps names unique
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container or a SLURM allocation can grant fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def parallel_jobs(threads_per_job: int) -> int:
+    """How many jobs fit at once so that jobs x torch threads <= cores (oversubscription slows updates 15-100x)."""
+    return max(1, usable_cores() // max(1, int(threads_per_job)))
+
+
+def job_folder(job_number: int, override_dirname: str) -> str:
+    """``3_agent=dqn,seed=1``: the job number, then its overrides, so TensorBoard's run names say what ran.
+
+    Long names keep whole ``key=value`` items up to JOB_FOLDER_MAX_CHARS and end in ``,...``.
+    """
+    name = str(job_number)
+    items = re.sub(r"[/\\\s]", "_", override_dirname).split(",") if override_dirname else []
+    for index, item in enumerate(items):  # path separators and blanks (replaced above) would nest or split it
+        candidate = f"{name}{'_' if index == 0 else ','}{item}"
+        if len(candidate) > JOB_FOLDER_MAX_CHARS:
+            return f"{name},..." if index else f"{name}_{item[:JOB_FOLDER_MAX_CHARS - len(name) - 4]}..."
+        name = candidate
+    return name
+
+
+def register_sweep_plugins() -> None:
+    """Register the sweeper, launcher defaults and resolvers (idempotent; called by rlrun.config.register_configs)."""
+    # Scan plugins first: the scan re-executes their config modules, re-storing the plugins' own defaults.
+    plugins = Plugins.instance()
+    import hydra_plugins.rlrun_optuna_sweeper.config  # noqa: F401  (stores hydra/sweeper/optuna)
+    from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
+
+    plugins.register(RlrunOptunaSweeper)
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+    threads = "${device.threads}"
+    launchers = {
+        # as many jobs as fit with jobs x device.threads <= usable cores
+        "joblib": JobLibLauncherConf(n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
+        "submitit_local": LocalQueueConf(cpus_per_task=threads, tasks_per_node=1, timeout_min=60),
+        # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
+        "submitit_slurm": SlurmQueueConf(cpus_per_task=threads, tasks_per_node=1, nodes=1, mem_gb=4,
+                                         timeout_min=120, array_parallelism=64),
+    }
+    store = ConfigStore.instance()
+    for name, node in launchers.items():
+        store.store(group="hydra/launcher", name=name, node=node, provider="rlrun")
+    OmegaConf.register_new_resolver("rlrun.parallel_jobs", parallel_jobs, replace=True)
+    OmegaConf.register_new_resolver("rlrun.job_folder", job_folder, replace=True)

@@ -1,0 +1,186 @@
+"""Sweeps as a user runs them: parallel multiruns, the sweep report, failures, Optuna studies, submitit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from rlrun.errors import ConfigError
+from rlrun.sweeps.job import FAILURE_FILE, run_sweep_job
+from rlrun.sweeps.optuna_study import TrialReporter, objective, parse_search_space
+from rlrun.sweeps.plugins import job_folder
+from tests.conftest import run_cli
+
+# Tiny budgets: a job is ~0.5 s of training, the rest is process start-up.
+TINY_SWEEP = ["total_steps=300", "agent.learning_starts=50", "agent.batch_size=16", "eval.every=150",
+              "eval.episodes=1", "device=cpu"]
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=lambda p: p.name)
+
+
+def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
+    with open(sweep_dir / "summary.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ----------------------------------------------------------------------------- grid sweeps
+def test_2x2_multirun_runs_in_parallel_and_reports_one_row_per_config(tmp_path):
+    result = run_cli("-m", "agent=dqn,double_dqn", "seed=0,1", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "Joblib.Parallel(n_jobs=" in result.stdout + result.stderr  # the default launcher is joblib
+
+    jobs = job_dirs(tmp_path)
+    assert len(jobs) == 4
+    for job in jobs:
+        assert list(job.glob("events.out.tfevents*")), f"no TensorBoard events in {job}"
+        assert job.name.split("_", 1)[1].count("agent=") == 1, "the folder (TensorBoard run name) names the agent"
+
+    rows = read_summary(tmp_path)
+    assert [row["config"] for row in rows] != [] and len(rows) == 2
+    for row in rows:
+        agent = row["config"].split("=")[1]
+        runs = [json.loads((job / "results.json").read_text()) for job in jobs
+                if f"- agent={agent}\n" in (job / ".hydra" / "overrides.yaml").read_text()]
+        assert len(runs) == 2 and row["runs"] == "2" and row["seeds"] == "0 1" and row["failed"] == "0"
+        best = [r["best_eval_return"] for r in runs]
+        final = [r["final_eval_return"] for r in runs]
+        assert float(row["best_return_mean"]) == pytest.approx(statistics.fmean(best))
+        assert float(row["best_return_std"]) == pytest.approx(statistics.stdev(best))
+        assert float(row["best_return_min"]) == min(best) and float(row["best_return_max"]) == max(best)
+        assert float(row["final_return_mean"]) == pytest.approx(statistics.fmean(final))
+        assert float(row["wall_seconds_mean"]) == pytest.approx(statistics.fmean(r["wall_seconds"] for r in runs))
+    assert float(rows[0]["best_return_mean"]) >= float(rows[1]["best_return_mean"]), "sorted best first"
+    assert (tmp_path / "summary.md").read_text().count("| agent=") == 2
+    assert "| agent=" in result.stdout, "the table is printed"
+
+
+def test_a_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
+    result = run_cli("-m", "hydra/launcher=basic", "agent.lr=0.001,0", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 1, "a partly failed sweep exits non-zero, after the report"
+    assert "Traceback" not in result.stderr, result.stderr
+    good, bad = job_dirs(tmp_path)
+    assert (good / "results.json").is_file()
+    assert "agent.lr=0.0 is not allowed" in json.loads((bad / FAILURE_FILE).read_text())["error"]
+
+    rows = {row["config"]: row for row in read_summary(tmp_path)}
+    assert rows["agent.lr=0.001"]["failed"] == "0" and rows["agent.lr=0.001"]["runs"] == "1"
+    assert rows["agent.lr=0"]["failed"] == "1" and "agent.lr=0.0 is not allowed" in rows["agent.lr=0"]["errors"]
+    assert "Failed jobs (1)" in result.stdout
+
+
+@pytest.mark.parametrize("error", [ConfigError("agent.lr=0 is not allowed"), RuntimeError("boom"), SystemExit(2)])
+def test_a_sweep_job_records_any_failure_instead_of_raising(tmp_path, error):
+    def failing(_listener):
+        raise error
+
+    outcome = run_sweep_job(failing, tmp_path)
+    assert outcome["failed"] is True and outcome["type"] == type(error).__name__
+    record = json.loads((tmp_path / FAILURE_FILE).read_text())
+    assert record["error"] == outcome["error"]
+    assert ("traceback" in record) == (not isinstance(error, ConfigError)), "bugs keep their traceback"
+
+
+def test_job_folders_are_readable_and_bounded():
+    assert job_folder(3, "agent=dqn,seed=1") == "3_agent=dqn,seed=1"
+    assert job_folder(0, "") == "0"
+    assert job_folder(1, "checkpoint=/a/b.pt") == "1_checkpoint=_a_b.pt"
+    long = job_folder(12, ",".join(f"key{i}=value{i}" for i in range(40)))
+    assert len(long) <= 120 and long.endswith(",...") and "key0=value0" in long
+
+
+# ----------------------------------------------------------------------------- Optuna
+@pytest.fixture
+def parser():
+    return OverridesParser.create()
+
+
+def test_search_space_syntax_matches_hydras_optuna_sweeper(parser):
+    space, fixed = parse_search_space(
+        {"agent.gamma": "interval(0.9, 0.999)", "agent.batch_size": "choice(16, 32)"},
+        ["agent.lr=tag(log, interval(1e-4, 1e-2))", "agent.train_freq=range(1, 5)",
+         "agent.target_update_every=int(interval(100, 1000))", "agent.batch_size=choice(32,64,128)", "seed=3",
+         "agent=dqn,double_dqn"],
+        parser)
+    D = optuna.distributions
+    assert space["agent.lr"] == D.FloatDistribution(1e-4, 1e-2, log=True)
+    assert space["agent.gamma"] == D.FloatDistribution(0.9, 0.999)
+    assert space["agent.train_freq"] == D.IntDistribution(1, 4), "range excludes stop, as Python's does"
+    assert space["agent.target_update_every"] == D.IntDistribution(100, 1000)
+    assert space["agent.batch_size"] == D.CategoricalDistribution([32, 64, 128]), "the command line wins"
+    assert space["agent"] == D.CategoricalDistribution(["dqn", "double_dqn"])
+    assert fixed == ["seed=3"]
+
+
+def test_objective_is_the_mean_of_the_last_evaluations():
+    results = {"eval_history": [[100, 10.0], [200, 50.0], [300, 20.0], [400, 30.0]], "best_eval_return": 50.0,
+               "final_eval_return": 30.0}
+    assert objective(results, "last_evals_mean", 3) == pytest.approx(100.0 / 3)
+    assert objective(results, "best_eval_return", 3) == 50.0
+
+
+def test_median_pruner_stops_a_trial_below_the_median():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    for value in (100.0, 120.0):
+        trial = study.ask()
+        trial.report(value, 1000)
+        study.tell(trial, value)
+    good, bad = TrialReporter(study.ask()), TrialReporter(study.ask())
+    assert good(1000, 150.0) is False and good.pruned_at_step is None
+    assert bad(1000, 5.0) is True and bad.pruned_at_step == 1000
+
+
+def completed_trials(storage: str, study_name: str) -> int:
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # the study is not created yet
+        return 0
+    return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def test_optuna_study_with_sqlite_is_stopped_then_resumed_to_finish(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
+            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=tiny", "hydra.sweeper.pruner=none",
+            "agent.lr=tag(log, interval(1e-4, 1e-2))", "agent.batch_size=choice(16,32)", *TINY_SWEEP[:2],
+            *TINY_SWEEP[3:]]
+    first = subprocess.Popen([sys.executable, "-m", "rlrun", *args, f"hydra.sweep.dir={tmp_path / 'first'}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while completed_trials(storage, "tiny") < 2 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+    os.killpg(first.pid, signal.SIGKILL)  # stopped hard, as a preempted job would be
+    first.wait()
+    done_before = completed_trials(storage, "tiny")
+    assert 2 <= done_before < 4, "the first process was stopped mid-study"
+
+    second = run_cli(*args, f"hydra.sweep.dir={tmp_path / 'second'}")
+    assert second.returncode == 0, second.stderr
+    assert completed_trials(storage, "tiny") == 4
+    assert len(job_dirs(tmp_path / "second")) == 4 - done_before, "the resumed study runs only the missing trials"
+    assert "best_params" in (tmp_path / "second" / "optuna_results.yaml").read_text()
+    assert len(read_summary(tmp_path / "second")) == 4 - done_before
+
+
+# ----------------------------------------------------------------------------- submitit
+def test_submitit_local_runs_a_two_job_sweep(tmp_path):
+    result = run_cli("-m", "hydra/launcher=submitit_local", "seed=0,1", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    jobs = job_dirs(tmp_path)
+    assert len(jobs) == 2 and all((job / "results.json").is_file() for job in jobs)
+    assert (tmp_path / ".submitit").is_dir(), "jobs went through submitit"
+    (row,) = read_summary(tmp_path)
+    assert row["runs"] == "2" and row["seeds"] == "0 1"
