@@ -1,4 +1,4 @@
-"""The ``rlrun`` command: Hydra composes the config, then one of the modes runs in the run directory.
+"""The ``rlrun`` command: Hydra composes the config, then one of the modes (train, evaluate, plot) runs.
 
 Thin on purpose: everything it calls can be used without Hydra (tests do).
 """
@@ -21,12 +21,16 @@ log = logging.getLogger("rlrun")
 
 
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str]) -> dict:
-    """Validate, then train or evaluate. Shared by the CLI and tests."""
+    """Validate, then train, evaluate or plot. Shared by the CLI and tests."""
     validate(cfg)
     if cfg.mode == "evaluate":
         from rlrun.evaluation import evaluate
 
         return evaluate(cfg, run_dir, override_keys(cli_overrides))
+    if cfg.mode == "plot":
+        from rlrun.plots import plot
+
+        return plot(cfg)
     from rlrun.loop import train
 
     return train(cfg, run_dir)
