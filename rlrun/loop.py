@@ -23,6 +23,7 @@ from rlrun.envs import make_env, make_vector_env
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
 from rlrun.runtime import seed_everything, select_device
+from rlrun.video import make_render_env, record_episode
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Trainer:
         self.solved_at_return = cfg.stop_at_return if cfg.stop_at_return is not None else spec_threshold
         self.solved_at_step: int | None = None
         self.eval_seeds = eval_seeds(cfg.seed, cfg.eval.episodes)
+        self.video_env = None  # made on the first recording (eval.video_every), rendering to arrays
 
     # ------------------------------------------------------------------ outputs
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -97,6 +99,16 @@ class Trainer:
         log.info("step %d: greedy eval %.2f ± %.2f", self.step, stats["mean"], stats["std"])
         return stats
 
+    def record_video(self, logger: RunLogger) -> Path:
+        """Film one greedy episode (the first eval seed) into videos/ and TensorBoard, to watch learning progress."""
+        if self.video_env is None:
+            self.video_env = make_render_env(self.cfg.env)
+        path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
+        episode = record_episode(self.agent, self.video_env, self.eval_seeds[0], path)
+        logger.video("eval/video", episode.frames, episode.fps, self.step)
+        log.info("step %d: filmed a greedy episode (return %.2f) to %s", self.step, episode.episode_return, path)
+        return path
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
         cfg = self.cfg
@@ -104,6 +116,7 @@ class Trainer:
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
+        video_every = cfg.eval.video_every
         obs, _ = self.envs.reset(seed=cfg.seed)
         metrics: dict[str, Any] = {}
         last_return = math.nan
@@ -142,6 +155,8 @@ class Trainer:
                                  stop_at_return)
                         stopped_early = True
                         break
+                if video_every and crossed(previous, self.step, video_every):
+                    self.record_video(logger)
                 if crossed(previous, self.step, save_every):
                     self.save("last.pt")
             bar.update(self.step - bar.n)
@@ -154,6 +169,8 @@ class Trainer:
         logger.close()
         self.envs.close()
         self.eval_env.close()
+        if self.video_env is not None:
+            self.video_env.close()
         wall = time.perf_counter() - start_time
         log.info(
             "done: %d steps, %d episodes in %.1fs; best greedy eval %.2f, final %.2f%s",
