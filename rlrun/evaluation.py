@@ -172,11 +172,6 @@ def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: 
     from rlrun.video import episodes_to_record, make_render_env, record_episode
 
     indices = episodes_to_record(requested, returns)
-    if max(indices) >= len(seeds):
-        raise ConfigError(
-            f"eval.video_episodes={indices} names episodes beyond the {len(seeds)} played (eval.episodes="
-            f"{len(seeds)}); use indices 0..{len(seeds) - 1}, or null for the first and the best."
-        )
     env = make_render_env(env_cfg)
     videos = []
     for index in indices:

@@ -107,6 +107,10 @@ def test_video_films_the_first_and_the_best_episode(checkpoint, tmp_path):
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"episode_{i:03d}.mp4" for i in filmed]
 
 
-def test_video_episodes_beyond_the_episodes_played_are_refused(checkpoint, tmp_path):
+def test_video_episodes_beyond_the_episodes_played_are_refused(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "run_greedy_episodes", lambda *a: pytest.fail("played before checking"))
     with pytest.raises(ConfigError, match=r"eval.video_episodes=\[5\]"):
         evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=3", "eval.video=true", "eval.video_episodes=[5]")
+    # the checkpoint's eval.episodes (2, from its training config) applies when the command line sets none
+    with pytest.raises(ConfigError, match=r"eval.video_episodes=\[3\].*\(eval.episodes=2\)"):
+        evaluate_checkpoint(checkpoint, tmp_path, "eval.video=true", "eval.video_episodes=[3]")
