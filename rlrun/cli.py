@@ -1,4 +1,4 @@
-"""The ``rlrun`` command: Hydra composes the config, then one of the modes runs in the run directory.
+"""The ``rlrun`` command: Hydra composes the config, then one of the modes (train, evaluate, plot) runs.
 
 Thin on purpose: everything it calls can be used without Hydra (tests do).
 """
@@ -24,7 +24,7 @@ log = logging.getLogger("rlrun")
 
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
         eval_listener: Callable[[int, float], bool] | None = None) -> dict:
-    """Validate, then train or evaluate. Shared by the CLI and tests."""
+    """Validate, then train, evaluate or plot. Shared by the CLI and tests."""
     validate(cfg)
     if cfg.resume is not None:
         from rlrun.loop import resume
@@ -34,6 +34,10 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
         from rlrun.evaluation import evaluate
 
         return evaluate(cfg, run_dir, override_keys(cli_overrides))
+    if cfg.mode == "plot":
+        from rlrun.plots import plot
+
+        return plot(cfg)
     from rlrun.loop import train
 
     return train(cfg, run_dir, eval_listener)

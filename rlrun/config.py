@@ -11,7 +11,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+import importlib.resources
+
+from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import MissingConfigException
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rlrun.errors import ConfigError
@@ -112,6 +117,16 @@ class DeviceConfig:
 class EvalConfig:
     every: int = 5_000  # env steps between greedy evaluations during training
     episodes: int = 10  # greedy episodes per evaluation
+    compare: List[str] = field(default_factory=list)  # mode=evaluate: agent presets or checkpoints, same seeds
+    video: bool = False  # mode=evaluate: record episodes to MP4 in videos/ of the run directory
+    video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
+    video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
+
+
+@dataclass
+class PlotConfig:
+    window: int = 20  # episodes in the moving average (and std band) of the training return
+    aggregate: str = "mean"  # across a sweep's seeds: mean | iqm (interquartile mean); band: 95% bootstrap CI
 
 
 @dataclass
@@ -128,8 +143,9 @@ class RunConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     seed: int = 0
     total_steps: int = 50_000  # env steps of training (summed over sub-environments)
-    mode: str = "train"  # train | evaluate
+    mode: str = "train"  # train | evaluate | plot
     checkpoint: Optional[str] = None  # checkpoint to load in evaluate mode
+    path: Optional[str] = None  # run or sweep directory to draw learning curves of in plot mode
     save_every: int = 10_000  # env steps between checkpoints/last.pt
     stop_at_return: Optional[float] = None  # stop early once greedy eval mean reaches this
     log_every: int = 100  # env steps between TensorBoard writes of losses and epsilon
@@ -137,6 +153,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     resume: Optional[str] = None  # a run directory to continue, with its saved config
     save_buffer: bool = True  # include the replay buffer in checkpoints/last.pt, for exact resume
+    plot: PlotConfig = field(default_factory=PlotConfig)
 
 
 AGENT_SCHEMAS = {"dqn": DQNConfig, "random": RandomAgentConfig}
@@ -147,7 +164,8 @@ SCHEDULE_SCHEMAS = {
     "multiplicative": MultiplicativeScheduleConfig,
     "constant": ConstantScheduleConfig,
 }
-MODES = ("train", "evaluate")
+MODES = ("train", "evaluate", "plot")
+PLOT_AGGREGATES = ("mean", "iqm")
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -196,6 +214,10 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.log_every > 0, "log_every", cfg.log_every, "a positive number of env steps")
     _check(cfg.eval.every > 0, "eval.every", cfg.eval.every, "a positive number of env steps")
     _check(cfg.eval.episodes > 0, "eval.episodes", cfg.eval.episodes, "a positive number of episodes")
+    _validate_eval_outputs(cfg)
+    if cfg.mode == "plot":
+        _validate_plot(cfg)
+        return  # plotting reads event files only: no env, agent or device is built
     _check(cfg.env.num_envs > 0, "env.num_envs", cfg.env.num_envs, "a positive integer")
     if cfg.env.max_episode_steps is not None:
         _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
@@ -223,6 +245,30 @@ def validate(cfg: DictConfig) -> None:
                list(agent.hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
         _validate_buffer(cfg)
         _validate_schedule(cfg.schedule)
+
+
+def _validate_eval_outputs(cfg: DictConfig) -> None:
+    # .get: configs saved in checkpoints written before these keys existed lack them
+    video_every = cfg.eval.get("video_every", 0)
+    _check(video_every >= 0, "eval.video_every", video_every,
+           "zero (no videos while training) or a positive number of env steps")
+    if cfg.eval.get("video_episodes") is not None:
+        indices = list(cfg.eval.video_episodes)
+        _check(len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices), "eval.video_episodes", indices,
+               f"null (the first and the best episode) or a non-empty list of episode indices in "
+               f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
+
+
+def _validate_plot(cfg: DictConfig) -> None:
+    if cfg.path is None:
+        raise ConfigError(
+            "mode=plot needs path=DIR: a training run directory (with events.out.tfevents.* files) or a sweep "
+            "directory (subfolders 0/, 1/, ... each a run), e.g. path=outputs/2026-11-21/10-00-00 or "
+            "path=outputs/multirun/2026-11-21/10-00-00. It needs no checkpoint and trains nothing."
+        )
+    _check(cfg.plot.window > 0, "plot.window", cfg.plot.window, "a positive number of episodes")
+    _check(cfg.plot.aggregate in PLOT_AGGREGATES, "plot.aggregate", cfg.plot.aggregate,
+           f"one of {', '.join(PLOT_AGGREGATES)}")
 
 
 def _validate_buffer(cfg: DictConfig) -> None:
@@ -298,3 +344,26 @@ def merge_saved_config(saved: Dict[str, Any], current: DictConfig, keys: List[st
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged
+
+
+# ----------------------------------------------------------------------------- presets by name
+def agent_presets() -> List[str]:
+    """The option names of the ``agent`` group (conf/agent/*.yaml), as ``agent=NAME`` accepts them."""
+    folder = importlib.resources.files("rlrun.conf") / "agent"
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def compose_agent_preset(name: str) -> DictConfig:
+    """The ``agent`` node exactly as ``agent=NAME`` composes it, schema included.
+
+    Works inside the ``rlrun`` command (Hydra already initialised) and from plain Python (tests, notebooks).
+    """
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name="config", overrides=[f"agent={name}"]).agent
+        with initialize_config_module("rlrun.conf", version_base=None):
+            return compose(config_name="config", overrides=[f"agent={name}"]).agent
+    except MissingConfigException:
+        raise ConfigError(
+            f"agent preset {name!r} does not exist; the presets are: {', '.join(agent_presets())} (conf/agent/)."
+        ) from None

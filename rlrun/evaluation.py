@@ -1,9 +1,15 @@
-"""Greedy evaluation: during training (periodic) and as its own mode (``mode=evaluate``)."""
+"""Greedy evaluation: during training (periodic) and as its own mode (``mode=evaluate``).
+
+``mode=evaluate`` also writes a report: ``eval.json``, a histogram of the returns (``returns.png``),
+optionally other policies played on the very same episode seeds (``eval.compare``, table in
+``compare.md``) and MP4s of chosen episodes (``eval.video``).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
-from rlrun.config import merge_saved_config, validate
+from rlrun.config import agent_presets, compose_agent_preset, merge_saved_config, validate
 from rlrun.envs import make_env
 from rlrun.errors import ConfigError
 from rlrun.runtime import seed_everything, select_device
@@ -57,11 +63,136 @@ def summarize(returns: list[float]) -> dict[str, float]:
     }
 
 
+def reward_threshold(env: gym.Env) -> float | None:
+    """The return at which the env counts as solved (its registered ``reward_threshold``), if it has one."""
+    spec = getattr(env, "spec", None)
+    return getattr(spec, "reward_threshold", None)
+
+
+def success_rate(returns: list[float], threshold: float | None) -> float | None:
+    """Share of episodes whose return reaches ``threshold``; None when the env defines no threshold."""
+    if threshold is None:
+        return None
+    return float(np.mean(np.asarray(returns) >= threshold))
+
+
+def policy_report(label: str, source: str, episodes: dict[str, list], seeds: list[int],
+                  threshold: float | None) -> dict[str, Any]:
+    """One policy's evaluation: what it is, the seeds it played, per-episode numbers and their summary."""
+    return {
+        "policy": label,
+        "source": source,
+        "seeds": list(seeds),
+        **summarize(episodes["returns"]),
+        "success_rate": success_rate(episodes["returns"], threshold),
+        **episodes,
+    }
+
+
+# ----------------------------------------------------------------------------- compare
+@dataclass
+class Rival:
+    """A policy to compare with the evaluated one: an agent preset or another checkpoint, ready to act."""
+
+    label: str
+    source: str  # "preset" or "checkpoint"
+    agent: Agent
+
+
+def looks_like_checkpoint(entry: str) -> bool:
+    return entry.endswith(".pt") or "/" in entry or Path(entry).is_file()
+
+
+def has_learned_state(agent: Agent) -> bool:
+    """An agent with nothing to load (empty ``state_dict``, e.g. random) plays the same with or without a checkpoint."""
+    return bool(agent.state_dict())
+
+
+def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
+    """Build one ``eval.compare`` entry for ``env``: a checkpoint path, or an agent preset name (conf/agent)."""
+    if looks_like_checkpoint(entry):
+        if not Path(entry).is_file():
+            raise ConfigError(
+                f"eval.compare entry {entry!r} looks like a checkpoint path, but no such file exists. Give agent "
+                f"preset names ({', '.join(agent_presets())}) or paths of .pt files written by rlrun."
+            )
+        payload = load_checkpoint(entry)
+        rival_cfg = OmegaConf.create(payload["config"])
+        rival_cfg.env, rival_cfg.seed, rival_cfg.device = run_cfg.env, run_cfg.seed, run_cfg.device
+        agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
+        check_spaces(entry, payload["spaces"], space_signature(env.observation_space, env.action_space), env.spec.id)
+        agent.load_state_dict(payload["agent"])
+        return Rival(f"{rival_cfg.agent.name} ({entry})", "checkpoint", agent)
+    if entry not in agent_presets():
+        raise ConfigError(
+            f"eval.compare entry {entry!r} is neither an agent preset nor a checkpoint file. Use preset names from "
+            f"conf/agent ({', '.join(agent_presets())}) or checkpoint paths, e.g. "
+            f"eval.compare=[random,outputs/<date>/<time>/checkpoints/best.pt]."
+        )
+    rival_cfg = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=True))
+    rival_cfg.agent = compose_agent_preset(entry)
+    validate(rival_cfg)
+    agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
+    if has_learned_state(agent):
+        raise ConfigError(
+            f"eval.compare entry {entry!r} is a learning agent: untrained, it would only show its random "
+            f"initialisation. Compare with its checkpoint instead (eval.compare=[outputs/.../checkpoints/best.pt]); "
+            f"presets with nothing to learn (e.g. random) can be named directly."
+        )
+    return Rival(entry, "preset", agent)
+
+
+def format_compare_table(reports: list[dict[str, Any]], threshold: float | None, env_id: str) -> str:
+    """Markdown: one row per policy, all on the same episode seeds."""
+    seeds = reports[0]["seeds"]
+    success_header = f"success (return ≥ {threshold:g})" if threshold is not None else "success (no threshold)"
+    lines = [
+        f"# {env_id}: {len(seeds)} greedy episodes per policy, env seeds {seeds[0]}..{seeds[-1]} for each",
+        "",
+        f"| policy | mean ± std | median | min | max | {success_header} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        rate = "n/a" if report["success_rate"] is None else f"{100 * report['success_rate']:.0f}%"
+        lines.append(
+            f"| {report['policy']} | {report['mean']:.2f} ± {report['std']:.2f} | {report['median']:.2f} | "
+            f"{report['min']:.2f} | {report['max']:.2f} | {rate} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- videos
+def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: list[float],
+                  requested: list[int] | None, videos_dir: Path) -> list[dict[str, Any]]:
+    """Replay the chosen episodes (same seeds) with rendering on, one MP4 each.
+
+    Episodes are replayed rather than filmed during the evaluation, because "the best" is only known at
+    the end and keeping frames of every episode would not fit in memory. A greedy policy replays exactly.
+    """
+    from rlrun.video import episodes_to_record, make_render_env, record_episode
+
+    indices = episodes_to_record(requested, returns)
+    env = make_render_env(env_cfg)
+    videos = []
+    for index in indices:
+        path = Path(videos_dir) / f"episode_{index:03d}.mp4"
+        episode = record_episode(agent, env, seeds[index], path)
+        if episode.episode_return != returns[index]:
+            log.warning("episode %d replayed with return %.2f instead of %.2f: the policy is not deterministic",
+                        index, episode.episode_return, returns[index])
+        videos.append({"episode": index, "seed": seeds[index], "return": episode.episode_return,
+                       "length": episode.length, "frames": len(episode.frames), "path": str(path)})
+    env.close()
+    return videos
+
+
 def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> dict[str, Any]:
     """``mode=evaluate``: rebuild env and agent from the checkpoint's config, play greedy episodes.
 
     The checkpoint's saved config is the base; keys given on the command line (``eval.episodes=500``,
-    ``seed=3``, ``device=cpu``) override it. Writes ``eval.json`` in this run's directory.
+    ``seed=3``, ``device=cpu``) override it. Writes ``eval.json`` and ``returns.png`` in this run's directory.
+    What to produce besides (``eval.compare``, ``eval.video``) is read from this command's config, never
+    from the checkpoint's.
     """
     if cfg.checkpoint is None:
         if cfg.agent.algo != "random":
@@ -87,7 +218,13 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
                      run_cfg.env.id)
         agent.load_state_dict(state["agent"])
     seeds = eval_seeds(run_cfg.seed, run_cfg.eval.episodes)
+    rivals = [load_rival(str(entry), run_cfg, env, device) for entry in cfg.eval.compare]  # fail before playing
     episodes = run_greedy_episodes(agent, env, seeds)
+    threshold = reward_threshold(env)
+    rival_reports = [
+        policy_report(rival.label, rival.source, run_greedy_episodes(rival.agent, env, seeds), seeds, threshold)
+        for rival in rivals
+    ]
     env.close()
     report = {
         "checkpoint": cfg.checkpoint,
@@ -97,13 +234,41 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         "seed": run_cfg.seed,
         "seeds": seeds,
         **summarize(episodes["returns"]),
+        "reward_threshold": threshold,
+        "success_rate": success_rate(episodes["returns"], threshold),
         **episodes,
+        "compare": rival_reports,
         "config": OmegaConf.to_container(run_cfg, resolve=True),
     }
-    (Path(run_dir) / "eval.json").write_text(json.dumps(report, indent=2))
-    print(
-        f"{run_cfg.agent.name} on {run_cfg.env.id}, {len(seeds)} greedy episodes: "
-        f"return {report['mean']:.2f} ± {report['std']:.2f} (min {report['min']:.2f}, max {report['max']:.2f})"
-        f"\nwrote {Path(run_dir) / 'eval.json'}"
-    )
+    run_dir = Path(run_dir)
+    if cfg.eval.video:
+        report["videos"] = record_videos(agent, run_cfg.env, seeds, episodes["returns"], cfg.eval.video_episodes,
+                                         run_dir / "videos")
+    write_report(report, run_dir)
     return report
+
+
+def write_report(report: dict[str, Any], run_dir: Path) -> None:
+    """``eval.json``, ``returns.png`` (every policy overlaid) and, when comparing, ``compare.md``; echo to stdout."""
+    from rlrun.plots import plot_return_histograms
+
+    label = report["agent"] if report["checkpoint"] is None else f"{report['agent']} ({report['checkpoint']})"
+    played = {"returns": report["returns"], "lengths": report["lengths"]}
+    policies = [policy_report(label, "evaluated", played, report["seeds"], report["reward_threshold"]),
+                *report["compare"]]
+    (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    histogram = plot_return_histograms({p["policy"]: p["returns"] for p in policies}, report["reward_threshold"],
+                                       f"{report['env']}: greedy returns over {report['episodes']} episodes",
+                                       run_dir / "returns.png")
+    lines = [
+        f"{report['agent']} on {report['env']}, {report['episodes']} greedy episodes: "
+        f"return {report['mean']:.2f} ± {report['std']:.2f} (min {report['min']:.2f}, max {report['max']:.2f})",
+    ]
+    if report["compare"]:
+        table = format_compare_table(policies, report["reward_threshold"], report["env"])
+        (run_dir / "compare.md").write_text(table)
+        lines += ["", table, f"wrote {run_dir / 'compare.md'}"]
+    for video in report.get("videos", []):
+        lines.append(f"wrote {video['path']} (episode {video['episode']}, return {video['return']:.2f})")
+    lines += [f"wrote {histogram}", f"wrote {run_dir / 'eval.json'}"]
+    print("\n".join(lines))

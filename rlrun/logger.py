@@ -6,7 +6,10 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import imageio.v3 as iio
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 # The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
@@ -59,6 +62,19 @@ class RunLogger:
     def scalars(self, metrics: Mapping[str, Any], step: int) -> None:
         for key, value in metrics.items():
             self.writer.add_scalar(key, float(value), step)
+
+    def video(self, tag: str, frames: list[np.ndarray], fps: int, step: int, downscale: int = 2) -> None:
+        """An animated GIF in TensorBoard's Images tab: the summary ``SummaryWriter.add_video`` writes.
+
+        ``add_video`` itself encodes with moviepy (which would downgrade pillow) and logs nothing without
+        it, so the GIF is encoded here with imageio's pillow plugin. Frames are shrunk by ``downscale`` to
+        keep event files small; the full-size MP4 is in ``videos/``.
+        """
+        clip = np.stack([frame[::downscale, ::downscale] for frame in frames])
+        gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=1000 / fps, loop=0)
+        _, height, width, channels = clip.shape
+        image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=gif)
+        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def hparams(self, cfg: DictConfig, results: Mapping[str, float]) -> None:
         """Write the run's hparams and final metrics into this same run (``run_name='.'``)."""

@@ -29,6 +29,7 @@ from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
 from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
+from rlrun.video import make_render_env, record_episode
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Trainer:
         self.obs: np.ndarray | None = None
         self.resume_from = resume_from
         self.stop_signal: int | None = None
+        self.video_env = None  # made on the first recording (eval.video_every), rendering to arrays
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_payload(self, for_resume: bool) -> dict[str, Any]:
@@ -145,6 +147,22 @@ class Trainer:
         log.info("step %d: greedy eval %.2f ± %.2f", self.step, stats["mean"], stats["std"])
         return stats
 
+    def record_video(self, logger: RunLogger) -> Path:
+        """Film one greedy episode (the first eval seed) into videos/ and TensorBoard, to watch learning progress."""
+        if self.video_env is None:
+            self.video_env = make_render_env(self.cfg.env)
+        path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
+        episode = record_episode(self.agent, self.video_env, self.eval_seeds[0], path)
+        logger.video("eval/video", episode.frames, episode.fps, self.step)
+        log.info("step %d: filmed a greedy episode (return %.2f) to %s", self.step, episode.episode_return, path)
+        return path
+
+    def close(self) -> None:
+        self.envs.close()
+        self.eval_env.close()
+        if self.video_env is not None:
+            self.video_env.close()
+
     # ------------------------------------------------------------------ signals
     @contextmanager
     def stop_on_signals(self):
@@ -181,6 +199,7 @@ class Trainer:
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
+        video_every = cfg.eval.video_every
         metrics: dict[str, Any] = {}
         start_time, start_step = time.perf_counter(), self.step
         previous = self.step
@@ -225,6 +244,8 @@ class Trainer:
                             log.info("step %d: stopped by the sweeper (trial pruned)", self.step)
                             stopped_early = True
                             break
+                    if video_every and crossed(previous, self.step, video_every):
+                        self.record_video(logger)
                     if crossed(previous, self.step, save_every):
                         self.save("last.pt", for_resume=True)
                 bar.update(self.step - bar.n)
@@ -245,8 +266,7 @@ class Trainer:
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
         logger.hparams(cfg, results)
         logger.close()
-        self.envs.close()
-        self.eval_env.close()
+        self.close()
         wall = time.perf_counter() - start_time
         log.info(
             "done: %d steps, %d episodes in %.1fs; best greedy eval %.2f, final %.2f%s",
@@ -269,8 +289,7 @@ class Trainer:
     def stop_for_signal(self, logger: RunLogger) -> dict[str, Any]:
         path = self.save("last.pt", for_resume=True)
         logger.close()
-        self.envs.close()
-        self.eval_env.close()
+        self.close()
         name = signal.Signals(self.stop_signal).name
         log.warning("%s at env step %d: saved %s. Continue with: rlrun resume=%s", name, self.step, path, self.run_dir)
         return {"interrupted_by": self.stop_signal, "steps": self.step}

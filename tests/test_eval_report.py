@@ -1,0 +1,116 @@
+"""``mode=evaluate`` reports: eval.json, returns.png, compare on the same seeds, videos of chosen episodes."""
+
+import json
+
+import imageio.v3 as iio
+import pytest
+
+import rlrun.evaluation as evaluation
+from rlrun.cli import run
+from rlrun.errors import ConfigError
+from rlrun.evaluation import eval_seeds, format_compare_table, success_rate
+from rlrun.loop import train
+from tests.conftest import TINY_RUN, compose_cfg
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    train(compose_cfg(*TINY_RUN), run_dir)
+    return str(run_dir / "checkpoints" / "best.pt")
+
+
+def evaluate_checkpoint(checkpoint, run_dir, *overrides):
+    args = ["mode=evaluate", f"checkpoint={checkpoint}", *overrides]
+    return run(compose_cfg(*args), run_dir, args)
+
+
+def test_report_holds_per_episode_numbers_and_their_summary(checkpoint, tmp_path, capsys):
+    report = evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=4", "seed=5")
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["seed"] == 5 and saved["seeds"] == eval_seeds(5, 4)
+    assert len(saved["returns"]) == len(saved["lengths"]) == 4
+    ordered = sorted(saved["returns"])
+    assert saved["median"] == pytest.approx((ordered[1] + ordered[2]) / 2)
+    assert saved["min"] == min(saved["returns"]) and saved["max"] == max(saved["returns"])
+    assert saved["reward_threshold"] == 475.0 and saved["success_rate"] == 0.0  # 600 steps do not solve CartPole
+    assert saved["compare"] == [] and report["mean"] == saved["mean"]
+    height, width = iio.imread(tmp_path / "returns.png").shape[:2]
+    assert (width, height) == (800, 450)
+    assert not (tmp_path / "compare.md").exists()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_compare_plays_every_policy_on_the_same_episode_seeds(checkpoint, tmp_path, monkeypatch, capsys):
+    seeds_played = []
+    real_run = evaluation.run_greedy_episodes
+
+    def spy(agent, env, seeds):
+        seeds_played.append((type(agent).__name__, list(seeds)))
+        return real_run(agent, env, seeds)
+
+    monkeypatch.setattr(evaluation, "run_greedy_episodes", spy)
+    report = evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=3", f"eval.compare=[random,{checkpoint}]")
+    assert [name for name, _ in seeds_played] == ["DQNAgent", "RandomAgent", "DQNAgent"]
+    assert all(seeds == report["seeds"] for _, seeds in seeds_played)
+    random_report, same_checkpoint = report["compare"]
+    assert random_report["policy"] == "random" and random_report["seeds"] == report["seeds"]
+    # the same greedy policy on the same seeds replays the same episodes
+    assert same_checkpoint["returns"] == report["returns"] and same_checkpoint["lengths"] == report["lengths"]
+
+    table = (tmp_path / "compare.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "policy" not in line]
+    assert len(rows) == 3 and rows[1].startswith("| random |")
+    assert "success (return ≥ 475)" in table and table in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval.json").read_text())["compare"][0]["seeds"] == report["seeds"]
+
+
+def test_random_needs_no_checkpoint_and_compares_too(tmp_path):
+    args = ["mode=evaluate", "agent=random", "eval.episodes=2", "eval.compare=[random]"]
+    report = run(compose_cfg(*args), tmp_path, args)
+    assert report["checkpoint"] is None and report["compare"][0]["seeds"] == report["seeds"]
+    assert (tmp_path / "compare.md").is_file()
+
+
+@pytest.mark.parametrize("entry,fragment", [
+    ("no_such_agent", r"neither an agent preset nor a checkpoint file.*random"),
+    ("missing/best.pt", r"looks like a checkpoint path, but no such file exists"),
+    ("dqn", r"'dqn' is a learning agent"),
+])
+def test_bad_compare_entries_fail_before_any_episode(checkpoint, tmp_path, monkeypatch, entry, fragment):
+    monkeypatch.setattr(evaluation, "run_greedy_episodes", lambda *a: pytest.fail("played before checking"))
+    with pytest.raises(ConfigError, match=fragment):
+        evaluate_checkpoint(checkpoint, tmp_path, f"eval.compare=[{entry}]")
+
+
+def test_success_rate_counts_returns_at_or_above_the_threshold():
+    assert success_rate([100.0, 475.0, 500.0, 474.9], 475.0) == 0.5
+    assert success_rate([1.0], None) is None
+
+
+def test_compare_table_without_a_threshold_says_so():
+    policy = {"policy": "p", "seeds": [1, 2], "mean": 1.0, "std": 0.5, "median": 1.0, "min": 0.5, "max": 1.5,
+              "success_rate": None}
+    table = format_compare_table([policy], None, "Pendulum-v1")
+    assert "no threshold" in table and "| p | 1.00 ± 0.50 | 1.00 | 0.50 | 1.50 | n/a |" in table
+
+
+def test_video_films_the_first_and_the_best_episode(checkpoint, tmp_path):
+    report = evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=3", "eval.video=true")
+    best = max(range(3), key=lambda i: report["returns"][i])
+    filmed = sorted({0, best})
+    assert [video["episode"] for video in report["videos"]] == filmed
+    for video in report["videos"]:
+        frames = list(iio.imiter(video["path"]))
+        assert len(frames) == report["lengths"][video["episode"]] + 1  # the reset frame, then one per step
+        assert video["return"] == report["returns"][video["episode"]]  # greedy: the replay is the same episode
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [f"episode_{i:03d}.mp4" for i in filmed]
+
+
+def test_video_episodes_beyond_the_episodes_played_are_refused(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluation, "run_greedy_episodes", lambda *a: pytest.fail("played before checking"))
+    with pytest.raises(ConfigError, match=r"eval.video_episodes=\[5\]"):
+        evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=3", "eval.video=true", "eval.video_episodes=[5]")
+    # the checkpoint's eval.episodes (2, from its training config) applies when the command line sets none
+    with pytest.raises(ConfigError, match=r"eval.video_episodes=\[3\].*\(eval.episodes=2\)"):
+        evaluate_checkpoint(checkpoint, tmp_path, "eval.video=true", "eval.video_episodes=[3]")
