@@ -196,10 +196,12 @@ def is_run_dir(path: Path) -> bool:
 
 
 def sweep_job_dirs(path: Path) -> list[Path]:
-    """Hydra multirun jobs: numbered subfolders with ``.hydra/overrides.yaml``, in job order."""
+    """Hydra multirun jobs: subfolders named by job number (``3`` or ``3_agent=dqn,seed=1``) with
+    ``.hydra/overrides.yaml``, in job order."""
     jobs = [child for child in Path(path).iterdir()
-            if child.is_dir() and child.name.isdigit() and (child / ".hydra" / "overrides.yaml").is_file()]
-    return sorted(jobs, key=lambda child: int(child.name))
+            if child.is_dir() and child.name.split("_", 1)[0].isdigit()
+            and (child / ".hydra" / "overrides.yaml").is_file()]
+    return sorted(jobs, key=lambda child: int(child.name.split("_", 1)[0]))
 
 
 def read_overrides(job_dir: Path) -> list[str]:
