@@ -13,6 +13,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Optional
 
+import time
+
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
@@ -52,10 +54,25 @@ def storage_url(settings: DictConfig, sweep_dir: Path) -> str:
     return str(settings.storage) if settings.storage else str(Path(sweep_dir) / DEFAULT_JOURNAL)
 
 
+def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """RDBStorage, retried: processes opening a fresh SQLite file at the same moment race to create its
+    schema (an IntegrityError on alembic_version for the loser); once one has, the others can open it."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """``scheme://...`` is a database URL (sqlite:///study.db, postgresql://...); anything else a journal file."""
     if "://" in url:
-        return optuna.storages.RDBStorage(url)
+        return _rdb_storage(url)
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
 
