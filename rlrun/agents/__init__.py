@@ -17,7 +17,18 @@ from rlrun.config import DQNConfig
 from rlrun.errors import ConfigError
 from rlrun.schedules import build_schedule
 
-__all__ = ["Agent", "DQNAgent", "RandomAgent", "build_agent"]
+__all__ = ["Agent", "DQNAgent", "RandomAgent", "agent_learns", "build_agent", "non_learning_families"]
+
+AGENT_CLASSES: dict[str, type] = {"dqn": DQNAgent, "random": RandomAgent}
+
+
+def agent_learns(algo: str) -> bool:
+    """Whether the family learns, i.e. needs a checkpoint before it is worth evaluating."""
+    return getattr(AGENT_CLASSES.get(algo), "learns", True)
+
+
+def non_learning_families() -> list[str]:
+    return [algo for algo in AGENT_CLASSES if not agent_learns(algo)]
 
 
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
