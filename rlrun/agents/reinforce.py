@@ -99,7 +99,7 @@ class EpisodeStorage:
 
     def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         num_envs = len(obs)
-        if self.obs is None:
+        if self.obs is None or num_envs != self.num_envs:  # first step, or resumed with another env.num_envs
             self.allocate(num_envs, self.capacity)
         if self.lengths.max() >= self.capacity:
             self.grow()
