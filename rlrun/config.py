@@ -59,6 +59,38 @@ class RandomAgentConfig:
     algo: str = "random"
 
 
+@dataclass
+class ReinforceConfig:
+    name: str = "reinforce"
+    algo: str = "reinforce"
+    gamma: float = 0.99
+    lr: float = 1e-3  # Adam, for the policy and (baseline=value) the value net
+    episodes_per_update: int = 4  # finished episodes (over all sub-envs) per gradient step
+    normalize_returns: bool = True  # standardise the policy-gradient weights across the update's steps
+    baseline: str = "none"  # none | mean (the update's mean return) | value (a learned state-value net)
+    entropy_coef: float = 0.0  # weight of the entropy bonus in the loss
+    temperature: float = 1.0  # softmax temperature of the Discrete-action policy; ignored for Box actions
+    init_log_std: float = 0.0  # initial log standard deviation of the Gaussian policy (Box actions)
+    max_grad_norm: Optional[float] = None  # gradient clipping per network; null disables it
+    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])
+
+
+@dataclass
+class TabularQConfig:
+    name: str = "tabular_q"
+    algo: str = "tabular_q"
+    gamma: float = 0.99
+    alpha: float = 0.5  # learning rate of the TD update
+    alpha_decay: float = 0.0  # alpha_t = alpha / (1 + alpha_decay * t) at env step t; 0 keeps alpha fixed
+    initial_q: float = 0.0  # every entry of the table at the start
+
+
+@dataclass
+class HeuristicAgentConfig:
+    name: str = "heuristic"
+    algo: str = "heuristic"
+
+
 # ----------------------------------------------------------------------------- buffers
 @dataclass
 class UniformBufferConfig:
@@ -156,7 +188,14 @@ class RunConfig:
     plot: PlotConfig = field(default_factory=PlotConfig)
 
 
-AGENT_SCHEMAS = {"dqn": DQNConfig, "random": RandomAgentConfig}
+AGENT_SCHEMAS = {
+    "dqn": DQNConfig,
+    "reinforce": ReinforceConfig,
+    "tabular_q": TabularQConfig,
+    "random": RandomAgentConfig,
+    "heuristic": HeuristicAgentConfig,
+}
+REINFORCE_BASELINES = ("none", "mean", "value")
 BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
     "linear": LinearScheduleConfig,
@@ -241,10 +280,31 @@ def validate(cfg: DictConfig) -> None:
         _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
         if agent.max_grad_norm is not None:
             _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
-        _check(len(agent.hidden_sizes) > 0 and all(h > 0 for h in agent.hidden_sizes), "agent.hidden_sizes",
-               list(agent.hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
+        _check_hidden_sizes(agent.hidden_sizes)
         _validate_buffer(cfg)
         _validate_schedule(cfg.schedule)
+    if agent.algo == "reinforce":  # on-policy: neither the buffer nor the epsilon schedule applies
+        _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
+        _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
+        _check(agent.episodes_per_update > 0, "agent.episodes_per_update", agent.episodes_per_update,
+               "a positive number of episodes")
+        _check(agent.baseline in REINFORCE_BASELINES, "agent.baseline", agent.baseline,
+               f"one of {', '.join(REINFORCE_BASELINES)}")
+        _check(agent.entropy_coef >= 0, "agent.entropy_coef", agent.entropy_coef, "zero or more")
+        _check(agent.temperature > 0, "agent.temperature", agent.temperature, "positive (1.0 is the plain softmax)")
+        if agent.max_grad_norm is not None:
+            _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
+        _check_hidden_sizes(agent.hidden_sizes)
+    if agent.algo == "tabular_q":  # no buffer; epsilon comes from the schedule group
+        _check(0.0 < agent.alpha <= 1.0, "agent.alpha", agent.alpha, "a learning rate in (0, 1]")
+        _check(agent.alpha_decay >= 0, "agent.alpha_decay", agent.alpha_decay, "zero (no decay) or more")
+        _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
+        _validate_schedule(cfg.schedule)
+
+
+def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
+    _check(len(hidden_sizes) > 0 and all(h > 0 for h in hidden_sizes), "agent.hidden_sizes",
+           list(hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
 
 
 def _validate_eval_outputs(cfg: DictConfig) -> None:

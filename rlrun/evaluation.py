@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.agents import Agent, build_agent
+from rlrun.agents import Agent, agent_learns, build_agent, non_learning_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
 from rlrun.config import agent_presets, compose_agent_preset, merge_saved_config, validate
 from rlrun.envs import make_env
@@ -42,7 +42,7 @@ def run_greedy_episodes(agent: Agent, env: gym.Env, seeds: list[int]) -> dict[st
         obs, _ = env.reset(seed=seed)
         total, length, done = 0.0, 0, False
         while not done:
-            action = agent.act_greedy(obs[None])[0]
+            action = agent.act_greedy(np.asarray(obs)[None])[0]  # asarray: Discrete envs give plain ints
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             length += 1
@@ -195,11 +195,11 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     from the checkpoint's.
     """
     if cfg.checkpoint is None:
-        if cfg.agent.algo != "random":
+        if agent_learns(cfg.agent.algo):
             raise ConfigError(
                 f"mode=evaluate needs checkpoint=PATH for agent={cfg.agent.name} (a learning agent has nothing to "
                 f"evaluate until trained), e.g. checkpoint=outputs/<date>/<time>/checkpoints/best.pt. "
-                f"Only agent=random can be evaluated without one."
+                f"Only agents that do not learn ({', '.join(non_learning_families())}) can be evaluated without one."
             )
         run_cfg, state = cfg, None
     else:

@@ -41,3 +41,24 @@ class QNetwork(nn.Module):
             return self.head(features)
         advantage = self.advantage(features)
         return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
+    """ReLU trunk and a linear output layer: policy logits, a Gaussian mean or a state value."""
+    return nn.Sequential(mlp(in_features, hidden_sizes), nn.Linear(hidden_sizes[-1], out_features))
+
+
+class GaussianPolicyNetwork(nn.Module):
+    """Mean of a diagonal Gaussian over Box actions; the log standard deviation is learned but state-free.
+
+    A state-free spread is the usual choice for REINFORCE on continuous control: it is stable and lets
+    exploration shrink as the policy becomes sure of itself.
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: Sequence[int], init_log_std: float = 0.0):
+        super().__init__()
+        self.mean = mlp_with_head(obs_dim, hidden_sizes, action_dim)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(init_log_std)))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mean(obs.flatten(start_dim=1))

@@ -8,7 +8,7 @@ from tests.conftest import compose_cfg
 
 GROUP_OPTIONS = {
     "env": ["cartpole", "lunarlander", "acrobot", "mountaincar"],
-    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random"],
+    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random", "reinforce", "tabular_q", "heuristic"],
     "buffer": ["uniform", "prioritized"],
     "schedule": ["linear", "exponential", "multiplicative", "constant"],
     "device": ["auto", "cpu", "cuda", "mps"],

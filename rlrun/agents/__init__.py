@@ -11,38 +11,94 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents.base import Agent
 from rlrun.agents.dqn import DQNAgent
+from rlrun.agents.heuristic import HEURISTICS, HeuristicAgent, heuristic_for
 from rlrun.agents.random_agent import RandomAgent
+from rlrun.agents.reinforce import ReinforceAgent
+from rlrun.agents.tabular_q import TabularQAgent
 from rlrun.buffers import build_buffer
-from rlrun.config import DQNConfig
+from rlrun.config import DQNConfig, ReinforceConfig, TabularQConfig
 from rlrun.errors import ConfigError
 from rlrun.schedules import build_schedule
 
-__all__ = ["Agent", "DQNAgent", "RandomAgent", "build_agent"]
+__all__ = ["Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
+           "build_agent", "non_learning_families"]
+
+AGENT_CLASSES: dict[str, type] = {
+    "dqn": DQNAgent,
+    "reinforce": ReinforceAgent,
+    "tabular_q": TabularQAgent,
+    "random": RandomAgent,
+    "heuristic": HeuristicAgent,
+}
+
+
+def agent_learns(algo: str) -> bool:
+    """Whether the family learns, i.e. needs a checkpoint before it is worth evaluating."""
+    return getattr(AGENT_CLASSES.get(algo), "learns", True)
+
+
+def non_learning_families() -> list[str]:
+    return [algo for algo in AGENT_CLASSES if not agent_learns(algo)]
+
+
+def _require_discrete_actions(cfg: DictConfig, action_space: gym.Space) -> None:
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"agent={cfg.agent.name} needs a discrete action space, but env.id={cfg.env.id} has {action_space}. "
+            f"Pick an env with Discrete actions (cartpole, lunarlander, acrobot, mountaincar)."
+        )
+
+
+def _require_box_observations(cfg: DictConfig, obs_space: gym.Space) -> None:
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise ConfigError(
+            f"agent={cfg.agent.name} needs a Box (array) observation space, but env.id={cfg.env.id} has "
+            f"{obs_space}. Pick an env with array observations."
+        )
 
 
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
     """The agent for ``cfg.agent.algo``, checked against the env's spaces before anything trains."""
     algo = cfg.agent.algo
+    # Plain dataclasses below: OmegaConf attribute access is far too slow for the per-step hot path.
     if algo == "random":
         return RandomAgent(action_space, cfg.seed)
+    if algo == "heuristic":
+        policy = heuristic_for(cfg.env.id)
+        if policy is None:
+            raise ConfigError(
+                f"agent=heuristic has no hand-written policy for env.id={cfg.env.id}. Heuristics exist for "
+                f"{', '.join(HEURISTICS)} (any version); pick one of those envs, or agent=random as a baseline."
+            )
+        return HeuristicAgent(policy, action_space)
     if algo == "dqn":
-        if not isinstance(action_space, gym.spaces.Discrete):
-            raise ConfigError(
-                f"agent={cfg.agent.name} needs a discrete action space, but env.id={cfg.env.id} has {action_space}. "
-                f"Pick an env with Discrete actions (cartpole, lunarlander, acrobot, mountaincar)."
-            )
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise ConfigError(
-                f"agent={cfg.agent.name} needs a Box (array) observation space, but env.id={cfg.env.id} has "
-                f"{obs_space}. Pick an env with array observations."
-            )
+        _require_discrete_actions(cfg, action_space)
+        _require_box_observations(cfg, obs_space)
         buffer = build_buffer(
             cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, cfg.seed, cfg.total_steps
         )
         epsilon = build_schedule(cfg.schedule)
-        # A plain dataclass: OmegaConf attribute access is far too slow for the per-step hot path.
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed,
                         skip_nonfinite_loss=cfg.train.nan_policy == "skip")
-    raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: dqn, random.")
-
+    if algo == "reinforce":
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise ConfigError(
+                f"agent={cfg.agent.name} needs Discrete actions (softmax policy) or Box actions (Gaussian policy), "
+                f"but env.id={cfg.env.id} has {action_space}."
+            )
+        _require_box_observations(cfg, obs_space)
+        params = ReinforceConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        return ReinforceAgent(params, obs_space.shape, action_space, device, cfg.seed)
+    if algo == "tabular_q":
+        if not isinstance(obs_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"agent={cfg.agent.name} needs a Discrete observation space (one table row per state), but "
+                f"env.id={cfg.env.id} has {obs_space}. Use an env with numbered states, e.g. env=gym "
+                f"env.id=Taxi-v4, FrozenLake-v1 or CliffWalking-v1, or a function approximator (agent=dqn) "
+                f"for array observations."
+            )
+        _require_discrete_actions(cfg, action_space)
+        params = TabularQConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        return TabularQAgent(params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule), cfg.seed)
+    raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: {', '.join(AGENT_CLASSES)}.")

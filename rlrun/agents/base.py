@@ -13,6 +13,9 @@ import numpy as np
 
 
 class Agent(Protocol):
+    learns: bool
+    """False for fixed policies (random, heuristic): they can be evaluated without a checkpoint."""
+
     def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
         """Actions to take while training (exploring), one per row of ``obs``."""
 

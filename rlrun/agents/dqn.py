@@ -47,6 +47,8 @@ def td_targets(
 class DQNAgent:
     """Epsilon-greedy Q-learning with a replay buffer and a target network."""
 
+    learns = True
+
     def __init__(
         self,
         cfg: DQNConfig,

@@ -11,6 +11,8 @@ import numpy as np
 class RandomAgent:
     """Acts uniformly at random in training and evaluation alike; never learns."""
 
+    learns = False
+
     def __init__(self, action_space: gym.Space, seed: int):
         self.action_space = action_space
         self.action_space.seed(seed)

@@ -1,0 +1,87 @@
+"""Tabular Q-learning (Watkins 1989) for envs whose observations are Discrete states.
+
+One table of ``n_states x n_actions`` values, an epsilon-greedy behaviour policy from the ``schedule``
+group, and the one-step update ``Q(s,a) += alpha * (r + gamma * max_a' Q(s',a') - Q(s,a))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from rlrun.config import TabularQConfig
+
+
+class TabularQAgent:
+    """Epsilon-greedy Q-learning on a table; the table is the whole model (and the checkpoint)."""
+
+    learns = True
+
+    def __init__(
+        self,
+        cfg: TabularQConfig,
+        n_states: int,
+        n_actions: int,
+        epsilon: Callable[[int, int], float],
+        seed: int,
+    ):
+        self.cfg = cfg
+        self.n_actions = n_actions
+        self.epsilon = epsilon
+        self.rng = np.random.default_rng(seed)
+        self.q_table = np.full((n_states, n_actions), cfg.initial_q, dtype=np.float64)
+        self.current_epsilon = epsilon(0, 0)
+        # The transitions of the latest env step, applied by update(): observe() only records.
+        self.pending: tuple[np.ndarray, ...] | None = None
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
+        self.current_epsilon = self.epsilon(step, episode)
+        n = len(obs)
+        q_values = self.q_table[obs]
+        # Greedy with random tie-breaking: with an untouched table every action ties, and always taking
+        # the first one would leave the others untried.
+        ties = q_values == q_values.max(axis=1, keepdims=True)
+        greedy = (self.rng.random(q_values.shape) * ties).argmax(axis=1)
+        explore = self.rng.random(n) < self.current_epsilon
+        return np.where(explore, self.rng.integers(0, self.n_actions, size=n), greedy)
+
+    def act_greedy(self, obs: np.ndarray) -> np.ndarray:
+        return self.q_table[np.asarray(obs, dtype=np.int64)].argmax(axis=1)
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        self.pending = (np.asarray(obs, dtype=np.int64), np.asarray(actions, dtype=np.int64),
+                        np.asarray(rewards, dtype=np.float64), np.asarray(next_obs, dtype=np.int64),
+                        np.asarray(terminated, dtype=bool))
+
+    # ------------------------------------------------------------------ learning
+    def alpha(self, step: int) -> float:
+        """Hyperbolic decay ``alpha / (1 + alpha_decay * step)``: a pure function of the step, like the schedules."""
+        return self.cfg.alpha / (1.0 + self.cfg.alpha_decay * step)
+
+    def update(self, step: int, episode: int) -> dict[str, float]:
+        """Apply the one-step TD update to the transitions just observed (one per sub-env)."""
+        metrics = {"train/epsilon": self.current_epsilon}
+        if self.pending is None:
+            return metrics
+        obs, actions, rewards, next_obs, terminated = self.pending
+        self.pending = None
+        alpha = self.alpha(step)
+        # Only termination stops bootstrapping; a time-limit truncation still values the next state.
+        targets = rewards + self.cfg.gamma * np.where(terminated, 0.0, self.q_table[next_obs].max(axis=1))
+        td_errors = targets - self.q_table[obs, actions]
+        # add.at, not +=: two sub-envs may update the same (state, action) in one step
+        np.add.at(self.q_table, (obs, actions), alpha * td_errors)
+        metrics["train/alpha"] = alpha
+        metrics["losses/td_error"] = float(np.abs(td_errors).mean())
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        return {"q_table": torch.from_numpy(self.q_table.copy()), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.q_table[:] = state["q_table"].numpy()
+        self.rng.bit_generator.state = state["rng"]
