@@ -378,7 +378,7 @@ def load_config(overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_module("rlrun.conf", version_base=None):
             cfg = compose("config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException, ValueError) as error:  # Hydra raises ValueError for e.g. agent=0
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as error:  # bare errors for e.g. agent=0
         raise ConfigError(f"{' '.join(overrides)}: {error}".strip()) from None
     validate(cfg)
     return cfg
