@@ -213,6 +213,12 @@ def register_configs() -> None:
     from rlrun.sweeps.plugins import register_sweep_plugins
 
     register_sweep_plugins()
+    if not OmegaConf.has_resolver("rlrun_run_dir"):
+        # hydra.run.dir: a resumed run continues in its own folder, any other run gets a fresh dated one.
+        # (oc.select would not do: it returns the null of ``resume: null`` rather than the default.)
+        OmegaConf.register_new_resolver(
+            "rlrun_run_dir", lambda resume, fresh: fresh if resume is None else str(resume)
+        )
     if not OmegaConf.has_resolver("rlrun_output_subdir"):
         # A resumed run writes its own Hydra files beside the original ones instead of over them.
         OmegaConf.register_new_resolver(
