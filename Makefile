@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install run test test-cluster bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# As root: a throwaway one-node SLURM cluster and PostgreSQL server (apt-get installs slurm-wlm, munge and
+# postgresql when missing), the tests in tests/cluster/ against them, then everything it started is stopped.
+test-cluster: install
+	tests/cluster/run.sh
 
 bench: install
 	$(BIN)/python benchmarks/throughput.py

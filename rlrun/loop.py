@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import shlex
 import signal
 import threading
 import time
@@ -291,8 +293,17 @@ class Trainer:
         logger.close()
         self.close()
         name = signal.Signals(self.stop_signal).name
-        log.warning("%s at env step %d: saved %s. Continue with: rlrun resume=%s", name, self.step, path, self.run_dir)
+        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path, resume_command(self.run_dir))
         return {"interrupted_by": self.stop_signal, "steps": self.step}
+
+
+def resume_command(run_dir: Path) -> str:
+    """``rlrun resume=DIR``, quoted for the shell and Hydra when DIR has characters Hydra's override grammar splits
+    on, as sweep job folders do (``3_agent=dqn,seed=1``)."""
+    if re.search(r"[\s=,'\"\[\](){}$\\]", str(run_dir)):
+        quoted = f'resume="{run_dir}"'  # Hydra's quoted value, then quoted again for the shell
+        return f"rlrun {shlex.quote(quoted)}"
+    return f"rlrun resume={run_dir}"
 
 
 def train(cfg: DictConfig, run_dir: Path,

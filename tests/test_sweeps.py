@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -14,12 +15,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from rlrun.errors import ConfigError
+from rlrun.loop import resume_command
 from rlrun.sweeps.job import FAILURE_FILE, run_sweep_job
-from rlrun.sweeps.optuna_study import TrialReporter, objective, parse_search_space
-from rlrun.sweeps.plugins import job_folder
+from rlrun.sweeps.optuna_study import TrialReporter, masked, objective, open_storage, parse_search_space
+from rlrun.sweeps.plugins import job_folder, slurm_job_name
+from rlrun.sweeps.submitit_jobs import JobStateWatcher
 from tests.conftest import run_cli
 
 # Tiny budgets: a job is ~0.5 s of training, the rest is process start-up.
@@ -175,12 +180,90 @@ def test_optuna_study_with_sqlite_is_stopped_then_resumed_to_finish(tmp_path):
     assert len(read_summary(tmp_path / "second")) == 4 - done_before
 
 
-# ----------------------------------------------------------------------------- submitit
-def test_submitit_local_runs_a_two_job_sweep(tmp_path):
-    result = run_cli("-m", "hydra/launcher=submitit_local", "seed=0,1", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr
-    jobs = job_dirs(tmp_path)
-    assert len(jobs) == 2 and all((job / "results.json").is_file() for job in jobs)
+# ----------------------------------------------------------------------------- Optuna storages that cannot be opened
+def test_a_storage_without_its_driver_is_one_paragraph_before_any_trial(tmp_path):
+    result = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.storage=postgresql+pg8000://me:secret@db:5432/lab",
+                     "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert "Traceback" not in message and "\n" not in message and "secret" not in result.stdout + message
+    assert message.startswith("rlrun: error: hydra.sweeper.storage=postgresql+pg8000://me:***@db:5432/lab")
+    assert "database 'lab' on db:5432" in message and "no module named 'pg8000'" in message
+    assert "pip install pg8000" in message and 'pip install "rlrun[postgres]"' in message
+    assert job_dirs(tmp_path) == [], "no trial started"
+
+
+def test_a_storage_where_nothing_listens_names_the_address_to_check():
+    with socket.socket() as probe:  # a loopback port that was free a moment ago, so nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError) as raised:
+        open_storage(f"postgresql://me:secret@127.0.0.1:{port}/lab")
+    message = str(raised.value)
+    assert f"postgresql://me:***@127.0.0.1:{port}/lab" in message and "secret" not in message
+    assert f"nothing answers at 127.0.0.1:{port}" in message and "Connection refused" in message
+    assert f"pg_isready -h 127.0.0.1 -p {port}" in message
+
+
+def test_storage_urls_are_masked_in_logs_and_results():
+    assert masked("postgresql://me:secret@db/lab") == "postgresql://me:***@db/lab"
+    assert masked("postgresql://me@db/lab") == "postgresql://me@db/lab"
+    assert masked("/shared/studies/lander.journal") == "/shared/studies/lander.journal"
+
+
+# ----------------------------------------------------------------------------- jobs stopped from outside
+def test_a_sweep_job_stopped_by_a_signal_records_how_to_resume_it(tmp_path):
+    run_dir = tmp_path / "3_agent=dqn,seed=1"
+    outcome = run_sweep_job(lambda _listener: {"interrupted_by": signal.SIGTERM, "steps": 1200}, run_dir)
+    assert outcome["failed"] is True and outcome["signal"] == "SIGTERM" and outcome["step"] == 1200
+    error = json.loads((run_dir / FAILURE_FILE).read_text())["error"]
+    assert "stopped from outside by SIGTERM at env step 1200" in error
+    # the folder has = and , in its name: Hydra needs the value quoted, and the shell the whole override
+    assert error.endswith(f"""continue with rlrun 'resume="{run_dir}"'""")
+    assert resume_command(tmp_path / "run") == f"rlrun resume={tmp_path / 'run'}"
+
+
+def test_squeue_states_stand_in_for_sacct_and_a_job_squeue_forgot_has_ended():
+    watcher = JobStateWatcher()
+    watcher.use_sacct = False  # as on a cluster without accounting
+    for job_id in ("12_0", "12_1", "12_2"):
+        watcher.register_job(job_id)
+    info = watcher.read_info(b"12_0|RUNNING|node1\n12_1|CANCELLED|node1\n13_0|PENDING|\n")
+    assert info["12_0"]["State"] == "RUNNING" and info["12_1"]["State"] == "CANCELLED"
+    assert info["12_2"]["State"] == JobStateWatcher.ENDED, "no longer listed: it has ended"
+    watcher._info_dict.update(info)
+    assert not watcher.is_done("12_0", mode="cache")
+    assert watcher.is_done("12_1", mode="cache") and watcher.is_done("12_2", mode="cache")
+
+
+def test_submitit_slurm_jobs_are_named_after_the_sweep_and_stopped_with_sigterm():
+    with initialize_config_module("rlrun.conf", version_base=None):
+        cfg = compose("config", overrides=["hydra/launcher=submitit_slurm"], return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["name"] == "rlrun_" + "_".join(Path(cfg.hydra.sweep.dir).parts[-2:])
+    assert launcher["additional_parameters"] == {"signal": "TERM@120"}
+    assert launcher["_target_"] == "hydra_plugins.rlrun_submitit_launcher.launchers.RlrunSlurmLauncher"
+    assert slurm_job_name("outputs/multirun/2026-11-21/10-00-00") == "rlrun_2026-11-21_10-00-00"
+
+
+def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_path):
+    """The SLURM code path on one machine; one job SIGKILLed (as by the out-of-memory killer) while the other ends."""
+    sweeping = subprocess.Popen(
+        [sys.executable, "-m", "rlrun", "-m", "hydra/launcher=submitit_local", "total_steps=300,10000000",
+         *TINY_SWEEP[1:], f"hydra.sweep.dir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("1_*/events.out.tfevents*")) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    (events,) = tmp_path.glob("1_*/events.out.tfevents*")  # events.out.tfevents.<time>.<host>.<pid>.<n>
+    os.kill(int(events.name.split(".")[-2]), signal.SIGKILL)  # as the out-of-memory killer would
+    stdout, stderr = sweeping.communicate(timeout=120)
+    assert sweeping.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
     assert (tmp_path / ".submitit").is_dir(), "jobs went through submitit"
-    (row,) = read_summary(tmp_path)
-    assert row["runs"] == "2" and row["seeds"] == "0 1"
+    finished, killed = job_dirs(tmp_path)
+    assert (finished / "results.json").is_file()
+    assert json.loads((killed / FAILURE_FILE).read_text())["type"] == "killed from outside"
+    rows = {row["config"]: row for row in read_summary(tmp_path)}
+    assert rows["total_steps=300"]["runs"] == "1"
+    killed_row = rows["total_steps=10000000"]
+    assert killed_row["failed"] == "1" and "killed from outside" in killed_row["errors"]

@@ -5,6 +5,7 @@ Hydra imports every plugin module on every run, so Optuna itself is imported onl
 
 from __future__ import annotations
 
+import sys
 from typing import Any, List, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -31,9 +32,15 @@ class RlrunOptunaSweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from rlrun.sweeps.optuna_search import run_study
 
+        from rlrun.errors import ConfigError, RlrunError
+
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         launcher = self.launcher
-        return run_study(self.settings, arguments, self.config,
-                         OverridesParser.create(config_loader=self.hydra_context.config_loader),
-                         launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
-                         validate=self.validate_batch_is_legal)
+        try:
+            return run_study(self.settings, arguments, self.config,
+                             OverridesParser.create(config_loader=self.hydra_context.config_loader),
+                             launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
+                             validate=self.validate_batch_is_legal)
+        except RlrunError as error:  # a bad setting or an unreachable storage: one paragraph, as the CLI's errors
+            print(f"rlrun: error: {error}", file=sys.stderr)
+            sys.exit(2 if isinstance(error, ConfigError) else 1)

@@ -2,13 +2,15 @@
 
 Hydra's launchers catch ``Exception`` per job but not ``SystemExit``, and the basic sweeper re-raises the first
 failure once the batch is done, which skips the sweep report. A sweep job therefore never raises: it writes
-``failure.json`` in its run directory and returns ``{"failed": True, "error": ...}``.
+``failure.json`` in its run directory and returns ``{"failed": True, "error": ...}``. So does a run stopped by a
+signal (it saved ``last.pt``), with the command that resumes it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -38,10 +40,28 @@ def run_sweep_job(train_or_evaluate: Callable[[Optional[EvalListener]], dict], r
         (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
         log.error("job failed (%s): %s", type(error).__name__, message)
         return {"failed": True, **failure}
+    if isinstance(result, dict) and result.get("interrupted_by"):
+        return record_interruption(run_dir, result["interrupted_by"], result.get("steps"))
     pruned_at_step = getattr(eval_listener, "pruned_at_step", None)
     if pruned_at_step is not None:
         mark_pruned(run_dir, pruned_at_step)
     return {**(result if isinstance(result, dict) else {}), "failed": False, "pruned_at_step": pruned_at_step}
+
+
+def record_interruption(run_dir: Path, signal_number: int, step: Optional[int]) -> dict[str, Any]:
+    """A run stopped by SIGTERM/SIGINT (scancel, a SLURM time limit, preemption) saved last.pt: say how to go on.
+
+    It is a failure for the sweep (no results.json, no objective), but one that ``resume=`` continues.
+    """
+    from rlrun.loop import resume_command  # torch and the envs: imported only when a run was interrupted
+
+    name = signal.Signals(signal_number).name
+    error = (f"stopped from outside by {name} at env step {step} (scancel, a time limit or preemption); "
+             f"checkpoints/last.pt is saved: continue with {resume_command(run_dir)}")
+    failure = {"error": error, "type": "interrupted", "signal": name, "step": step}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+    return {"failed": True, **failure}
 
 
 def mark_pruned(run_dir: Path, step: int) -> None:

@@ -42,8 +42,8 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
         study_name=settings.study_name, storage=studies.open_storage(url), sampler=studies.build_sampler(settings),
         pruner=studies.build_pruner(settings), direction=settings.direction, load_if_exists=True)
     log.info("Optuna study %r in %s: %s sampler, %s pruner, %s %s; %d of %d trials already finished",
-             settings.study_name, url, settings.sampler, settings.pruner, settings.direction, settings.metric,
-             finished_trials(study), settings.n_trials)
+             settings.study_name, studies.masked(url), settings.sampler, settings.pruner, settings.direction,
+             settings.metric, finished_trials(study), settings.n_trials)
 
     returns: List[Sequence[JobReturn]] = []
     job_index = 0
@@ -90,8 +90,8 @@ def tell(study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn, setting
 def write_results(study: optuna.Study, sweep_dir: Path, url: str, settings: DictConfig) -> None:
     """optuna_results.yaml in the sweep dir: trial counts, and the best trial so far of the whole study."""
     counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in FINISHED}
-    summary: dict[str, Any] = {"study_name": study.study_name, "storage": url, "metric": settings.metric,
-                               "direction": settings.direction, "trials": counts}
+    summary: dict[str, Any] = {"study_name": study.study_name, "storage": studies.masked(url),
+                               "metric": settings.metric, "direction": settings.direction, "trials": counts}
     if counts["complete"]:
         best = study.best_trial
         summary.update(best_value=best.value, best_params=best.params, best_trial=best.number)

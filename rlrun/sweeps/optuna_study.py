@@ -54,15 +54,31 @@ def storage_url(settings: DictConfig, sweep_dir: Path) -> str:
     return str(settings.storage) if settings.storage else str(Path(sweep_dir) / DEFAULT_JOURNAL)
 
 
+def masked(url: str) -> str:
+    """The storage URL with its password as ``***``, for logs and result files (a journal path is returned as is)."""
+    if "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can parse: show no credentials at all
+        return url.split("://", 1)[0] + "://" + url.rsplit("@", 1)[-1]
+
+
 def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
-    """RDBStorage, retried: processes opening a fresh SQLite file at the same moment race to create its
-    schema (an IntegrityError on alembic_version for the loser); once one has, the others can open it."""
+    """RDBStorage, retried: processes opening a fresh database at the same moment race to create its schema (an
+    IntegrityError on alembic_version, or a table that appeared meanwhile, for the loser); once one has, the others
+    can open it. Connection and login errors are not retried: they do not go away by themselves."""
     import sqlalchemy.exc
 
+    races: tuple[type[Exception], ...] = (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError)
+    if url.startswith("sqlite"):
+        races += (sqlalchemy.exc.OperationalError,)  # "database is locked" while another process writes the schema
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+        except races:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
@@ -70,11 +86,78 @@ def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """``scheme://...`` is a database URL (sqlite:///study.db, postgresql://...); anything else a journal file."""
+    """``scheme://...`` is a database URL (sqlite:///study.db, postgresql://...); anything else a journal file.
+
+    A storage that cannot be opened is a ConfigError saying what to install or check, before any trial starts.
+    """
     if "://" in url:
-        return _rdb_storage(url)
-    Path(url).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        try:
+            return _rdb_storage(url)
+        except Exception as error:  # noqa: BLE001 - any failure to open it gets the same explained message
+            raise ConfigError(storage_error(url, error)) from None
+    try:
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+    except OSError as error:
+        raise ConfigError(f"hydra.sweeper.storage={url}: cannot create the Optuna journal file ({error.strerror}). "
+                          f"Check that its folder can be created and written by this user.") from None
+
+
+DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}  # module -> pip package, where they differ
+
+
+def _missing_module(error: BaseException) -> Optional[str]:
+    """The module whose import failed somewhere in the exception chain (Optuna wraps the driver's ImportError)."""
+    while error is not None:
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            return error.name
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return None
+
+
+def storage_error(url: str, error: BaseException) -> str:
+    """One paragraph: the storage (password masked), its database, what went wrong and what to install or check."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not even a URL
+        return (f"hydra.sweeper.storage={masked(url)!r} is not a database URL SQLAlchemy can read. Use a URL "
+                f"such as postgresql://user:password@host:5432/studies or sqlite:///study.db, or a file path for an "
+                f"Optuna journal file.")
+    shown = masked(url)
+    backend = parsed.get_backend_name()
+    address = f"{parsed.host}:{parsed.port}" if parsed.port else str(parsed.host)
+    where = f"SQLite file {parsed.database}" if backend == "sqlite" else f"database {parsed.database!r} on {address}"
+    head = f"hydra.sweeper.storage={shown}: cannot open the Optuna storage, {where}"
+    cause = getattr(error, "orig", None) or error
+    detail = " ".join(str(cause).split("\n")[0].split())  # the driver's first line, without its prefix noise
+    detail = detail.split("failed: ", 1)[-1] if "connection failed" in detail else detail
+    if type(error).__name__ == "NoSuchModuleError":  # sqlalchemy.exc: an unknown scheme, e.g. postgres://
+        return (f"{head}: SQLAlchemy knows no database kind {parsed.drivername!r}. Use postgresql://, mysql:// or "
+                f"sqlite:/// (postgres:// is spelt postgresql:// since SQLAlchemy 1.4).")
+    missing = _missing_module(error)
+    if missing is not None:
+        install = ('pip install "rlrun[postgres]" (psycopg 3)' if missing == "psycopg"
+                   else f"pip install {DRIVER_PACKAGES.get(missing, missing)}")
+        plain = ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".' \
+            if backend == "postgresql" and missing != "psycopg" else ""
+        return f"{head}: its database driver is not installed (no module named {missing!r}). Install it: {install}.{plain}"
+    lowered = detail.lower()
+    if "refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "timed out" in lowered:
+        return (f"{head}: nothing answers at {address} ({detail}). Check that "
+                f"the database server is running and listens on that host and port (for PostgreSQL: pg_isready -h "
+                f"{parsed.host} -p {parsed.port or 5432}), and that this machine may reach it.")
+    if "password" in lowered or "authentication" in lowered or "access denied" in lowered:
+        return (f"{head}: the server refused the login of user {parsed.username!r} ({detail}). Check the user name and "
+                f"password in the URL, and that the server admits this user from this host (pg_hba.conf).")
+    if "does not exist" in lowered or "unknown database" in lowered:
+        return (f"{head}: the server has no database {parsed.database!r} ({detail}). Create it first (for PostgreSQL: "
+                f"createdb -h {parsed.host} -U {parsed.username} {parsed.database}) or name an existing one.")
+    if backend == "sqlite":
+        return f"{head}: {detail}. Check that its folder exists and this user may write there."
+    return (f"{head}: {detail}. Check the URL, that the server is running, and that the user may connect to that "
+            f"database.")
 
 
 def build_sampler(settings: DictConfig) -> optuna.samplers.BaseSampler:

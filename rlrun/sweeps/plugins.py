@@ -1,4 +1,4 @@
-"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and two resolvers.
+"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and its resolvers.
 
 ``joblib``, ``submitit_local`` and ``submitit_slurm`` are re-registered in Hydra's ConfigStore under their own
 names with rlrun's defaults, built from the plugins' typed schemas (so a misspelt launcher key still fails at
@@ -6,7 +6,8 @@ composition). This is done in Python, not with YAML files in conf/hydra/launcher
 ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matching" (a warning on every run),
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
-rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) is registered explicitly as well: Hydra's scan lists
+rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) and submitit launchers (hydra_plugins/rlrun_submitit_launcher/:
+a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists
 ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
 """
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 
 JOB_FOLDER_MAX_CHARS = 120  # well under the 255-byte file name limit; the job number keeps names unique
+SUBMITIT_LAUNCHERS = "hydra_plugins.rlrun_submitit_launcher.launchers"  # see rlrun/sweeps/submitit_jobs.py
 
 
 def usable_cores() -> int:
@@ -49,6 +52,14 @@ def job_folder(job_number: int, override_dirname: str) -> str:
     return name
 
 
+def slurm_job_name(sweep_dir: str) -> str:
+    """``rlrun_2026-11-21_10-00-00``: the app and the sweep (its folder), so squeue tells sweeps apart.
+
+    Hydra's default would be the task function's module, ``cli``, for every sweep.
+    """
+    return "_".join(["rlrun", *Path(str(sweep_dir)).parts[-2:]]).replace(" ", "_")
+
+
 def register_sweep_plugins() -> None:
     """Register the sweeper, launcher defaults and resolvers (idempotent; called by rlrun.config.register_configs)."""
     # Scan plugins first: the scan re-executes their config modules, re-storing the plugins' own defaults.
@@ -57,6 +68,10 @@ def register_sweep_plugins() -> None:
     from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
 
     plugins.register(RlrunOptunaSweeper)
+    from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
+
+    plugins.register(RlrunLocalLauncher)
+    plugins.register(RlrunSlurmLauncher)
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
     from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
@@ -64,13 +79,19 @@ def register_sweep_plugins() -> None:
     launchers = {
         # as many jobs as fit with jobs x device.threads <= usable cores
         "joblib": JobLibLauncherConf(n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
-        "submitit_local": LocalQueueConf(cpus_per_task=threads, tasks_per_node=1, timeout_min=60),
+        "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads,
+                                         tasks_per_node=1, timeout_min=60),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
-        "submitit_slurm": SlurmQueueConf(cpus_per_task=threads, tasks_per_node=1, nodes=1, mem_gb=4,
-                                         timeout_min=120, array_parallelism=64),
+        "submitit_slurm": SlurmQueueConf(
+            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmLauncher", cpus_per_task=threads, tasks_per_node=1, nodes=1,
+            mem_gb=4, timeout_min=120, array_parallelism=64, name="${rlrun.slurm_job_name:${hydra.sweep.dir}}",
+            # SIGTERM, which rlrun answers by saving last.pt, instead of submitit's USR2, whose handler raises
+            # inside training (no checkpoint) or requeues the job to start over from step 0
+            additional_parameters={"signal": "TERM@${hydra.launcher.signal_delay_s}"}),
     }
     store = ConfigStore.instance()
     for name, node in launchers.items():
         store.store(group="hydra/launcher", name=name, node=node, provider="rlrun")
     OmegaConf.register_new_resolver("rlrun.parallel_jobs", parallel_jobs, replace=True)
     OmegaConf.register_new_resolver("rlrun.job_folder", job_folder, replace=True)
+    OmegaConf.register_new_resolver("rlrun.slurm_job_name", slurm_job_name, replace=True)
