@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     What to produce besides (``eval.compare``, ``eval.video``) is read from this command's config, never
     from the checkpoint's.
     """
+    start_time = time.perf_counter()
     if cfg.checkpoint is None:
         if agent_learns(cfg.agent.algo):
             raise ConfigError(
@@ -239,6 +241,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         **episodes,
         "compare": rival_reports,
         "config": OmegaConf.to_container(run_cfg, resolve=True),
+        "wall_seconds": time.perf_counter() - start_time,
     }
     run_dir = Path(run_dir)
     if cfg.eval.video:

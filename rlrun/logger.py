@@ -33,7 +33,23 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "double": ("agent.double", "-"),
     "dueling": ("agent.dueling", "-"),
     "hidden_sizes": ("agent.hidden_sizes", "-"),
+    "tau": ("agent.tau", math.nan),
+    "loss": ("agent.loss", "-"),
+    "max_grad_norm": ("agent.max_grad_norm", math.nan),
     "capacity": ("buffer.capacity", math.nan),
+    "per_alpha": ("buffer.alpha", math.nan),
+    "per_beta_start": ("buffer.beta_start", math.nan),
+    "n_step": ("buffer.n_step", math.nan),
+    # REINFORCE
+    "episodes_per_update": ("agent.episodes_per_update", math.nan),
+    "baseline": ("agent.baseline", "-"),
+    "normalize_returns": ("agent.normalize_returns", "-"),
+    "entropy_coef": ("agent.entropy_coef", math.nan),
+    "temperature": ("agent.temperature", math.nan),
+    # tabular Q-learning
+    "alpha": ("agent.alpha", math.nan),
+    "alpha_decay": ("agent.alpha_decay", math.nan),
+    "initial_q": ("agent.initial_q", math.nan),
 }
 
 

@@ -49,6 +49,17 @@ def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
     return fixed
 
 
+def progress_fields(last_return: float, last_eval: dict[str, float] | None, metrics: dict[str, Any]) -> dict[str, str]:
+    """The progress bar's postfix: the last episode's return, the agent's exploration and learning rates where
+    it has them (no ``eps=nan`` for agents without epsilon), and the last greedy evaluation."""
+    fields = {"ret": f"{last_return:.1f}"}
+    for key, label in (("train/epsilon", "eps"), ("train/alpha", "alpha"), ("train/beta", "beta")):
+        if key in metrics:
+            fields[label] = f"{float(metrics[key]):.3f}"
+    fields["eval"] = f"{last_eval['mean']:.1f}" if last_eval else "-"
+    return fields
+
+
 class Trainer:
     """Holds one run's env, agent and outputs; ``run()`` trains to ``total_steps``, the early stop or a signal.
 
@@ -227,12 +238,7 @@ class Trainer:
                         steps_per_second = (self.step - start_step) / (time.perf_counter() - start_time)
                         logger.scalars({**metrics, "charts/steps_per_second": steps_per_second}, self.step)
                         bar.update(self.step - bar.n)
-                        bar.set_postfix(
-                            ret=f"{self.last_return:.1f}",
-                            eps=f"{float(metrics.get('train/epsilon', math.nan)):.3f}",
-                            eval=f"{self.last_eval['mean']:.1f}" if self.last_eval else "-",
-                            refresh=False,
-                        )
+                        bar.set_postfix(progress_fields(self.last_return, self.last_eval, metrics), refresh=False)
                     if crossed(previous, self.step, eval_every):
                         stats = self.evaluate(logger)
                         if stop_at_return is not None and stats["mean"] >= stop_at_return:

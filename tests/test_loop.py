@@ -113,3 +113,34 @@ def test_vector_envs_count_every_sub_env_step(tmp_path):
 def test_stop_at_return_ends_the_run_early(tmp_path):
     result = train(compose_cfg(*TINY_RUN, "stop_at_return=0"), tmp_path)
     assert result["steps"] == 300  # first evaluation already reaches a return of 0
+
+
+@pytest.mark.parametrize("agent,keys", [
+    ("reinforce", {"baseline": "none", "episodes_per_update": 4.0, "normalize_returns": "True"}),
+    ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan")}),
+])
+def test_hparams_hold_each_agent_family_s_own_keys(agent, keys):
+    from rlrun.logger import flat_hparams
+
+    values = flat_hparams(compose_cfg(f"agent={agent}"))
+    for key, expected in keys.items():
+        if expected != expected:  # NaN: the agent has no such key
+            assert values[key] != values[key], (key, values[key])
+        else:
+            assert values[key] == expected, (key, values[key])
+
+
+def test_tabular_q_hparams_name_its_learning_rate():
+    from rlrun.logger import flat_hparams
+
+    values = flat_hparams(compose_cfg("agent=tabular_q", "env=gym", "env.id=Taxi-v4", "agent.alpha=0.3"))
+    assert values["alpha"] == 0.3 and values["per_alpha"] != values["per_alpha"]
+
+
+def test_progress_bar_shows_only_what_the_agent_has():
+    from rlrun.loop import progress_fields
+
+    fields = progress_fields(12.0, None, {"losses/policy_loss": 0.1})
+    assert fields == {"ret": "12.0", "eval": "-"}  # REINFORCE: no epsilon, so no eps=nan
+    fields = progress_fields(12.0, {"mean": 50.0}, {"train/epsilon": 0.25})
+    assert fields == {"ret": "12.0", "eps": "0.250", "eval": "50.0"}
