@@ -40,7 +40,8 @@ class DQNConfig:
     double: bool = False  # Double DQN: online net picks the next action, target net values it
     dueling: bool = False  # Dueling head: Q = V + A - mean(A)
     target_update: str = "hard"  # hard (copy) | soft (Polyak with tau)
-    target_update_every: int = 500  # env steps between target updates
+    # env steps between target updates; null: 500 for hard, train_freq (after every update) for soft
+    target_update_every: Optional[int] = None
     tau: float = 0.005  # soft update rate; ignored by hard updates
     loss: str = "huber"  # huber | mse
     max_grad_norm: Optional[float] = 10.0  # gradient clipping; null disables it
@@ -280,8 +281,9 @@ def validate(cfg: DictConfig) -> None:
         _check(agent.gradient_steps > 0, "agent.gradient_steps", agent.gradient_steps, "a positive integer")
         _check(agent.learning_starts >= 0, "agent.learning_starts", agent.learning_starts, "zero or more env steps")
         _check(agent.target_update in ("hard", "soft"), "agent.target_update", agent.target_update, "hard or soft")
-        _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
-               "a positive number of env steps")
+        if agent.target_update_every is not None:
+            _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
+                   "a positive number of env steps, or null (hard: every 500, soft: after every update)")
         _check(0.0 < agent.tau <= 1.0, "agent.tau", agent.tau, "in (0, 1]")
         _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
         if agent.max_grad_norm is not None:
