@@ -154,6 +154,8 @@ class EvalConfig:
     video: bool = False  # mode=evaluate: record episodes to MP4 in videos/ of the run directory
     video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
     video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
+    # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
+    max_episode_steps: int = 10_000
 
 
 @dataclass
@@ -317,6 +319,9 @@ def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
 
 def _validate_eval_outputs(cfg: DictConfig) -> None:
     # .get: configs saved in checkpoints written before these keys existed lack them
+    cap = eval_step_cap(cfg)
+    _check(cap > 0, "eval.max_episode_steps", cap,
+           "a positive number of env steps (the cap of greedy episodes on envs without a time limit)")
     video_every = cfg.eval.get("video_every", 0)
     _check(video_every >= 0, "eval.video_every", video_every,
            "zero (no videos while training) or a positive number of env steps")
@@ -325,6 +330,11 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
         _check(len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices), "eval.video_episodes", indices,
                f"null (the first and the best episode) or a non-empty list of episode indices in "
                f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
+
+
+def eval_step_cap(cfg: DictConfig) -> int:
+    """``eval.max_episode_steps``, or its default for configs saved before the key existed."""
+    return cfg.eval.get("max_episode_steps", EvalConfig.max_episode_steps)
 
 
 def _validate_plot(cfg: DictConfig) -> None:

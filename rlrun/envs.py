@@ -32,6 +32,25 @@ def make_env(cfg: DictConfig, render_mode: str | None = None) -> gym.Env:
         ) from None
 
 
+def make_eval_env(cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None) -> gym.Env:
+    """One environment for greedy episodes, which must always end.
+
+    A greedy policy can loop forever (CliffWalking has no time limit, and a policy that walks into a wall
+    never reaches the goal), so an env without a time limit of its own is cut at ``max_episode_steps``
+    (``eval.max_episode_steps``); such episodes end truncated. An env's own limit is left as it is.
+    """
+    env = make_env(cfg, render_mode=render_mode)
+    if _time_limit(env) is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+    return env
+
+
+def episode_step_limit(env: gym.Env) -> int | None:
+    """The step at which the env's time limit cuts an episode, or None without one."""
+    limit = _time_limit(env)
+    return None if limit is None else limit._max_episode_steps
+
+
 def make_vector_env(cfg: DictConfig) -> gym.vector.VectorEnv:
     """``cfg.num_envs`` copies in one process, reset in the same step as they finish.
 

@@ -131,3 +131,28 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_finis
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(checkpoint)["progress"]["step"] == final_steps
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] > 0
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_a_long_evaluation_checkpoints_and_exits(tmp_path, sig, code):
+    # At env step 1 a greedy episode starts on CliffWalking-v1 (no time limit) that would last 10^9 steps.
+    args = ["agent=tabular_q", "env=gym", "env.id=CliffWalking-v1", "total_steps=1000", "eval.every=1",
+            "eval.episodes=1", "eval.max_episode_steps=1000000000", "device=cpu", f"hydra.run.dir={tmp_path}"]
+    process = subprocess.Popen([sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("events.out.tfevents*")):  # the logger exists: training has started
+        assert time.time() < deadline and process.poll() is None, "training never started"
+        time.sleep(0.1)
+    time.sleep(2.0)  # well into the evaluation
+    process.send_signal(sig)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"{sig.name} did not stop an evaluation in progress")
+    assert process.returncode == code, stderr
+    assert f"Continue with: rlrun resume={tmp_path}" in stdout + stderr
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert checkpoint["progress"]["step"] == 1 and "run_state" in checkpoint
