@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -113,3 +114,29 @@ def test_vector_envs_count_every_sub_env_step(tmp_path):
 def test_stop_at_return_ends_the_run_early(tmp_path):
     result = train(compose_cfg(*TINY_RUN, "stop_at_return=0"), tmp_path)
     assert result["steps"] == 300  # first evaluation already reaches a return of 0
+
+
+def test_logged_episode_returns_and_lengths_are_the_true_ones(tmp_path):
+    # Counted here from the transitions themselves, per sub-env. Gymnasium < 1.4's vector RecordEpisodeStatistics
+    # logged every episode after a sub-env's first one a step short under same-step autoreset.
+    no_dqn_keys = [o for o in TINY_RUN if not o.startswith("agent.")]
+    trainer = Trainer(compose_cfg(*no_dqn_keys, "agent=random", "env.num_envs=3", "seed=2"), tmp_path)
+    observe, true_episodes = trainer.agent.observe, []
+    lengths, returns = np.zeros(3, dtype=int), np.zeros(3)
+
+    def counting_observe(obs, actions, rewards, next_obs, terminated, truncated):
+        lengths[:] += 1
+        returns[:] += rewards
+        for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+            true_episodes.append((int(lengths[i]), float(returns[i])))
+            lengths[i], returns[i] = 0, 0.0
+        return observe(obs, actions, rewards, next_obs, terminated, truncated)
+
+    trainer.agent.observe = counting_observe
+    trainer.run()
+    events = read_scalars(tmp_path)
+    logged_lengths = [int(e.value) for e in events.Scalars("charts/episodic_length")]
+    logged_returns = [e.value for e in events.Scalars("charts/episodic_return")]
+    assert len(true_episodes) > 20
+    assert logged_lengths == [length for length, _ in true_episodes]
+    assert logged_returns == pytest.approx([ret for _, ret in true_episodes])
