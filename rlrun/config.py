@@ -104,7 +104,9 @@ class PrioritizedBufferConfig:
     name: str = "prioritized"
     capacity: int = 100_000
     alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
-    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 by total_steps
+    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 over beta_steps
+    # env steps of beta's annealing; null: the run's total_steps, fixed when it starts (resumes keep it)
+    beta_steps: Optional[int] = None
     eps: float = 1e-6  # added to |TD error| so no transition has zero probability
 
 
@@ -362,6 +364,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
         _check(0.0 <= buffer.alpha <= 1.0, "buffer.alpha", buffer.alpha, "in [0, 1] (0 is uniform sampling)")
         _check(0.0 <= buffer.beta_start <= 1.0, "buffer.beta_start", buffer.beta_start, "in [0, 1]")
         _check(buffer.eps > 0, "buffer.eps", buffer.eps, "a small positive number, e.g. 1e-6")
+        beta_steps = buffer.get("beta_steps")
+        if beta_steps is not None:
+            _check(beta_steps > 0, "buffer.beta_steps", beta_steps, "a positive number of env steps, or null "
+                   "(total_steps)")
 
 
 def _validate_schedule(schedule: DictConfig) -> None:

@@ -351,6 +351,10 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
     if "run_state" not in payload:
         raise ConfigError(f"{checkpoint} was written without run state (an older or evaluation-only checkpoint) "
                           f"and cannot be resumed; evaluate it with mode=evaluate checkpoint={checkpoint}.")
+    saved_buffer = payload["config"].get("buffer") or {}
+    if saved_buffer.get("name") == "prioritized" and saved_buffer.get("beta_steps") is None:
+        # PER's beta keeps annealing over the total_steps the run started with, whatever total_steps is now
+        saved_buffer["beta_steps"] = payload["config"]["total_steps"]
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None
     validate(merged)

@@ -156,3 +156,25 @@ def test_signal_during_a_long_evaluation_checkpoints_and_exits(tmp_path, sig, co
     assert f"Continue with: rlrun resume={tmp_path}" in stdout + stderr
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert checkpoint["progress"]["step"] == 1 and "run_state" in checkpoint
+
+
+def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path):
+    # beta anneals over the total_steps the run started with (800), whatever later resumes ask for.
+    cfg = compose_cfg(*TINY_RUN, "agent=per_dqn", "total_steps=800", "log_every=100", "seed=1")
+    interrupted = Trainer(cfg, tmp_path)
+    learn = interrupted.agent.update
+
+    def update_then_stop_at_400(step, episode):
+        if step >= 400:
+            interrupted.stop_signal = signal.SIGINT
+        return learn(step, episode)
+
+    interrupted.agent.update = update_then_stop_at_400
+    assert interrupted.run()["steps"] == 400
+    for total in (600, 1200):  # shortened, then extended past the original end
+        args = [f"resume={tmp_path}", f"total_steps={total}"]
+        assert run(compose_cfg(*args), tmp_path / "hydra-dir", args)["steps"] == total
+    betas = scalars(tmp_path, "train/beta")
+    assert [step for step, _ in betas] == list(range(100, 1300, 100))
+    for step, beta in betas:
+        assert beta == pytest.approx(min(1.0, 0.4 + 0.6 * step / 800), abs=1e-6), step
