@@ -106,11 +106,6 @@ def looks_like_checkpoint(entry: str) -> bool:
     return entry.endswith(".pt") or "/" in entry or Path(entry).is_file()
 
 
-def has_learned_state(agent: Agent) -> bool:
-    """An agent with nothing to load (empty ``state_dict``, e.g. random) plays the same with or without a checkpoint."""
-    return bool(agent.state_dict())
-
-
 def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
     """Build one ``eval.compare`` entry for ``env``: a checkpoint path, or an agent preset name (conf/agent)."""
     if looks_like_checkpoint(entry):
@@ -136,7 +131,7 @@ def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
     rival_cfg.agent = compose_agent_preset(entry)
     validate(rival_cfg)
     agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
-    if has_learned_state(agent):
+    if agent.learns:  # untrained, it plays its random initialisation; random and heuristic have nothing to learn
         raise ConfigError(
             f"eval.compare entry {entry!r} is a learning agent: untrained, it would only show its random "
             f"initialisation. Compare with its checkpoint instead (eval.compare=[outputs/.../checkpoints/best.pt]); "

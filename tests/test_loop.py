@@ -140,3 +140,28 @@ def test_logged_episode_returns_and_lengths_are_the_true_ones(tmp_path):
     assert len(true_episodes) > 20
     assert logged_lengths == [length for length, _ in true_episodes]
     assert logged_returns == pytest.approx([ret for _, ret in true_episodes])
+
+
+# One short run per agent family (two sub-envs each), for checks that must hold for every agent.
+FAMILY_RUNS = {
+    "dqn": ["agent=dqn", "agent.learning_starts=100", "agent.batch_size=32"],
+    "reinforce": ["agent=reinforce", "agent.episodes_per_update=2"],
+    "tabular_q": ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1"],
+    "random": ["agent=random"],
+    "heuristic": ["agent=heuristic"],
+}
+
+
+@pytest.mark.parametrize("family", FAMILY_RUNS)
+def test_evaluations_and_videos_never_change_the_training_episodes(tmp_path, family):
+    common = ["total_steps=600", "env.num_envs=2", "eval.episodes=2", "save_every=1000", "log_every=50",
+              "device=cpu", "seed=4", *FAMILY_RUNS[family]]
+
+    def training_episodes(run_dir, *watching):
+        train(compose_cfg(*common, *watching), run_dir)
+        return [(e.step, e.value) for e in read_scalars(run_dir).Scalars("charts/episodic_return")]
+
+    unwatched = training_episodes(tmp_path / "unwatched", "eval.every=100000")
+    watched = training_episodes(tmp_path / "watched", "eval.every=50", "eval.video_every=300")
+    assert len(unwatched) > 5 and watched == unwatched
+    assert len(read_scalars(tmp_path / "watched").Scalars("eval/mean_return")) == 12

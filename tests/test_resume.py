@@ -178,3 +178,49 @@ def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path)
     assert [step for step, _ in betas] == list(range(100, 1300, 100))
     for step, beta in betas:
         assert beta == pytest.approx(min(1.0, 0.4 + 0.6 * step / 800), abs=1e-6), step
+
+
+def assert_same_state(a, b, where="agent"):
+    """Nested checkpoint states equal: tensors exactly, dicts key by key, anything else with ==."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("overrides", [
+    ["agent=random"],
+    ["agent=reinforce", "agent.episodes_per_update=2"],
+    ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=true"],
+], ids=["random", "reinforce", "tabular_q"])
+def test_every_agent_family_resumes_exactly(tmp_path, overrides):
+    cfg = compose_cfg(*overrides, "env.num_envs=2", "total_steps=1200", "eval.every=300", "eval.episodes=2",
+                      "save_every=300", "log_every=50", "device=cpu", "seed=5")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train(cfg, whole)
+
+    interrupted = Trainer(cfg, parts)
+    act = interrupted.agent.act
+
+    def act_then_stop_at_598(obs, step, episode):  # as if Ctrl-C arrived mid-run, between two checkpoints
+        if step >= 598:
+            interrupted.stop_signal = signal.SIGINT
+        return act(obs, step, episode)
+
+    interrupted.agent.act = act_then_stop_at_598
+    assert interrupted.run() == {"interrupted_by": signal.SIGINT, "steps": 600}
+    result = run(compose_cfg(f"resume={parts}"), tmp_path / "hydra-dir", [f"resume={parts}"])
+    assert result["steps"] == 1200
+    for tag in ("charts/episodic_return", "charts/episodic_length", "eval/mean_return"):
+        assert scalars(parts, tag) == scalars(whole, tag), tag
+    assert len(scalars(whole, "charts/episodic_return")) > 10
+    assert_same_state(load_checkpoint(whole / "checkpoints" / "last.pt")["agent"],
+                      load_checkpoint(parts / "checkpoints" / "last.pt")["agent"])

@@ -158,6 +158,11 @@ class EpisodeStorage:
         if self.obs is None:
             return {"num_envs": 0}
         longest = int(self.lengths.max())
+        # Only the steps of the episodes being recorded: what lies beyond a row's length is stale
+        beyond = np.arange(longest) >= self.lengths[:, None]
+        obs, actions, rewards = self.obs[:, :longest].copy(), self.actions[:, :longest].copy(), \
+            self.rewards[:, :longest].copy()
+        obs[beyond], actions[beyond], rewards[beyond] = 0, 0, 0
         return {
             "num_envs": self.num_envs,
             "capacity": self.capacity,
@@ -165,9 +170,9 @@ class EpisodeStorage:
             "recording": self.recording.tolist(),
             "at_start": self.at_start.tolist(),
             "joined": self.joined,
-            "obs": torch.from_numpy(self.obs[:, :longest].copy()),
-            "actions": torch.from_numpy(self.actions[:, :longest].copy()),
-            "rewards": torch.from_numpy(self.rewards[:, :longest].copy()),
+            "obs": torch.from_numpy(obs),
+            "actions": torch.from_numpy(actions),
+            "rewards": torch.from_numpy(rewards),
             "finished": [
                 {"obs": torch.from_numpy(e.obs), "actions": torch.from_numpy(e.actions),
                  "rewards": torch.from_numpy(e.rewards), "final_obs": torch.from_numpy(e.final_obs),
