@@ -24,7 +24,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
 from rlrun.config import RESUMABLE_KEYS, eval_step_cap, merge_saved_config, validate
-from rlrun.envs import capture_env_state, make_eval_env, make_vector_env, restore_env_state
+from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
@@ -151,8 +151,8 @@ class Trainer:
             self.best_eval_return = stats["mean"]
             self.save("best.pt", for_resume=False)
         log.info("step %d: greedy eval %.2f ± %.2f%s", self.step, stats["mean"], stats["std"],
-                 f" ({stats['truncated']} of {len(self.eval_seeds)} episodes cut by a time limit or "
-                 f"eval.max_episode_steps)" if stats["truncated"] else "")
+                 f" ({stats['truncated']} of {len(self.eval_seeds)} episodes cut at the "
+                 f"{episode_step_limit(self.eval_env)}-step limit)" if stats["truncated"] else "")
         return stats
 
     def record_video(self, logger: RunLogger) -> Path:
