@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# extra arguments for the default run, e.g. make run ARGS="total_steps=2000 seed=3"
+ARGS ?=
+
 run: install
-	$(BIN)/rlrun
+	$(BIN)/rlrun $(ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -13,13 +13,45 @@ from typing import Callable
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import override_keys, register_configs, validate
 from rlrun.errors import ConfigError, RlrunError
 
 register_configs()
 log = logging.getLogger("rlrun")
+
+# The groups a user picks from, in the order a command line usually names them (schema/* and tuned/ are internal).
+USER_GROUPS = {
+    "env": "the environment (Gymnasium id, sub-envs, episode limit)",
+    "agent": "the learning algorithm and its variant switches",
+    "buffer": "replay memory of the DQN family",
+    "schedule": "epsilon, the exploration rate, over env steps or episodes",
+    "device": "where the networks run, and torch threads",
+}
+
+
+def config_groups_help() -> str:
+    """``rlrun --help``'s group list, read from conf/ so it always shows the options that exist."""
+    import importlib.resources
+
+    from omegaconf import OmegaConf
+
+    conf = importlib.resources.files("rlrun.conf")
+    defaults = {}
+    for entry in OmegaConf.create((conf / "config.yaml").read_text()).defaults:
+        if isinstance(entry, DictConfig):
+            defaults.update({str(key): str(value) for key, value in entry.items()})
+    lines = []
+    for group, purpose in USER_GROUPS.items():
+        options = sorted(item.name[: -len(".yaml")] for item in (conf / group).iterdir() if item.name.endswith(".yaml"))
+        marked = [f"{option}*" if option == defaults.get(group) else option for option in options]
+        lines.append(f"  {group:<9} {purpose}\n  {'':<9} {', '.join(marked)}")
+    return "\n".join(lines)
+
+
+if not OmegaConf.has_resolver("rlrun_config_groups"):
+    OmegaConf.register_new_resolver("rlrun_config_groups", config_groups_help)
 
 
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],

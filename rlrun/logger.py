@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
+from rlrun.config import target_update_interval
+
 # The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
 # Keys an agent lacks get NaN (numbers) or "-" (names).
 HPARAM_KEYS: dict[str, tuple[str, Any]] = {
@@ -33,7 +35,23 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "double": ("agent.double", "-"),
     "dueling": ("agent.dueling", "-"),
     "hidden_sizes": ("agent.hidden_sizes", "-"),
+    "tau": ("agent.tau", math.nan),
+    "loss": ("agent.loss", "-"),
+    "max_grad_norm": ("agent.max_grad_norm", math.nan),
     "capacity": ("buffer.capacity", math.nan),
+    "per_alpha": ("buffer.alpha", math.nan),
+    "per_beta_start": ("buffer.beta_start", math.nan),
+    "n_step": ("buffer.n_step", math.nan),
+    # REINFORCE
+    "episodes_per_update": ("agent.episodes_per_update", math.nan),
+    "baseline": ("agent.baseline", "-"),
+    "normalize_returns": ("agent.normalize_returns", "-"),
+    "entropy_coef": ("agent.entropy_coef", math.nan),
+    "temperature": ("agent.temperature", math.nan),
+    # tabular Q-learning
+    "alpha": ("agent.alpha", math.nan),
+    "alpha_decay": ("agent.alpha_decay", math.nan),
+    "initial_q": ("agent.initial_q", math.nan),
 }
 
 
@@ -49,6 +67,8 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
         elif isinstance(value, bool):
             value = str(value)  # one type per key: "-" for agents without the switch
         values[key] = value
+    if OmegaConf.select(cfg, "agent.algo", default=None) == "dqn":
+        values["target_update_every"] = target_update_interval(cfg.agent)  # null stands for a default: log it
     return values
 
 

@@ -25,11 +25,14 @@ def compose_cfg(*overrides: str) -> DictConfig:
         return compose("config", overrides=list(overrides))
 
 
+# The installed console script, as a user types it (not `python -m rlrun`).
+RLRUN = str(Path(sys.executable).parent / "rlrun")
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "rlrun", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=env)
+    return subprocess.run([RLRUN, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture

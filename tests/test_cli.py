@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,11 +23,20 @@ def test_cfg_job_prints_the_composed_config():
     assert "id: Acrobot-v1" in result.stdout and "name: dqn" in result.stdout
 
 
-def test_help_lists_the_config_groups():
+def test_help_is_rlrun_s_own_first_screen():
     result = run_cli("--help")
     assert result.returncode == 0
-    for group in ("env:", "agent:", "buffer:", "schedule:", "device:"):
-        assert group in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("rlrun: "), lines[0]
+    assert "powered by Hydra" not in result.stdout and "schema/" not in result.stdout
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    for group in ("env", "agent", "buffer", "schedule", "device"):
+        listed = next(line for i, line in enumerate(lines) if i and lines[i - 1].strip().startswith(group + " "))
+        options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
+        assert [option.rstrip("*") for option in listed.strip().split(", ")] == options, (group, listed)
+    assert "dqn*" in result.stdout and "cartpole*" in result.stdout  # defaults are marked
+    examples = lines[lines.index("== Examples ==") + 1:]
+    assert 2 <= len(examples) <= 4 and all(line.strip().startswith("rlrun") for line in examples)
 
 
 @pytest.mark.parametrize("args,fragments", [

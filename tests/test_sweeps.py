@@ -137,15 +137,36 @@ def test_objective_is_the_mean_of_the_last_evaluations():
 
 
 def test_median_pruner_stops_a_trial_below_the_median():
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+    storage = optuna.storages.InMemoryStorage()
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
     for value in (100.0, 120.0):
         trial = study.ask()
         trial.report(value, 1000)
         study.tell(trial, value)
-    good, bad = TrialReporter(study.ask()), TrialReporter(study.ask())
+
+    def reporter_for(number: int) -> TrialReporter:  # as a job does: from the trial number the sweeper passed
+        study_id = storage.get_study_id_from_name(study.study_name)
+        return TrialReporter(study, storage, storage.get_trial_id_from_study_id_trial_number(study_id, number), pruner)
+
+    good, bad = reporter_for(study.ask().number), reporter_for(study.ask().number)
     assert good(1000, 150.0) is False and good.pruned_at_step is None
     assert bad(1000, 5.0) is True and bad.pruned_at_step == 1000
+    assert study.trials[-1].intermediate_values == {1000: 5.0}  # reported into the study's storage
+
+
+def test_evaluate_mode_jobs_are_reported_as_finished(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "mode=evaluate", "agent=random,heuristic", "eval.episodes=3",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["config"]: row for row in csv.DictReader((sweep / "summary.csv").open())}
+    assert set(rows) == {"agent=random", "agent=heuristic"}
+    for row in rows.values():
+        assert row["failed"] == "0" and row["runs"] == "1"
+    heuristic_eval = json.loads(next(sweep.glob("*agent=heuristic*/eval.json")).read_text())
+    assert float(rows["agent=heuristic"]["best_return_mean"]) == pytest.approx(heuristic_eval["mean"])
+    assert float(rows["agent=heuristic"]["best_return_mean"]) > float(rows["agent=random"]["best_return_mean"])
 
 
 def completed_trials(storage: str, study_name: str) -> int:

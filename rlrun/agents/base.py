@@ -35,3 +35,30 @@ class Agent(Protocol):
         """
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class FixedPolicyAgent:
+    """Base of the agents that never learn (random, heuristic): they act the same in training and evaluation.
+
+    Subclasses supply ``act_greedy``; there is nothing to observe, update or save.
+    """
+
+    learns = False
+
+    def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
+        return self.act_greedy(obs)
+
+    def act_greedy(self, obs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        pass
+
+    def update(self, step: int, episode: int) -> dict[str, float]:
+        return {}
+
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

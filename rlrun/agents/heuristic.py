@@ -6,12 +6,14 @@ same evaluation makes that comparison one command (``rlrun mode=evaluate agent=h
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.box2d.lunar_lander import heuristic as lunar_lander_heuristic
 from gymnasium.envs.registration import parse_env_id
+
+from rlrun.agents.base import FixedPolicyAgent
 
 # A policy maps a batch of observations (num_envs, *obs_shape) and the action space to a batch of actions.
 Policy = Callable[[np.ndarray, gym.Space], np.ndarray]
@@ -65,29 +67,12 @@ def heuristic_for(env_id: str) -> Policy | None:
     return HEURISTICS.get(name)
 
 
-class HeuristicAgent:
+class HeuristicAgent(FixedPolicyAgent):
     """Acts with a fixed hand-written policy in training and evaluation alike; never learns."""
-
-    learns = False
 
     def __init__(self, policy: Policy, action_space: gym.Space):
         self.policy = policy
         self.action_space = action_space
 
-    def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
-        return self.act_greedy(obs)
-
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
         return self.policy(np.asarray(obs), self.action_space)
-
-    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
-        pass
-
-    def update(self, step: int, episode: int) -> dict[str, float]:
-        return {}
-
-    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass

@@ -49,9 +49,9 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
     job_index = 0
     while (missing := settings.n_trials - finished_trials(study)) > 0:
         trials = [study.ask(space) for _ in range(min(settings.n_jobs, missing))]
-        # The storage's trial id (not the study-local number) lets the job rebuild its Trial to report to it.
+        # The trial's number tells the job which trial of the study to report its eval returns to.
         batch = [fixed + [studies.override_for(key, trial.params[key]) for key in space]
-                 + [f"++hydra.job.env_set.{studies.TRIAL_ID_VARIABLE}={trial._trial_id}"] for trial in trials]
+                 + [f"++hydra.job.env_set.{studies.TRIAL_NUMBER_VARIABLE}={trial.number}"] for trial in trials]
         try:
             validate(batch)
         except Exception:

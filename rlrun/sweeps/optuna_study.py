@@ -24,7 +24,7 @@ from rlrun.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-TRIAL_ID_VARIABLE = "RLRUN_OPTUNA_TRIAL_ID"  # set per job by the sweeper through hydra.job.env_set
+TRIAL_NUMBER_VARIABLE = "RLRUN_OPTUNA_TRIAL"  # the trial's number in its study, set per job through hydra.job.env_set
 DEFAULT_JOURNAL = "optuna.journal"  # in the sweep dir when hydra.sweeper.storage is null
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "none")
@@ -233,15 +233,20 @@ def override_for(key: str, value: Any) -> str:
 
 # ----------------------------------------------------------------------------- the job's side
 class TrialReporter:
-    """Reports each eval return to the job's trial and asks the study's pruner whether to stop."""
+    """Reports each eval return to the job's trial and asks the study's pruner whether to stop.
 
-    def __init__(self, trial: optuna.trial.Trial):
-        self.trial = trial
+    Works through Optuna's public storage and pruner interfaces: the job holds the storage's id of its trial
+    (looked up from the study-local trial number), not a ``Trial`` object, which only the sweeper's process has.
+    """
+
+    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int,
+                 pruner: optuna.pruners.BasePruner):
+        self.study, self.storage, self.trial_id, self.pruner = study, storage, trial_id, pruner
         self.pruned_at_step: Optional[int] = None
 
     def __call__(self, step: int, mean_return: float) -> bool:
-        self.trial.report(mean_return, step)
-        if self.trial.should_prune():
+        self.storage.set_trial_intermediate_value(self.trial_id, step, mean_return)
+        if self.pruner.prune(self.study, self.storage.get_trial(self.trial_id)):
             self.pruned_at_step = step
             return True
         return False
@@ -253,8 +258,8 @@ def trial_listener() -> Optional[TrialReporter]:
     An unreachable storage (e.g. a journal file on a disk the cluster node cannot see) costs only live pruning:
     the sweeper still records the trial's result and eval history when the job returns.
     """
-    trial_id = os.environ.get(TRIAL_ID_VARIABLE)
-    if trial_id is None:
+    trial_number = os.environ.get(TRIAL_NUMBER_VARIABLE)
+    if trial_number is None:
         return None
     from hydra.core.hydra_config import HydraConfig
 
@@ -262,8 +267,11 @@ def trial_listener() -> Optional[TrialReporter]:
     settings = hydra_cfg.sweeper
     try:
         storage = open_storage(storage_url(settings, Path(hydra_cfg.sweep.dir)))
-        study = optuna.load_study(study_name=settings.study_name, storage=storage, pruner=build_pruner(settings))
-        return TrialReporter(optuna.trial.Trial(study, int(trial_id)))
+        pruner = build_pruner(settings)
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, pruner=pruner)
+        study_id = storage.get_study_id_from_name(settings.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(trial_number))
+        return TrialReporter(study, storage, trial_id, pruner)
     except Exception as error:  # noqa: BLE001 - pruning is an optimisation; the run itself must go on
         log.warning("cannot reach the Optuna study to report eval returns (%s); this trial runs without pruning",
                     error)

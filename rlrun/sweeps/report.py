@@ -18,6 +18,8 @@ from omegaconf import OmegaConf
 
 from rlrun.sweeps.job import FAILURE_FILE, RESULTS_FILE
 
+EVAL_FILE = "eval.json"  # what a mode=evaluate job writes instead of results.json
+
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 SEED_KEYS = ("seed", "+seed", "++seed")
@@ -95,11 +97,26 @@ def read_job(job_dir: Path) -> JobOutcome:
                          None)
     if (job_dir / RESULTS_FILE).is_file():
         outcome.results = json.loads((job_dir / RESULTS_FILE).read_text())
+    elif (job_dir / EVAL_FILE).is_file():
+        outcome.results = evaluation_outcome(json.loads((job_dir / EVAL_FILE).read_text()))
     elif (job_dir / FAILURE_FILE).is_file():
         outcome.error = json.loads((job_dir / FAILURE_FILE).read_text())["error"]
     else:
         outcome.error = UNFINISHED
     return outcome
+
+
+def evaluation_outcome(report: dict[str, Any]) -> dict[str, Any]:
+    """A ``mode=evaluate`` job's eval.json in the shape of a training run's results: its one evaluation is both
+    the best and the final return, and "solved" means the mean reached the env's threshold."""
+    threshold = report.get("reward_threshold")
+    return {
+        "best_eval_return": report["mean"],
+        "final_eval_return": report["mean"],
+        "wall_seconds": report.get("wall_seconds", math.nan),
+        "solved_at_return": threshold,
+        "solved_at_step": 0 if threshold is not None and report["mean"] >= threshold else None,
+    }
 
 
 def collect_jobs(sweep_dir: Path) -> list[JobOutcome]:
