@@ -1,4 +1,4 @@
-"""Optuna studies in a real PostgreSQL server, with trials as SLURM jobs: sharing, pruning, resuming, bad logins."""
+"""Optuna studies in a real PostgreSQL server: shared by two processes, pruning from SLURM jobs, a bad login."""
 
 from __future__ import annotations
 
@@ -23,21 +23,23 @@ def finished(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def optuna_on_slurm(partition: str, storage: str, study_name: str, n_trials: int) -> list[str]:
-    """The README's shared-study command line, one trial at a time per launching process."""
+    """A study in ``storage`` whose trials are SLURM jobs, one at a time."""
     return ["-m", "hydra/sweeper=optuna", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={partition}",
             "hydra.launcher.mem_gb=2", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study_name}",
             f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.n_jobs=1"]
 
 
-def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_path, partition, postgres_url):
+def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_path, postgres_url):
     # The password stays out of the command line, logs and Hydra's saved configs: libpq reads PGPASSWORD (or
-    # ~/.pgpass), in the launching processes and in the SLURM jobs, which inherit the environment.
+    # ~/.pgpass). Trials run in the launching processes (as on two machines); the SLURM case is the next test.
     url = make_url(postgres_url)
     storage = url.set(password=None).render_as_string(hide_password=False)
     password = {"PGPASSWORD": url.password}
     study = f"shared-lr-{uuid.uuid4().hex[:8]}"  # the server outlives one test run under CLUSTER_HOLD=1
-    command = [*optuna_on_slurm(partition, storage, study, 4), "agent.lr=tag(log, interval(1e-4, 1e-2))",
-               *TINY]
+    # README's command, with this server and study
+    command = ["-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_jobs=1",
+               f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=4",
+               "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY]
     first = start_cli(*command, f"hydra.sweep.dir={tmp_path / 'a'}", env=password)
     second = start_cli(*command, f"hydra.sweep.dir={tmp_path / 'b'}", env=password)
     for process in (first, second):
@@ -62,8 +64,8 @@ def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_
     assert f"{len(trials)} of 4 trials already finished" in stdout + stderr
 
 
-def test_the_median_pruner_stops_a_bad_trial_through_the_database(tmp_path, partition, postgres_url):
-    """Trial 0 (episodes up to 500 steps) completes; trial 1 (episodes cut at 10 steps, so returns of 10) reports
+def test_the_median_pruner_stops_a_slurm_trial_through_the_database(tmp_path, partition, postgres_url):
+    """Trials as SLURM jobs, which reach the study over the network. Trial 0 (episodes up to 500 steps) completes; trial 1 (episodes cut at 10 steps, so returns of 10) reports
     its first evaluation from its SLURM job to PostgreSQL, is below trial 0's value there, and stops."""
     study = f"pruned-{uuid.uuid4().hex[:8]}"
     result = run_cli(*optuna_on_slurm(partition, postgres_url, study, 2), "hydra.sweeper.sampler=random",
