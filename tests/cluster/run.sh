@@ -21,7 +21,13 @@ fi
 say() { echo "[test-cluster ${SECONDS}s] $*"; }
 
 # ----------------------------------------------------------------------------- packages, only when missing
-pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+pg_bindir() {  # the newest PostgreSQL with a server (client packages alone bring a bin/ without initdb)
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+        [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && { echo "$dir"; return 0; }
+    done
+    return 0
+}
 missing=()
 for cmd in slurmctld slurmd sbatch; do command -v "$cmd" >/dev/null || { missing+=(slurm-wlm); break; }; done
 command -v munged >/dev/null || missing+=(munge)
@@ -33,6 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 pg_bin=$(pg_bindir)
+[ -n "$pg_bin" ] || { echo "no PostgreSQL server under /usr/lib/postgresql/*/bin after installing" >&2; exit 1; }
 
 # ----------------------------------------------------------------------------- bookkeeping: stop what we started
 work=$(mktemp -d /tmp/rlrun-cluster.XXXXXX)
