@@ -179,3 +179,20 @@ def test_breakout_length_episodes_fill_the_pool_without_growing_it():
         buffer.add(*transition)
     assert len(store.frames) == pool
     assert_refcounts_match_a_recount(store, len(buffer))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_batches_come_from_pinned_memory_and_match_the_cpu_ones():
+    cuda = torch.device("cuda")
+    rng = np.random.default_rng(13)
+    on_gpu = ReplayBuffer(50, (K, *FRAME), np.dtype(np.uint8), 8, cuda, 0,
+                          observations=FrameStackStore(50, (K, *FRAME), np.dtype(np.uint8)))
+    on_cpu, _ = twin_buffers(capacity=50, batch_size=8)
+    for transition in episode_transitions(rng, 2, steps=40, max_len=8):
+        on_gpu.add(*transition)
+        on_cpu.add(*transition)
+    assert all(tensor.is_pinned() for tensor in on_gpu._batch_tensors.values())
+    for _ in range(3):
+        a, b = on_gpu.sample(0), on_cpu.sample(0)
+        assert a.obs.device.type == "cuda" and a.obs.dtype == torch.uint8
+        assert torch.equal(a.obs.cpu(), b.obs) and torch.equal(a.next_obs.cpu(), b.next_obs)

@@ -104,6 +104,7 @@ class ReplayBuffer:
             for name, (shape, dtype) in batch_shapes.items()
         }
         self._batch_arrays = {name: tensor.numpy() for name, tensor in self._batch_tensors.items()}
+        self._copied = None  # CUDA event after the last batch's copies: pinned memory is reused only once done
         self._ones = torch.ones(batch_size, dtype=torch.float32, device=device)
 
     def _fields(self) -> dict[str, np.ndarray]:
@@ -136,10 +137,15 @@ class ReplayBuffer:
     def sample(self, step: int) -> Batch:
         """A batch of ``batch_size`` transitions; the tensors are reused by the next call."""
         indices, weights = self.sample_indices(step)
+        if self._copied is not None:
+            self._copied.synchronize()  # that copy (and what was queued before it), not the learning step on it
         self.observations.gather(indices, self._batch_arrays["obs"], self._batch_arrays["next_obs"])
         for name, array in self._fields().items():
             np.take(array, indices, axis=0, out=self._batch_arrays[name])
         t = {name: tensor.to(self.device, non_blocking=True) for name, tensor in self._batch_tensors.items()}
+        if self.device.type == "cuda":
+            self._copied = torch.cuda.Event()
+            self._copied.record()
         return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices)
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
