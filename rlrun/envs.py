@@ -43,11 +43,13 @@ def require_atari_extra(env_id: str) -> None:
     gym.register_envs(ale_py)
 
 
-def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = False) -> gym.Env:
+def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = False,
+             epsilon: float = 0.0) -> gym.Env:
     """One environment, e.g. for greedy evaluation.
 
     ``training`` applies what only the learner should see: Atari reward clipping (``env.clip_rewards``),
-    so evaluation and videos report the game's own score.
+    so evaluation and videos report the game's own score. ``epsilon`` (``eval.epsilon``) makes an
+    evaluation env take a random action instead of the agent's with that probability.
     """
     kwargs = OmegaConf.to_container(cfg.kwargs, resolve=True) if cfg.kwargs else {}
     if cfg.max_episode_steps is not None:
@@ -73,7 +75,39 @@ def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = F
         ) from None
     if cfg.get("preprocessing") == "atari":
         env = atari_wrappers(env, cfg, training)
+    if epsilon > 0:
+        env = RandomActionsWithProbability(env, epsilon)
     return env
+
+
+class RandomActionsWithProbability(gym.Wrapper):
+    """Evaluation with ``eval.epsilon``: each step, with probability epsilon, a uniformly random action
+    replaces the agent's (Atari's usual 0.05 keeps a deterministic policy from looping forever).
+
+    The random draws come from a generator seeded by the episode's reset seed, so an episode replays
+    exactly (videos) and every policy compared on the same seeds meets the same random steps.
+    """
+
+    def __init__(self, env: gym.Env, epsilon: float):
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"eval.epsilon={epsilon} needs a discrete action space, but {env.spec.id if env.spec else env} has "
+                f"{env.action_space}. Use eval.epsilon=0 (greedy evaluation) for this env."
+            )
+        self.epsilon = epsilon
+        self.n_actions = int(env.action_space.n)
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.rng = np.random.default_rng([seed, 0xE95])  # its own stream, apart from the env's seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.rng.random() < self.epsilon:
+            action = self.rng.integers(self.n_actions)
+        return self.env.step(action)
 
 
 def atari_wrappers(env: gym.Env, cfg: DictConfig, training: bool) -> gym.Env:

@@ -164,7 +164,7 @@ def format_compare_table(reports: list[dict[str, Any]], threshold: float | None,
 
 # ----------------------------------------------------------------------------- videos
 def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: list[float],
-                  requested: list[int] | None, videos_dir: Path) -> list[dict[str, Any]]:
+                  requested: list[int] | None, videos_dir: Path, epsilon: float = 0.0) -> list[dict[str, Any]]:
     """Replay the chosen episodes (same seeds) with rendering on, one MP4 each.
 
     Episodes are replayed rather than filmed during the evaluation, because "the best" is only known at
@@ -173,7 +173,7 @@ def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: 
     from rlrun.video import episodes_to_record, make_render_env, record_episode
 
     indices = episodes_to_record(requested, returns)
-    env = make_render_env(env_cfg)
+    env = make_render_env(env_cfg, epsilon)
     videos = []
     for index in indices:
         path = Path(videos_dir) / f"episode_{index:03d}.mp4"
@@ -213,7 +213,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         state = payload
     device = select_device(run_cfg.device)
     seed_everything(run_cfg.seed)
-    env = make_env(run_cfg.env)
+    env = make_env(run_cfg.env, epsilon=run_cfg.eval.get("epsilon", 0.0))  # .get: configs saved before the key
     agent = build_agent(run_cfg, env.observation_space, env.action_space, device)
     if state is not None:
         check_spaces(cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space),
@@ -246,7 +246,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     run_dir = Path(run_dir)
     if cfg.eval.video:
         report["videos"] = record_videos(agent, run_cfg.env, seeds, episodes["returns"], cfg.eval.video_episodes,
-                                         run_dir / "videos")
+                                         run_dir / "videos", run_cfg.eval.get("epsilon", 0.0))
     write_report(report, run_dir)
     return report
 

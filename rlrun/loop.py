@@ -77,7 +77,7 @@ class Trainer:
         self.device = select_device(cfg.device)
         seed_everything(cfg.seed)
         self.envs = make_vector_env(cfg.env)
-        self.eval_env = make_env(cfg.env)
+        self.eval_env = make_env(cfg.env, epsilon=cfg.eval.get("epsilon", 0.0))  # .get: configs saved before the key
         self.spaces = space_signature(self.envs.single_observation_space, self.envs.single_action_space)
         self.agent: Agent = build_agent(
             cfg, self.envs.single_observation_space, self.envs.single_action_space, self.device
@@ -161,7 +161,7 @@ class Trainer:
     def record_video(self, logger: RunLogger) -> Path:
         """Film one greedy episode (the first eval seed) into videos/ and TensorBoard, to watch learning progress."""
         if self.video_env is None:
-            self.video_env = make_render_env(self.cfg.env)
+            self.video_env = make_render_env(self.cfg.env, self.cfg.eval.get("epsilon", 0.0))
         path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
         episode = record_episode(self.agent, self.video_env, self.eval_seeds[0], path)
         logger.video("eval/video", episode.frames, episode.fps, self.step)

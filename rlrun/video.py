@@ -33,9 +33,12 @@ class RecordedEpisode:
     fps: int
 
 
-def make_render_env(env_cfg: DictConfig) -> gym.Env:
-    """The run's env, rendering to arrays (same dynamics as the evaluation env)."""
-    return make_env(env_cfg, render_mode="rgb_array")
+def make_render_env(env_cfg: DictConfig, epsilon: float = 0.0) -> gym.Env:
+    """The run's env, rendering to arrays (same dynamics as the evaluation env, ``eval.epsilon`` included).
+
+    Atari renders the emulator's colour screen, not the grayscale 84 x 84 frames the agent sees.
+    """
+    return make_env(env_cfg, render_mode="rgb_array", epsilon=epsilon)
 
 
 def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:
@@ -44,7 +47,7 @@ def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:
     frames = [env.render()]
     total, length, done = 0.0, 0, False
     while not done:
-        action = agent.act_greedy(obs[None])[0]
+        action = agent.act_greedy(np.asarray(obs)[None])[0]
         obs, reward, terminated, truncated, _ = env.step(action)
         frames.append(env.render())
         total += float(reward)
