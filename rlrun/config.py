@@ -59,7 +59,8 @@ class DQNConfig:
     double: bool = False  # Double DQN: online net picks the next action, target net values it
     dueling: bool = False  # Dueling head: Q = V + A - mean(A)
     target_update: str = "hard"  # hard (copy) | soft (Polyak with tau)
-    target_update_every: int = 500  # env steps between target updates
+    # env steps between target updates; null: 500 for hard, train_freq (after every update) for soft
+    target_update_every: Optional[int] = None
     tau: float = 0.005  # soft update rate; ignored by hard updates
     loss: str = "huber"  # huber | mse
     max_grad_norm: Optional[float] = 10.0  # gradient clipping; null disables it
@@ -123,7 +124,9 @@ class PrioritizedBufferConfig:
     name: str = "prioritized"
     capacity: int = 100_000
     alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
-    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 by total_steps
+    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 over beta_steps
+    # env steps of beta's annealing; null: the run's total_steps, fixed when it starts (resumes keep it)
+    beta_steps: Optional[int] = None
     eps: float = 1e-6  # added to |TD error| so no transition has zero probability
 
 
@@ -174,6 +177,8 @@ class EvalConfig:
     video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
     video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
     epsilon: float = 0.0  # evaluation acts at random with this probability (0: greedy; Atari presets: 0.05)
+    # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
+    max_episode_steps: int = 10_000
 
 
 @dataclass
@@ -257,6 +262,21 @@ def register_configs() -> None:
             store.store(group=f"schema/{group}", name=name, node=schema)
 
 
+# target_update_every=null: a hard copy every this many env steps; a soft (Polyak) step after every update.
+HARD_TARGET_UPDATE_EVERY = 500
+
+
+def target_update_interval(cfg: Any) -> int:
+    """Env steps between target updates: the configured value, else the default of the update kind.
+
+    Polyak averaging is meant to run after every gradient update (tau is sized for that): with tau=0.005
+    once every 500 env steps the target would move only 39% of the way in 50k steps.
+    """
+    if cfg.target_update_every is not None:
+        return cfg.target_update_every
+    return HARD_TARGET_UPDATE_EVERY if cfg.target_update == "hard" else cfg.train_freq
+
+
 # ----------------------------------------------------------------------------- validation
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
@@ -305,8 +325,9 @@ def validate(cfg: DictConfig) -> None:
         _check(agent.gradient_steps > 0, "agent.gradient_steps", agent.gradient_steps, "a positive integer")
         _check(agent.learning_starts >= 0, "agent.learning_starts", agent.learning_starts, "zero or more env steps")
         _check(agent.target_update in ("hard", "soft"), "agent.target_update", agent.target_update, "hard or soft")
-        _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
-               "a positive number of env steps")
+        if agent.target_update_every is not None:
+            _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
+                   "a positive number of env steps, or null (hard: every 500, soft: after every update)")
         _check(0.0 < agent.tau <= 1.0, "agent.tau", agent.tau, "in (0, 1]")
         _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
         if agent.max_grad_norm is not None:
@@ -351,7 +372,10 @@ def _validate_atari(env: DictConfig) -> None:
 
 def _validate_eval_outputs(cfg: DictConfig) -> None:
     # .get: configs saved in checkpoints written before these keys existed lack them
-    epsilon = cfg.eval.get("epsilon", 0.0)
+    cap = eval_step_cap(cfg)
+    _check(cap > 0, "eval.max_episode_steps", cap,
+           "a positive number of env steps (the cap of greedy episodes on envs without a time limit)")
+    epsilon = eval_epsilon(cfg)
     _check(0.0 <= epsilon <= 1.0, "eval.epsilon", epsilon,
            "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)")
     video_every = cfg.eval.get("video_every", 0)
@@ -362,6 +386,16 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
         _check(len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices), "eval.video_episodes", indices,
                f"null (the first and the best episode) or a non-empty list of episode indices in "
                f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
+
+
+def eval_step_cap(cfg: DictConfig) -> int:
+    """``eval.max_episode_steps``, or its default for configs saved before the key existed."""
+    return cfg.eval.get("max_episode_steps", EvalConfig.max_episode_steps)
+
+
+def eval_epsilon(cfg: DictConfig) -> float:
+    """``eval.epsilon``, or its default (greedy) for configs saved before the key existed."""
+    return cfg.eval.get("epsilon", EvalConfig.epsilon)
 
 
 def _validate_plot(cfg: DictConfig) -> None:
@@ -389,6 +423,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
         _check(0.0 <= buffer.alpha <= 1.0, "buffer.alpha", buffer.alpha, "in [0, 1] (0 is uniform sampling)")
         _check(0.0 <= buffer.beta_start <= 1.0, "buffer.beta_start", buffer.beta_start, "in [0, 1]")
         _check(buffer.eps > 0, "buffer.eps", buffer.eps, "a small positive number, e.g. 1e-6")
+        beta_steps = buffer.get("beta_steps")
+        if beta_steps is not None:
+            _check(beta_steps > 0, "buffer.beta_steps", beta_steps, "a positive number of env steps, or null "
+                   "(total_steps)")
 
 
 def _validate_schedule(schedule: DictConfig) -> None:

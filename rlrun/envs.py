@@ -126,6 +126,27 @@ def atari_wrappers(env: gym.Env, cfg: DictConfig, training: bool) -> gym.Env:
     return env
 
 
+def make_eval_env(cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None,
+                  epsilon: float = 0.0) -> gym.Env:
+    """One environment for greedy episodes, which must always end.
+
+    A greedy policy can loop forever (CliffWalking has no time limit, and a policy that walks into a wall
+    never reaches the goal), so an env without a time limit of its own is cut at ``max_episode_steps``
+    (``eval.max_episode_steps``); such episodes end truncated. An env's own limit is left as it is.
+    ``epsilon`` is ``eval.epsilon`` (see :func:`make_env`).
+    """
+    env = make_env(cfg, render_mode=render_mode, epsilon=epsilon)
+    if _time_limit(env) is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+    return env
+
+
+def episode_step_limit(env: gym.Env) -> int | None:
+    """The step at which the env's time limit cuts an episode, or None without one."""
+    limit = _time_limit(env)
+    return None if limit is None else limit._max_episode_steps
+
+
 def make_vector_env(cfg: DictConfig) -> gym.vector.VectorEnv:
     """``cfg.num_envs`` copies in one process, reset in the same step as they finish.
 
@@ -147,13 +168,25 @@ def _time_limit(env: gym.Env):
     return None
 
 
+# The toy-text grid worlds (FrozenLake, CliffWalking, Taxi) keep an episode in these attributes: the state
+# number, the last action (rendering) and Taxi's fickle-passenger flag and orientation.
+GRID_EPISODE_ATTRIBUTES = ("s", "lastaction", "fickle_step", "taxi_orientation")
+
+
+def _plain(value):
+    """Ints, bools and None as Python values, loadable with ``weights_only=True``."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    return int(value)
+
+
 def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
 
-    Classic-control envs keep their whole physical state in ``unwrapped.state``; for those, the state,
-    the time-limit counter and the env RNG make a resumed episode identical to an uninterrupted one.
-    Envs without such a state (Box2D, Atari) record ``None``: a resume restores their RNG and starts
-    fresh episodes.
+    Classic-control envs keep their whole physical state in ``unwrapped.state``, the toy-text grid worlds
+    theirs in a few plain attributes; for those, that state, the time-limit counter and the env RNG make
+    a resumed episode identical to an uninterrupted one. Envs without such a state (Box2D, Atari) record
+    ``None``: a resume restores their RNG and starts fresh episodes.
     """
     import torch
 
@@ -161,10 +194,14 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     for env in envs.unwrapped.envs:
         core = env.unwrapped
         physical = getattr(core, "state", None)
+        grid = None
+        if physical is None and hasattr(core, "s"):
+            grid = {name: _plain(getattr(core, name)) for name in GRID_EPISODE_ATTRIBUTES if hasattr(core, name)}
         limit = _time_limit(env)
         sub_states.append({
             "rng": core.np_random.bit_generator.state,
             "physical": None if physical is None else torch.as_tensor(np.asarray(physical, dtype=np.float64)),
+            "grid": grid,
             "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
             "elapsed_steps": None if limit is None else limit._elapsed_steps,
         })
@@ -182,12 +219,16 @@ def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
     for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
         core = env.unwrapped
         core.np_random.bit_generator.state = sub["rng"]
-        if sub["physical"] is None:
+        if sub["physical"] is not None:
+            physical = sub["physical"].numpy()
+            core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
+                else tuple(physical.tolist())
+        elif sub.get("grid") is not None:
+            for name, value in sub["grid"].items():
+                setattr(core, name, value)
+        else:
             exact = False
             continue
-        physical = sub["physical"].numpy()
-        core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
-            else tuple(physical.tolist())
         if sub["steps_beyond_terminated"] is not None or hasattr(core, "steps_beyond_terminated"):
             core.steps_beyond_terminated = sub["steps_beyond_terminated"]
         limit = _time_limit(env)

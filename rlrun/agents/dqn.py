@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 from rlrun.buffers import Batch, ReplayBuffer
-from rlrun.config import DQNConfig
+from rlrun.config import DQNConfig, target_update_interval
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import QNetwork, is_image_shape
+
+def multiples_in(after: int, until: int, every: int) -> range:
+    """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
+    return range((after // every + 1) * every, until + 1, every)
 
 
 def td_targets(
@@ -88,6 +92,7 @@ class DQNAgent:
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, fused=True)
         self.loss_fn = nn.HuberLoss(reduction="none") if cfg.loss == "huber" else nn.MSELoss(reduction="none")
         self.last_update_step = 0  # env step of the previous update() call, to count what is due
+        self.target_update_every = target_update_interval(cfg)
         self.current_epsilon = epsilon(0, 0)
 
     # ------------------------------------------------------------------ acting
@@ -113,17 +118,29 @@ class DQNAgent:
 
     # ------------------------------------------------------------------ learning
     def update(self, step: int, episode: int) -> dict[str, float | torch.Tensor]:
-        """Run the gradient steps due since the last call, then the target updates due."""
+        """Run the gradient steps and target updates due in the env steps since the last call, in env-step order.
+
+        With ``env.num_envs=N`` one call covers N env steps; running what fell due at each of them, in the
+        order a single env would have (at a shared step: the gradient step first), makes the number of
+        gradient steps and target updates per env step independent of N.
+        """
         cfg = self.cfg
         previous, self.last_update_step = self.last_update_step, step
         metrics: dict[str, float | torch.Tensor] = {"train/epsilon": self.current_epsilon}
         if step < cfg.learning_starts or len(self.buffer) < cfg.batch_size:
             return metrics
-        updates_due = step // cfg.train_freq - previous // cfg.train_freq
-        for _ in range(updates_due * cfg.gradient_steps):
-            metrics.update(self.learn(self.buffer.sample(step)))
-        if step // cfg.target_update_every > previous // cfg.target_update_every:
+        after = max(previous, cfg.learning_starts - 1)  # nothing falls due before learning_starts
+        target_steps = iter(multiples_in(after, step, self.target_update_every))
+        next_target = next(target_steps, None)
+        for learn_step in multiples_in(after, step, cfg.train_freq):
+            while next_target is not None and next_target < learn_step:
+                self.update_target()
+                next_target = next(target_steps, None)
+            for _ in range(cfg.gradient_steps):
+                metrics.update(self.learn(self.buffer.sample(learn_step)))
+        while next_target is not None:
             self.update_target()
+            next_target = next(target_steps, None)
         metrics.update(self.buffer.metrics())
         return metrics
 

@@ -29,7 +29,7 @@ def build_buffer(cfg: DictConfig, obs_shape, obs_dtype, batch_size: int, device:
         return ReplayBuffer(cfg.capacity, shape, dtype, batch_size, device, seed, observations=observations)
     if cfg.name == "prioritized":
         # beta anneals to 1 over the whole run: a pure function of the step, so resume restores it
-        beta = LinearSchedule(cfg.beta_start, 1.0, total_steps)
+        beta = LinearSchedule(cfg.beta_start, 1.0, cfg.get("beta_steps") or total_steps)
         return PrioritizedReplayBuffer(cfg.capacity, shape, dtype, batch_size, device, seed, alpha=cfg.alpha,
                                        beta=beta, eps=cfg.eps, observations=observations)
     raise ValueError(f"unknown buffer {cfg.name!r}")  # validate() rejects this earlier
