@@ -32,6 +32,25 @@ class EnvConfig:
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
 
 
+@dataclass
+class AtariEnvConfig(EnvConfig):
+    """An ALE game from pixels: Gymnasium's AtariPreprocessing, then FrameStackObservation.
+
+    The ALE env itself runs with ``frameskip=1``: frame skipping (with max-pooling of the last two
+    frames) is AtariPreprocessing's, so it is done once and not twice.
+    """
+
+    name: str = "atari"
+    preprocessing: str = "atari"  # marks the env for the Atari wrappers in rlrun.envs.make_env
+    repeat_action_probability: float = 0.25  # sticky actions (Machado et al. 2018); 0 is the old deterministic ALE
+    noop_max: int = 30  # at reset, up to this many no-op steps (a random start)
+    frame_skip: int = 4  # emulator frames per agent step, the last two max-pooled
+    screen_size: int = 84  # observations are screen_size x screen_size grayscale
+    terminal_on_life_loss: bool = False  # losing a life ends the training episode (evaluation plays whole games)
+    frame_stack: int = 4  # the observation is the last frame_stack frames, shape (frame_stack, size, size)
+    clip_rewards: bool = True  # training rewards are sign(r); evaluation always reports the game score
+
+
 # ----------------------------------------------------------------------------- agents
 @dataclass
 class DQNConfig:
@@ -51,7 +70,8 @@ class DQNConfig:
     learning_starts: int = 1000  # env steps of pure collection before the first update
     train_freq: int = 4  # env steps between updates
     gradient_steps: int = 1  # gradient steps per update
-    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])
+    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])  # the MLP's layers (network=mlp)
+    network: str = "auto"  # auto (images -> cnn, vectors -> mlp) | mlp | cnn (Nature-DQN, for (C, H, W) images)
 
 
 @dataclass
@@ -156,6 +176,7 @@ class EvalConfig:
     video: bool = False  # mode=evaluate: record episodes to MP4 in videos/ of the run directory
     video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
     video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
+    epsilon: float = 0.0  # evaluation acts at random with this probability (0: greedy; Atari presets: 0.05)
     # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
     max_episode_steps: int = 10_000
 
@@ -201,6 +222,7 @@ AGENT_SCHEMAS = {
     "heuristic": HeuristicAgentConfig,
 }
 REINFORCE_BASELINES = ("none", "mean", "value")
+DQN_NETWORKS = ("auto", "mlp", "cnn")
 BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
     "linear": LinearScheduleConfig,
@@ -233,6 +255,7 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rlrun_schema", node=RunConfig)
     store.store(group="schema/env", name="env", node=EnvConfig)
+    store.store(group="schema/env", name="atari", node=AtariEnvConfig)
     store.store(group="schema/device", name="device", node=DeviceConfig)
     for group, schemas in (("agent", AGENT_SCHEMAS), ("buffer", BUFFER_SCHEMAS), ("schedule", SCHEDULE_SCHEMAS)):
         for name, schema in schemas.items():
@@ -287,6 +310,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.env.max_episode_steps is not None:
         _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
                "a positive integer or null (the env's own limit)")
+    if cfg.env.get("preprocessing") == "atari":
+        _validate_atari(cfg.env)
     _check(cfg.device.type in DEVICE_TYPES, "device.type", cfg.device.type, f"one of {', '.join(DEVICE_TYPES)}")
     _check(cfg.device.threads > 0, "device.threads", cfg.device.threads, "a positive integer")
 
@@ -308,6 +333,8 @@ def validate(cfg: DictConfig) -> None:
         if agent.max_grad_norm is not None:
             _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
         _check_hidden_sizes(agent.hidden_sizes)
+        network = agent.get("network", "auto")  # .get: configs saved before the key existed
+        _check(network in DQN_NETWORKS, "agent.network", network, f"one of {', '.join(DQN_NETWORKS)}")
         _validate_buffer(cfg)
         _validate_schedule(cfg.schedule)
     if agent.algo == "reinforce":  # on-policy: neither the buffer nor the epsilon schedule applies
@@ -334,11 +361,23 @@ def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
            list(hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
 
 
+def _validate_atari(env: DictConfig) -> None:
+    _check(0.0 <= env.repeat_action_probability <= 1.0, "env.repeat_action_probability",
+           env.repeat_action_probability, "a probability in [0, 1] (0.25 is ALE v5's default, 0 deterministic)")
+    _check(env.noop_max >= 0, "env.noop_max", env.noop_max, "zero (no random no-ops at reset) or more")
+    _check(env.frame_skip > 0, "env.frame_skip", env.frame_skip, "a positive number of emulator frames, e.g. 4")
+    _check(env.screen_size > 0, "env.screen_size", env.screen_size, "a positive number of pixels, e.g. 84")
+    _check(env.frame_stack > 0, "env.frame_stack", env.frame_stack, "a positive number of frames, e.g. 4")
+
+
 def _validate_eval_outputs(cfg: DictConfig) -> None:
     # .get: configs saved in checkpoints written before these keys existed lack them
     cap = eval_step_cap(cfg)
     _check(cap > 0, "eval.max_episode_steps", cap,
            "a positive number of env steps (the cap of greedy episodes on envs without a time limit)")
+    epsilon = eval_epsilon(cfg)
+    _check(0.0 <= epsilon <= 1.0, "eval.epsilon", epsilon,
+           "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)")
     video_every = cfg.eval.get("video_every", 0)
     _check(video_every >= 0, "eval.video_every", video_every,
            "zero (no videos while training) or a positive number of env steps")
@@ -352,6 +391,11 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
 def eval_step_cap(cfg: DictConfig) -> int:
     """``eval.max_episode_steps``, or its default for configs saved before the key existed."""
     return cfg.eval.get("max_episode_steps", EvalConfig.max_episode_steps)
+
+
+def eval_epsilon(cfg: DictConfig) -> float:
+    """``eval.epsilon``, or its default (greedy) for configs saved before the key existed."""
+    return cfg.eval.get("epsilon", EvalConfig.epsilon)
 
 
 def _validate_plot(cfg: DictConfig) -> None:

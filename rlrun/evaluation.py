@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents import Agent, agent_learns, build_agent, non_learning_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
-from rlrun.config import agent_presets, compose_agent_preset, eval_step_cap, merge_saved_config, validate
+from rlrun.config import (agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config,
+                          validate)
 from rlrun.envs import episode_step_limit, make_eval_env
 from rlrun.errors import ConfigError
 from rlrun.runtime import seed_everything, select_device
@@ -162,7 +163,8 @@ def format_compare_table(reports: list[dict[str, Any]], threshold: float | None,
 
 # ----------------------------------------------------------------------------- videos
 def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, seeds: list[int],
-                  returns: list[float], requested: list[int] | None, videos_dir: Path) -> list[dict[str, Any]]:
+                  returns: list[float], requested: list[int] | None, videos_dir: Path,
+                  epsilon: float = 0.0) -> list[dict[str, Any]]:
     """Replay the chosen episodes (same seeds) with rendering on, one MP4 each.
 
     Episodes are replayed rather than filmed during the evaluation, because "the best" is only known at
@@ -171,7 +173,7 @@ def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, see
     from rlrun.video import episodes_to_record, make_render_env, record_episode
 
     indices = episodes_to_record(requested, returns)
-    env = make_render_env(env_cfg, max_episode_steps)
+    env = make_render_env(env_cfg, max_episode_steps, epsilon)
     videos = []
     for index in indices:
         path = Path(videos_dir) / f"episode_{index:03d}.mp4"
@@ -211,7 +213,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         state = payload
     device = select_device(run_cfg.device)
     seed_everything(run_cfg.seed)
-    env = make_eval_env(run_cfg.env, eval_step_cap(run_cfg))
+    env = make_eval_env(run_cfg.env, eval_step_cap(run_cfg), epsilon=eval_epsilon(run_cfg))
     agent = build_agent(run_cfg, env.observation_space, env.action_space, device)
     if state is not None:
         check_spaces(cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space),
@@ -247,7 +249,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     run_dir = Path(run_dir)
     if cfg.eval.video:
         report["videos"] = record_videos(agent, run_cfg.env, eval_step_cap(run_cfg), seeds, episodes["returns"],
-                                         cfg.eval.video_episodes, run_dir / "videos")
+                                         cfg.eval.video_episodes, run_dir / "videos", eval_epsilon(run_cfg))
     write_report(report, run_dir)
     return report
 

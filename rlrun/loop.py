@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
-from rlrun.config import RESUMABLE_KEYS, eval_step_cap, merge_saved_config, validate
+from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_saved_config, validate
 from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
@@ -83,7 +83,7 @@ class Trainer:
         self.device = select_device(cfg.device)
         seed_everything(cfg.seed)
         self.envs = make_vector_env(cfg.env)
-        self.eval_env = make_eval_env(cfg.env, eval_step_cap(cfg))
+        self.eval_env = make_eval_env(cfg.env, eval_step_cap(cfg), epsilon=eval_epsilon(cfg))
         self.spaces = space_signature(self.envs.single_observation_space, self.envs.single_action_space)
         self.agent: Agent = build_agent(
             cfg, self.envs.single_observation_space, self.envs.single_action_space, self.device
@@ -171,7 +171,7 @@ class Trainer:
     def record_video(self, logger: RunLogger) -> Path:
         """Film one greedy episode (the first eval seed) into videos/ and TensorBoard, to watch learning progress."""
         if self.video_env is None:
-            self.video_env = make_render_env(self.cfg.env, eval_step_cap(self.cfg))
+            self.video_env = make_render_env(self.cfg.env, eval_step_cap(self.cfg), eval_epsilon(self.cfg))
         path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
         with self.interruptible():
             episode = play_and_capture(self.agent, self.video_env, self.eval_seeds[0])

@@ -33,9 +33,12 @@ class RecordedEpisode:
     fps: int
 
 
-def make_render_env(env_cfg: DictConfig, max_episode_steps: int) -> gym.Env:
-    """The evaluation env (same dynamics, same step cap), rendering to arrays."""
-    return make_eval_env(env_cfg, max_episode_steps, render_mode="rgb_array")
+def make_render_env(env_cfg: DictConfig, max_episode_steps: int, epsilon: float = 0.0) -> gym.Env:
+    """The evaluation env (same dynamics, step cap and ``eval.epsilon``), rendering to arrays.
+
+    Atari renders the emulator's colour screen, not the grayscale 84 x 84 frames the agent sees.
+    """
+    return make_eval_env(env_cfg, max_episode_steps, render_mode="rgb_array", epsilon=epsilon)
 
 
 def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:

@@ -11,6 +11,7 @@ command that is neither run nor listed fails the suite, and so does a listed com
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -42,12 +43,17 @@ SKIPPED = {
 }
 
 
+HAVE_ATARI_EXTRA = all(importlib.util.find_spec(name) is not None for name in ("ale_py", "cv2"))
+
+
 def skip_reason(command: str) -> str | None:
     """Why ``command`` cannot run on this machine, or None when it runs."""
     if command in SKIPPED:
         return SKIPPED[command]
     if "device=cuda" in command.split() and not torch.cuda.is_available():
         return "needs a CUDA GPU (this machine has none)"
+    if {"env=breakout", "env=pong", "env=atari"} & set(command.split()) and not HAVE_ATARI_EXTRA:
+        return 'needs the atari extra (pip install "rlrun[atari]"; make test installs it)'
     return None
 
 

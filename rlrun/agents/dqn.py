@@ -16,8 +16,8 @@ from torch import nn
 
 from rlrun.buffers import Batch, ReplayBuffer
 from rlrun.config import DQNConfig, target_update_interval
-from rlrun.errors import TrainingDiverged
-from rlrun.networks import QNetwork
+from rlrun.errors import ConfigError, TrainingDiverged
+from rlrun.networks import QNetwork, is_image_shape
 
 def multiples_in(after: int, until: int, every: int) -> range:
     """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
@@ -48,6 +48,18 @@ def td_targets(
         return rewards + gamma * (1.0 - terminated) * next_q
 
 
+def resolve_network(network: str, obs_shape: tuple[int, ...]) -> str:
+    """``auto`` picks the CNN for image stacks ``(C, H, W)`` and the MLP for everything else."""
+    if network == "auto":
+        return "cnn" if is_image_shape(obs_shape) else "mlp"
+    if network == "cnn" and not is_image_shape(obs_shape):
+        raise ConfigError(
+            f"agent.network=cnn needs image observations of shape (channels, height, width), but the env's "
+            f"observations have shape {tuple(obs_shape)}. Use agent.network=auto or mlp for this env."
+        )
+    return network
+
+
 class DQNAgent:
     """Epsilon-greedy Q-learning with a replay buffer and a target network."""
 
@@ -73,7 +85,8 @@ class DQNAgent:
         self.device = device
         self.rng = np.random.default_rng(seed)
         obs_dim = int(np.prod(obs_shape))
-        self.online = QNetwork(obs_dim, n_actions, cfg.hidden_sizes, cfg.dueling).to(device)
+        self.network = resolve_network(cfg.network, obs_shape)
+        self.online = QNetwork(obs_dim, n_actions, cfg.hidden_sizes, cfg.dueling, self.network, obs_shape).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         # fused Adam: one kernel per step instead of a dozen per parameter (4x faster for small nets on CPU)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, fused=True)
@@ -95,7 +108,9 @@ class DQNAgent:
 
     @torch.inference_mode()
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
+        # Images cross as uint8 (a quarter of float32) and the CNN scales them; vectors become float32.
+        dtype = torch.uint8 if self.network == "cnn" and obs.dtype == np.uint8 else torch.float32
+        obs_t = torch.as_tensor(obs, device=self.device, dtype=dtype)
         return self.online(obs_t).argmax(dim=1).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
@@ -132,11 +147,12 @@ class DQNAgent:
     def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
         cfg = self.cfg
-        q_values = self.online(batch.obs.float())
+        # the CNN scales pixel values itself, from the uint8 batch
+        obs, next_obs = (batch.obs, batch.next_obs) if self.network == "cnn" else (batch.obs.float(),
+                                                                                    batch.next_obs.float())
+        q_values = self.online(obs)
         q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        targets = td_targets(
-            batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, cfg.gamma, cfg.double
-        )
+        targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, cfg.gamma, cfg.double)
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
         if not torch.isfinite(loss):
             if not self.skip_nonfinite_loss:
