@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -62,3 +63,36 @@ class GaussianPolicyNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mean(obs.flatten(start_dim=1))
+
+
+class NumpyGreedyPolicy:
+    """``argmax_a Q(obs, a)`` of a CPU :class:`QNetwork` in plain NumPy, for acting one step at a time.
+
+    For one observation through a small MLP, ``nn.Module.__call__`` and the per-op dispatch cost several
+    times the arithmetic. The weights are NumPy *views* of the module's parameters (shared memory), so
+    optimizer steps and ``load_state_dict`` (both in place) are seen at once and nothing is refreshed.
+    The dueling head needs only the advantages: ``V + A - mean(A)`` has the same argmax as ``A``.
+    """
+
+    def __init__(self, network: QNetwork):
+        linears = [layer for layer in network.trunk if isinstance(layer, nn.Linear)]
+        linears.append(network.advantage if network.dueling else network.head)
+        if any(layer.weight.device.type != "cpu" for layer in linears):
+            raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
+        # (in, out) views of the (out, in) weights: x @ W.T without a copy
+        self.layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in linears]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = obs.reshape(len(obs), -1)
+        *hidden, (head_weight, head_bias) = self.layers
+        for weight, bias in hidden:
+            x = x @ weight
+            x += bias
+            np.maximum(x, 0.0, out=x)
+        return (x @ head_weight + head_bias).argmax(axis=1)
+
+
+def use_numpy_greedy(device: torch.device, hidden_sizes: Sequence[int]) -> bool:
+    """Whether :class:`NumpyGreedyPolicy` pays: on the CPU, for layers up to 512 wide (above that the
+    matrix products dominate and torch's kernels are as fast; README, Performance)."""
+    return device.type == "cpu" and max(hidden_sizes) <= 512

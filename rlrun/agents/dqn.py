@@ -17,7 +17,7 @@ from torch import nn
 from rlrun.buffers import Batch, ReplayBuffer
 from rlrun.config import DQNConfig
 from rlrun.errors import TrainingDiverged
-from rlrun.networks import QNetwork
+from rlrun.networks import NumpyGreedyPolicy, QNetwork, use_numpy_greedy
 
 
 def td_targets(
@@ -76,22 +76,34 @@ class DQNAgent:
         self.loss_fn = nn.HuberLoss(reduction="none") if cfg.loss == "huber" else nn.MSELoss(reduction="none")
         self.last_update_step = 0  # env step of the previous update() call, to count what is due
         self.current_epsilon = epsilon(0, 0)
+        # Acting one step at a time on the CPU, NumPy beats the module call several times over for MLPs
+        # this small (README, Performance); larger nets and GPUs keep the torch path.
+        self.numpy_greedy = NumpyGreedyPolicy(self.online) if use_numpy_greedy(device, cfg.hidden_sizes) else None
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
-        self.current_epsilon = self.epsilon(step, episode)
-        n = len(obs)
-        explore = self.rng.random(n) < self.current_epsilon
-        actions = self.rng.integers(0, self.n_actions, size=n)
-        if not explore.all():  # skip the forward pass when every env explores
-            greedy = self.act_greedy(obs)
-            actions = np.where(explore, actions, greedy)
-        return actions
+        """Epsilon-greedy, with one uniform draw per sub-env deciding both whether and where to explore.
 
-    @torch.inference_mode()
+        ``u < epsilon`` explores, and then ``u / epsilon`` is itself uniform on [0, 1): scaled by the
+        number of actions it picks the random action, sparing a second RNG call per step.
+        """
+        epsilon = self.current_epsilon = self.epsilon(step, episode)
+        draws = self.rng.random(len(obs))
+        explore = draws < epsilon
+        if not explore.any():
+            return self.act_greedy(obs)
+        scaled = (draws * (self.n_actions / min(epsilon, 1.0))).astype(np.int64)
+        random_actions = np.minimum(scaled, self.n_actions - 1)  # rounding can reach n_actions
+        if explore.all():  # skip the forward pass when every env explores
+            return random_actions
+        return np.where(explore, random_actions, self.act_greedy(obs))
+
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
-        return self.online(obs_t).argmax(dim=1).cpu().numpy()
+        if self.numpy_greedy is not None:
+            return self.numpy_greedy(np.asarray(obs))
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
+            return self.online(obs_t).argmax(dim=1).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         self.buffer.add(obs, actions, rewards, next_obs, terminated)
