@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -35,13 +36,19 @@ class QNetwork(nn.Module):
             self.advantage = nn.Linear(width, n_actions)
         else:
             self.head = nn.Linear(width, n_actions)
+        # the trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
+        # machinery, a dozen calls per update (README, Performance)
+        self.hidden_layers = [layer for layer in self.trunk if isinstance(layer, nn.Linear)]
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = self.trunk(obs.flatten(start_dim=1))
+        features = obs.flatten(start_dim=1)
+        for layer in self.hidden_layers:
+            features = F.linear(features, layer.weight, layer.bias).relu()
         if not self.dueling:
-            return self.head(features)
-        advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+            return F.linear(features, self.head.weight, self.head.bias)
+        advantage = F.linear(features, self.advantage.weight, self.advantage.bias)
+        value = F.linear(features, self.value.weight, self.value.bias)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
@@ -74,13 +81,21 @@ class NumpyGreedyPolicy:
     The dueling head needs only the advantages: ``V + A - mean(A)`` has the same argmax as ``A``.
     """
 
+    # Largest batch x layer product (multiply-adds) computed here. Above it OpenBLAS goes multi-threaded,
+    # which on a busy small machine is many times slower than torch (README, Performance).
+    MAX_MULTIPLY_ADDS = 2**18
+
     def __init__(self, network: QNetwork):
-        linears = [layer for layer in network.trunk if isinstance(layer, nn.Linear)]
-        linears.append(network.advantage if network.dueling else network.head)
+        linears = [*network.hidden_layers, network.advantage if network.dueling else network.head]
         if any(layer.weight.device.type != "cpu" for layer in linears):
             raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
         # (in, out) views of the (out, in) weights: x @ W.T without a copy
         self.layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in linears]
+        largest_layer = max(weight.size for weight, _ in self.layers)
+        self.max_batch = self.MAX_MULTIPLY_ADDS // largest_layer  # 0 for nets too wide to gain anything
+
+    def pays_for(self, batch_size: int) -> bool:
+        return batch_size <= self.max_batch
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = obs.reshape(len(obs), -1)
@@ -91,8 +106,3 @@ class NumpyGreedyPolicy:
             np.maximum(x, 0.0, out=x)
         return (x @ head_weight + head_bias).argmax(axis=1)
 
-
-def use_numpy_greedy(device: torch.device, hidden_sizes: Sequence[int]) -> bool:
-    """Whether :class:`NumpyGreedyPolicy` pays: on the CPU, for layers up to 512 wide (above that the
-    matrix products dominate and torch's kernels are as fast; README, Performance)."""
-    return device.type == "cpu" and max(hidden_sizes) <= 512

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlrun.networks import NumpyGreedyPolicy, QNetwork, use_numpy_greedy
+from rlrun.networks import NumpyGreedyPolicy, QNetwork
 
 
 @pytest.mark.parametrize("dueling", [False, True])
@@ -38,7 +38,24 @@ def test_numpy_greedy_sees_optimizer_steps_and_loaded_weights_without_a_refresh(
     np.testing.assert_array_equal(policy(obs), after)
 
 
-def test_numpy_greedy_is_used_only_on_the_cpu_for_small_layers():
-    assert use_numpy_greedy(torch.device("cpu"), [128, 128])
-    assert not use_numpy_greedy(torch.device("cpu"), [1024, 1024])
-    assert not use_numpy_greedy(torch.device("cuda"), [128, 128])
+def test_numpy_greedy_pays_only_below_the_blas_threading_size():
+    small, wide = NumpyGreedyPolicy(QNetwork(8, 4, [128, 128])), NumpyGreedyPolicy(QNetwork(8, 4, [1024, 1024]))
+    assert small.pays_for(1) and small.pays_for(16) and not small.pays_for(17)  # 16 x 128 x 128 = 2**18
+    assert not wide.pays_for(1)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_lean_forward_computes_what_the_submodules_compute(dueling):
+    """forward() calls F.linear on the layers' own parameters: same values, same state-dict keys as before."""
+    torch.manual_seed(0)
+    network = QNetwork(5, 3, [32, 16], dueling)
+    obs = torch.randn(20, 5)
+    features = network.trunk(obs)
+    if dueling:
+        advantage = network.advantage(features)
+        expected = network.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+    else:
+        expected = network.head(features)
+    torch.testing.assert_close(network(obs), expected)
+    assert {key.split(".")[0] for key in network.state_dict()} == ({"trunk", "value", "advantage"} if dueling
+                                                                   else {"trunk", "head"})
