@@ -14,11 +14,16 @@ train_freq, each timed alone. Runners alternate within each repetition, so a mac
 or faster mid-run affects all of them alike; each cell is the median over ``--repeats``.
 
     python benchmarks/throughput.py --compare sb3 [--steps 30000] [--repeats 3] [--num-envs 1 8]
+    python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
+
+``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
@@ -46,7 +51,8 @@ FIXED_WORK = [
 ]
 
 
-def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int) -> float:
+def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int,
+                           profiler: cProfile.Profile | None = None) -> float:
     overrides = FIXED_WORK + [f"agent={agent}", f"env={env}", f"env.num_envs={num_envs}",
                               f"agent.train_freq={train_freq}", f"total_steps={steps}", f"eval.every={10 * steps}",
                               f"save_every={10 * steps}", "eval.episodes=1"]
@@ -55,8 +61,34 @@ def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, nu
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
         start = time.perf_counter()
-        trainer.run()
+        if profiler is None:
+            trainer.run()
+        else:
+            profiler.runcall(trainer.run)
         return trainer.step / (time.perf_counter() - start)
+
+
+# (label, file suffix, function name): where an env step's time goes, by cumulative time
+PROFILE_PARTS = [
+    ("act (epsilon-greedy)", "rlrun/agents/dqn.py", "act"),
+    ("env step (vector env)", "rlrun/envs.py", "step"),
+    ("observe (replay add)", "rlrun/agents/dqn.py", "observe"),
+    ("update: sample", "rlrun/buffers/replay.py", "sample"),
+    ("update: learn (forward, backward, Adam)", "rlrun/agents/dqn.py", "learn"),
+    ("update, all (incl. target copies)", "rlrun/agents/dqn.py", "update"),
+    ("TensorBoard scalars", "rlrun/logger.py", "scalars"),
+    ("final evaluation + checkpoint", "rlrun/loop.py", "evaluate"),
+    ("whole run", "rlrun/loop.py", "run"),
+]
+
+
+def print_profile(profiler: cProfile.Profile, steps: int, label: str) -> None:
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (calls, primitive calls, tottime, cumtime, callers)}
+    print(f"profile of {label} ({steps} env steps; cProfile inflates small calls, so read shares, not absolutes)")
+    whole = max(value[3] for key, value in stats.items() if key[0].endswith("rlrun/loop.py") and key[2] == "run")
+    for name, suffix, function in PROFILE_PARTS:
+        cumulative = sum(value[3] for key, value in stats.items() if key[0].endswith(suffix) and key[2] == function)
+        print(f"  {name:<42} {cumulative / steps * 1e6:8.1f} us/step {100 * cumulative / whole:5.1f}%")
 
 
 def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -> float:
@@ -89,7 +121,7 @@ def microseconds(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1e6
 
 
-def machine_limit_parts(env: str, num_envs: int, repeats: int = 3000) -> dict[str, float]:
+def machine_limit_parts(env: str, num_envs: int, repeats: int = 2000) -> dict[str, float]:
     """Microseconds per env step, per greedy act (batched over num_envs, per env) and per plain-Adam update."""
     gym_env = gym.make(ENV_IDS[env])
     gym_env.reset(seed=0)
@@ -151,33 +183,49 @@ def main() -> None:
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1], help="env.num_envs values to time")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell and runner; the median is shown")
     parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
+    parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     register_configs()
     print(f"command: python {' '.join(sys.argv)}", flush=True)
+    if args.profile:
+        with initialize_config_module("rlrun.conf", version_base=None):
+            for num_envs in args.num_envs:
+                for env in args.envs:
+                    for train_freq in args.train_freqs:
+                        for agent in args.agents:
+                            profiler = cProfile.Profile()
+                            sps = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
+                            print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} "
+                                                                f"num_envs={num_envs}: {sps:.0f} steps/s under cProfile")
+        return
     runners = [f"rlrun {agent}" for agent in args.agents] + (["sb3 dqn"] if args.compare else [])
     rows = []
     with initialize_config_module("rlrun.conf", version_base=None):
         for num_envs in args.num_envs:
             for env in args.envs:
-                parts = machine_limit_parts(env, num_envs) if args.compare else None
                 for train_freq in args.train_freqs:
                     times: dict[str, list[float]] = {runner: [] for runner in runners}
+                    limits, all_parts = [], []
                     for _ in range(args.repeats):
                         for runner in runners:  # interleaved: each repetition runs every runner once
                             family, agent = runner.split()
                             sps = sb3_steps_per_second(env, train_freq, args.steps, num_envs) if family == "sb3" \
                                 else rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs)
                             times[runner].append(sps)
-                    medians = {runner: statistics.median(values) for runner, values in times.items()}
-                    row = {"num_envs": num_envs, "env": env, "train_freq": train_freq, **medians}
-                    if parts is not None:
-                        row["limit"] = machine_limit(parts, train_freq)
-                        row["parts"] = parts
+                        if args.compare:  # the limit's micro-timings too, between the runs they bound
+                            all_parts.append(machine_limit_parts(env, num_envs))
+                            limits.append(machine_limit(all_parts[-1], train_freq))
+                    row = {"num_envs": num_envs, "env": env, "train_freq": train_freq,
+                           **{runner: statistics.median(values) for runner, values in times.items()}}
+                    if args.compare:
+                        row["limit"] = statistics.median(limits)
+                        row["parts"] = {key: statistics.median(p[key] for p in all_parts) for key in all_parts[0]}
                     rows.append(row)
                     print(f"  {env} tf={train_freq} num_envs={num_envs}: "
                           + ", ".join(f"{runner} {', '.join(f'{v:.0f}' for v in values)}"
-                                      for runner, values in times.items()), flush=True)
+                                      for runner, values in times.items())
+                          + (f", limit {', '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
     print_table(rows, runners, args)
 
 

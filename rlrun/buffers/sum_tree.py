@@ -19,7 +19,7 @@ import numpy as np
 
 @functools.cache
 def _kernels():
-    """The compiled descent and update (compiled on first use; cached on disk by numba across runs)."""
+    """The compiled descent and update, built on the first tree (numba caches the machine code on disk)."""
     import numba
 
     @numba.njit(cache=True, nogil=True)
@@ -62,6 +62,10 @@ def _kernels():
                     total += nodes[child]
                 nodes[offsets[d - 1] + node] = total
 
+    # Compile now (or load numba's disk cache, ~0.3 s), while the run is being set up, not in its first step.
+    tiny_nodes, tiny_offsets = np.zeros(3), np.array([0, 1, 3], dtype=np.int64)
+    update(tiny_nodes, tiny_offsets, 2, np.array([1], dtype=np.int64), np.array([1.0]))
+    find(tiny_nodes, tiny_offsets, 2, np.array([0.5]), np.empty(1, dtype=np.int64))
     return find, update
 
 
