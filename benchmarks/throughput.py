@@ -52,7 +52,7 @@ FIXED_WORK = [
 
 
 def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int,
-                           profiler: cProfile.Profile | None = None) -> float:
+                           profiler: cProfile.Profile | None = None) -> tuple[float, float]:
     overrides = FIXED_WORK + [f"agent={agent}", f"env={env}", f"env.num_envs={num_envs}",
                               f"agent.train_freq={train_freq}", f"total_steps={steps}", f"eval.every={10 * steps}",
                               f"save_every={10 * steps}", "eval.episodes=1"]
@@ -60,12 +60,12 @@ def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, nu
     validate(cfg)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         if profiler is None:
             trainer.run()
         else:
             profiler.runcall(trainer.run)
-        return trainer.step / (time.perf_counter() - start)
+        return trainer.step / (time.perf_counter() - start), trainer.step / (time.process_time() - start_cpu)
 
 
 # (label, file suffix, function name): where an env step's time goes, by cumulative time
@@ -91,7 +91,7 @@ def print_profile(profiler: cProfile.Profile, steps: int, label: str) -> None:
         print(f"  {name:<42} {cumulative / steps * 1e6:8.1f} us/step {100 * cumulative / whole:5.1f}%")
 
 
-def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -> float:
+def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -> tuple[float, float]:
     from stable_baselines3 import DQN
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -107,18 +107,19 @@ def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -
                 target_update_interval=TARGET_EVERY, exploration_fraction=EPS_STEPS / steps,
                 exploration_initial_eps=1.0, exploration_final_eps=0.05, max_grad_norm=10,
                 policy_kwargs={"net_arch": HIDDEN}, device="cpu", seed=0, verbose=0)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
-    return model.num_timesteps / (time.perf_counter() - start)
+    return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
 
 
 def microseconds(fn, repeats: int) -> float:
+    """CPU microseconds per call: on a shared machine, wall time would measure the neighbours too."""
     for _ in range(min(100, repeats)):
         fn()
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(repeats):
         fn()
-    return (time.perf_counter() - start) / repeats * 1e6
+    return (time.process_time() - start) / repeats * 1e6
 
 
 def machine_limit_parts(env: str, num_envs: int, repeats: int = 2000) -> dict[str, float]:
@@ -195,7 +196,7 @@ def main() -> None:
                     for train_freq in args.train_freqs:
                         for agent in args.agents:
                             profiler = cProfile.Profile()
-                            sps = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
+                            sps, _ = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
                             print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} "
                                                                 f"num_envs={num_envs}: {sps:.0f} steps/s under cProfile")
         return
@@ -205,49 +206,61 @@ def main() -> None:
         for num_envs in args.num_envs:
             for env in args.envs:
                 for train_freq in args.train_freqs:
-                    times: dict[str, list[float]] = {runner: [] for runner in runners}
+                    wall: dict[str, list[float]] = {runner: [] for runner in runners}
+                    cpu: dict[str, list[float]] = {runner: [] for runner in runners}
                     limits, all_parts = [], []
                     for _ in range(args.repeats):
                         for runner in runners:  # interleaved: each repetition runs every runner once
                             family, agent = runner.split()
-                            sps = sb3_steps_per_second(env, train_freq, args.steps, num_envs) if family == "sb3" \
-                                else rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs)
-                            times[runner].append(sps)
+                            wall_sps, cpu_sps = sb3_steps_per_second(env, train_freq, args.steps, num_envs) \
+                                if family == "sb3" else rlrun_steps_per_second(agent, env, train_freq, args.steps,
+                                                                               num_envs)
+                            wall[runner].append(wall_sps)
+                            cpu[runner].append(cpu_sps)
                         if args.compare:  # the limit's micro-timings too, between the runs they bound
                             all_parts.append(machine_limit_parts(env, num_envs))
                             limits.append(machine_limit(all_parts[-1], train_freq))
                     row = {"num_envs": num_envs, "env": env, "train_freq": train_freq,
-                           **{runner: statistics.median(values) for runner, values in times.items()}}
+                           "wall": {runner: statistics.median(values) for runner, values in wall.items()},
+                           "cpu": {runner: statistics.median(values) for runner, values in cpu.items()}}
                     if args.compare:
                         row["limit"] = statistics.median(limits)
                         row["parts"] = {key: statistics.median(p[key] for p in all_parts) for key in all_parts[0]}
                     rows.append(row)
-                    print(f"  {env} tf={train_freq} num_envs={num_envs}: "
-                          + ", ".join(f"{runner} {', '.join(f'{v:.0f}' for v in values)}"
-                                      for runner, values in times.items())
-                          + (f", limit {', '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
+                    print(f"  {env} tf={train_freq} num_envs={num_envs}, wall|cpu steps/s: "
+                          + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                                      for runner in runners)
+                          + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
     print_table(rows, runners, args)
 
 
 def print_table(rows: list[dict], runners: list[str], args) -> None:
-    header = ["num_envs", "env", "tf"] + [f"{runner} steps/s" for runner in runners]
+    """Two tables: steps per wall-clock second, and per CPU second of the process (steadier on a shared machine)."""
     first = runners[0]
-    if "rlrun per_dqn" in runners and first == "rlrun dqn":
-        header.append("per/dqn")
-    if args.compare:
-        header += [f"{first}/sb3", "limit steps/s", f"{first}/limit", "env us", "act us", "update us"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])]
-        cells += [f"{row[runner]:,.0f}" for runner in runners]
-        if "per/dqn" in header:
-            cells.append(f"{row['rlrun per_dqn'] / row['rlrun dqn']:.2f}")
+    for clock in ("wall", "cpu"):
+        print(f"\nenv steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+              f"{args.steps} steps per run")
+        header = ["num_envs", "env", "tf"] + runners
+        if "rlrun per_dqn" in runners and first == "rlrun dqn":
+            header.append("per/dqn")
         if args.compare:
+            header += [f"{first}/sb3", "limit", f"{first}/limit"]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            sps = row[clock]
+            cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])] + [f"{sps[r]:,.0f}" for r in runners]
+            if "per/dqn" in header:
+                cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
+            if args.compare:
+                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{sps[first] / row['limit']:.2f}"]
+            print("| " + " | ".join(cells) + " |")
+    if args.compare:
+        print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
+        for row in rows:
             parts = row["parts"]
-            cells += [f"{row[first] / row['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{row[first] / row['limit']:.2f}",
-                      f"{parts['env_us']:.1f}", f"{parts['act_us']:.1f}", f"{parts['update_us']:.0f}"]
-        print("| " + " | ".join(cells) + " |")
+            print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
+                  f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
 
 
 if __name__ == "__main__":
