@@ -27,7 +27,9 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/throughput.py --compare sb3
+	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8
 
 clean:
 	rm -rf $(VENV) build *.egg-info
