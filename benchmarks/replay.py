@@ -5,7 +5,10 @@ A full buffer of 1,000,000 LunarLander-sized transitions (8 float32 observations
 prioritized buffer (sum tree), the uniform buffer, and, for contrast, prioritized sampling done the
 O(capacity) way (normalise the whole priority array, then np.random.choice over it).
 
-    python benchmarks/replay.py [--capacity 1000000] [--repeats 2000]
+Atari part: bytes per transition of 4 x 84 x 84 uint8 frame stacks (FrameStackStore) at the same capacity,
+then add() and sample(32) timed on a buffer filled with --atari-fill transitions of synthetic episodes.
+
+    python benchmarks/replay.py [--capacity 1000000] [--repeats 2000] [--atari-only] [--atari-fill 20000]
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from rlrun.buffers import PrioritizedReplayBuffer, ReplayBuffer
+from rlrun.buffers import FrameStackStore, PrioritizedReplayBuffer, ReplayBuffer
 from rlrun.schedules import LinearSchedule
 
 OBS_SHAPE, BATCH = (8,), 64
@@ -44,8 +47,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--atari-only", action="store_true", help="only the Atari frame-stack part")
+    parser.add_argument("--atari-fill", type=int, default=20_000, help="transitions added for the Atari timings")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    print(f"command: python {' '.join(sys.argv)}")
+    atari_frames(args)
+    if args.atari_only:
+        return
     rng = np.random.default_rng(0)
     cpu = torch.device("cpu")
     capacity = args.capacity
@@ -84,11 +93,9 @@ def main() -> None:
 
     naive_us = microseconds(sample_by_full_normalisation, max(20, args.repeats // 100))
 
-    stored = [uniform.obs, uniform.next_obs, uniform.actions, uniform.rewards, uniform.terminated]
-    bytes_uniform = sum(a.nbytes for a in stored) / capacity
+    bytes_uniform = uniform.nbytes / capacity
     bytes_prioritized = bytes_uniform + sum(level.nbytes for level in prioritized.tree.levels) / capacity
 
-    print(f"command: python {' '.join(sys.argv)}")
     print(f"capacity {capacity:,}, observations {OBS_SHAPE} float32, batch {BATCH}, 1 torch thread")
     print(f"{'operation':<52} {'us/call':>9}")
     print(f"{'uniform sample(64)':<52} {uniform_us:>9.1f}")
@@ -103,6 +110,65 @@ def main() -> None:
     print(f"issue targets: (prioritized sample + update) / uniform sample = {(sample_us + update_us) / uniform_us:.2f} "
           f"(<= 3); prioritized add of one transition = {add_prioritized_us:.1f} us (<= 10)")
     print(f"bytes per stored transition: uniform {bytes_uniform:.1f}, prioritized {bytes_prioritized:.1f}")
+
+
+ATARI_STACK, ATARI_BATCH = (4, 84, 84), 32
+
+
+def atari_episode_steps(rng: np.random.Generator, count: int, mean_length: int = 130):
+    """Stacked frames as FrameStackObservation gives them: a fixed background with a moving block, padded
+    with the reset frame at each episode start; episodes of geometric length (Breakout-like by default)."""
+    background = rng.integers(0, 256, ATARI_STACK[1:], dtype=np.uint8)
+
+    def frame(t: int) -> np.ndarray:
+        image = background.copy()
+        row, col = (3 * t) % 80, (7 * t) % 80
+        image[row:row + 4, col:col + 4] = 255
+        image[0, :8] = np.frombuffer(np.int64(t).tobytes(), dtype=np.uint8)  # every frame distinct, as a score
+        return image
+
+    t = 0
+    stack = np.stack([frame(t)] * 4)
+    for _ in range(count):
+        t += 1
+        next_stack = np.concatenate([stack[1:], frame(t)[None]])
+        ended = rng.random() < 1.0 / mean_length
+        yield stack, next_stack, ended
+        stack = np.stack([frame(t)] * 4) if ended else next_stack
+
+
+def atari_frames(args) -> None:
+    cpu = torch.device("cpu")
+    capacity, dtype = args.capacity, np.dtype(np.uint8)
+    # np.zeros reserves the pool without touching it: nbytes is what the full buffer holds
+    uniform = ReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
+                           observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+    per_uniform = uniform.nbytes / capacity
+    del uniform
+    prioritized = PrioritizedReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0, alpha=0.6,
+                                          beta=LinearSchedule(0.4, 1.0, 10**6), eps=1e-6,
+                                          observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+    per_prioritized = (prioritized.nbytes + sum(level.nbytes for level in prioritized.tree.levels)) / capacity
+    del prioritized
+    naive = 2 * int(np.prod(ATARI_STACK)) + 8 + 4 + 4
+    print(f"Atari {ATARI_STACK} uint8 stacks, capacity {capacity:,}: bytes per transition uniform {per_uniform:.0f}, "
+          f"prioritized {per_prioritized:.0f} (whole stacks twice: {naive}, {naive / per_uniform:.1f}x more); "
+          f"full buffer {per_uniform * capacity / 1e9:.2f} GB")
+
+    fill = args.atari_fill
+    rng = np.random.default_rng(0)
+    buffer = ReplayBuffer(fill, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
+                          observations=FrameStackStore(fill, ATARI_STACK, dtype))
+    pool = len(buffer.observations.frames)
+    one = np.zeros(1, dtype=np.int64)
+    start = time.perf_counter()
+    for stack, next_stack, ended in atari_episode_steps(rng, fill):
+        buffer.add(stack[None], one, one, next_stack[None], [ended])
+    add_us = (time.perf_counter() - start) / fill * 1e6
+    sample_us = microseconds(lambda: buffer.sample(step=0), max(50, args.repeats // 10))
+    grew = "" if len(buffer.observations.frames) == pool else " (the frame pool grew)"
+    print(f"Atari add() per transition {add_us:.1f} us, sample({ATARI_BATCH}) {sample_us:.1f} us, "
+          f"pool frames used {buffer.observations.used:,} for {fill:,} transitions{grew}")
 
 
 if __name__ == "__main__":

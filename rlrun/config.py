@@ -32,6 +32,25 @@ class EnvConfig:
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
 
 
+@dataclass
+class AtariEnvConfig(EnvConfig):
+    """An ALE game from pixels: Gymnasium's AtariPreprocessing, then FrameStackObservation.
+
+    The ALE env itself runs with ``frameskip=1``: frame skipping (with max-pooling of the last two
+    frames) is AtariPreprocessing's, so it is done once and not twice.
+    """
+
+    name: str = "atari"
+    preprocessing: str = "atari"  # marks the env for the Atari wrappers in rlrun.envs.make_env
+    repeat_action_probability: float = 0.25  # sticky actions (Machado et al. 2018); 0 is the old deterministic ALE
+    noop_max: int = 30  # at reset, up to this many no-op steps (a random start)
+    frame_skip: int = 4  # emulator frames per agent step, the last two max-pooled
+    screen_size: int = 84  # observations are screen_size x screen_size grayscale
+    terminal_on_life_loss: bool = False  # losing a life ends the training episode (evaluation plays whole games)
+    frame_stack: int = 4  # the observation is the last frame_stack frames, shape (frame_stack, size, size)
+    clip_rewards: bool = True  # training rewards are sign(r); evaluation always reports the game score
+
+
 # ----------------------------------------------------------------------------- agents
 @dataclass
 class DQNConfig:
@@ -40,7 +59,8 @@ class DQNConfig:
     double: bool = False  # Double DQN: online net picks the next action, target net values it
     dueling: bool = False  # Dueling head: Q = V + A - mean(A)
     target_update: str = "hard"  # hard (copy) | soft (Polyak with tau)
-    target_update_every: int = 500  # env steps between target updates
+    # env steps between target updates; null: 500 for hard, train_freq (after every update) for soft
+    target_update_every: Optional[int] = None
     tau: float = 0.005  # soft update rate; ignored by hard updates
     loss: str = "huber"  # huber | mse
     max_grad_norm: Optional[float] = 10.0  # gradient clipping; null disables it
@@ -50,7 +70,8 @@ class DQNConfig:
     learning_starts: int = 1000  # env steps of pure collection before the first update
     train_freq: int = 4  # env steps between updates
     gradient_steps: int = 1  # gradient steps per update
-    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])
+    hidden_sizes: List[int] = field(default_factory=lambda: [128, 128])  # the MLP's layers (network=mlp)
+    network: str = "auto"  # auto (images -> cnn, vectors -> mlp) | mlp | cnn (Nature-DQN, for (C, H, W) images)
 
 
 @dataclass
@@ -103,7 +124,9 @@ class PrioritizedBufferConfig:
     name: str = "prioritized"
     capacity: int = 100_000
     alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
-    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 by total_steps
+    beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 over beta_steps
+    # env steps of beta's annealing; null: the run's total_steps, fixed when it starts (resumes keep it)
+    beta_steps: Optional[int] = None
     eps: float = 1e-6  # added to |TD error| so no transition has zero probability
 
 
@@ -153,6 +176,9 @@ class EvalConfig:
     video: bool = False  # mode=evaluate: record episodes to MP4 in videos/ of the run directory
     video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
     video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
+    epsilon: float = 0.0  # evaluation acts at random with this probability (0: greedy; Atari presets: 0.05)
+    # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
+    max_episode_steps: int = 10_000
 
 
 @dataclass
@@ -196,6 +222,7 @@ AGENT_SCHEMAS = {
     "heuristic": HeuristicAgentConfig,
 }
 REINFORCE_BASELINES = ("none", "mean", "value")
+DQN_NETWORKS = ("auto", "mlp", "cnn")
 BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
     "linear": LinearScheduleConfig,
@@ -228,10 +255,26 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="rlrun_schema", node=RunConfig)
     store.store(group="schema/env", name="env", node=EnvConfig)
+    store.store(group="schema/env", name="atari", node=AtariEnvConfig)
     store.store(group="schema/device", name="device", node=DeviceConfig)
     for group, schemas in (("agent", AGENT_SCHEMAS), ("buffer", BUFFER_SCHEMAS), ("schedule", SCHEDULE_SCHEMAS)):
         for name, schema in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+# target_update_every=null: a hard copy every this many env steps; a soft (Polyak) step after every update.
+HARD_TARGET_UPDATE_EVERY = 500
+
+
+def target_update_interval(cfg: Any) -> int:
+    """Env steps between target updates: the configured value, else the default of the update kind.
+
+    Polyak averaging is meant to run after every gradient update (tau is sized for that): with tau=0.005
+    once every 500 env steps the target would move only 39% of the way in 50k steps.
+    """
+    if cfg.target_update_every is not None:
+        return cfg.target_update_every
+    return HARD_TARGET_UPDATE_EVERY if cfg.target_update == "hard" else cfg.train_freq
 
 
 # ----------------------------------------------------------------------------- validation
@@ -267,6 +310,8 @@ def validate(cfg: DictConfig) -> None:
     if cfg.env.max_episode_steps is not None:
         _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
                "a positive integer or null (the env's own limit)")
+    if cfg.env.get("preprocessing") == "atari":
+        _validate_atari(cfg.env)
     _check(cfg.device.type in DEVICE_TYPES, "device.type", cfg.device.type, f"one of {', '.join(DEVICE_TYPES)}")
     _check(cfg.device.threads > 0, "device.threads", cfg.device.threads, "a positive integer")
 
@@ -280,13 +325,16 @@ def validate(cfg: DictConfig) -> None:
         _check(agent.gradient_steps > 0, "agent.gradient_steps", agent.gradient_steps, "a positive integer")
         _check(agent.learning_starts >= 0, "agent.learning_starts", agent.learning_starts, "zero or more env steps")
         _check(agent.target_update in ("hard", "soft"), "agent.target_update", agent.target_update, "hard or soft")
-        _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
-               "a positive number of env steps")
+        if agent.target_update_every is not None:
+            _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
+                   "a positive number of env steps, or null (hard: every 500, soft: after every update)")
         _check(0.0 < agent.tau <= 1.0, "agent.tau", agent.tau, "in (0, 1]")
         _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
         if agent.max_grad_norm is not None:
             _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
         _check_hidden_sizes(agent.hidden_sizes)
+        network = agent.get("network", "auto")  # .get: configs saved before the key existed
+        _check(network in DQN_NETWORKS, "agent.network", network, f"one of {', '.join(DQN_NETWORKS)}")
         _validate_buffer(cfg)
         _validate_schedule(cfg.schedule)
     if agent.algo == "reinforce":  # on-policy: neither the buffer nor the epsilon schedule applies
@@ -313,8 +361,23 @@ def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
            list(hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
 
 
+def _validate_atari(env: DictConfig) -> None:
+    _check(0.0 <= env.repeat_action_probability <= 1.0, "env.repeat_action_probability",
+           env.repeat_action_probability, "a probability in [0, 1] (0.25 is ALE v5's default, 0 deterministic)")
+    _check(env.noop_max >= 0, "env.noop_max", env.noop_max, "zero (no random no-ops at reset) or more")
+    _check(env.frame_skip > 0, "env.frame_skip", env.frame_skip, "a positive number of emulator frames, e.g. 4")
+    _check(env.screen_size > 0, "env.screen_size", env.screen_size, "a positive number of pixels, e.g. 84")
+    _check(env.frame_stack > 0, "env.frame_stack", env.frame_stack, "a positive number of frames, e.g. 4")
+
+
 def _validate_eval_outputs(cfg: DictConfig) -> None:
     # .get: configs saved in checkpoints written before these keys existed lack them
+    cap = eval_step_cap(cfg)
+    _check(cap > 0, "eval.max_episode_steps", cap,
+           "a positive number of env steps (the cap of greedy episodes on envs without a time limit)")
+    epsilon = eval_epsilon(cfg)
+    _check(0.0 <= epsilon <= 1.0, "eval.epsilon", epsilon,
+           "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)")
     video_every = cfg.eval.get("video_every", 0)
     _check(video_every >= 0, "eval.video_every", video_every,
            "zero (no videos while training) or a positive number of env steps")
@@ -323,6 +386,16 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
         _check(len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices), "eval.video_episodes", indices,
                f"null (the first and the best episode) or a non-empty list of episode indices in "
                f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
+
+
+def eval_step_cap(cfg: DictConfig) -> int:
+    """``eval.max_episode_steps``, or its default for configs saved before the key existed."""
+    return cfg.eval.get("max_episode_steps", EvalConfig.max_episode_steps)
+
+
+def eval_epsilon(cfg: DictConfig) -> float:
+    """``eval.epsilon``, or its default (greedy) for configs saved before the key existed."""
+    return cfg.eval.get("epsilon", EvalConfig.epsilon)
 
 
 def _validate_plot(cfg: DictConfig) -> None:
@@ -350,6 +423,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
         _check(0.0 <= buffer.alpha <= 1.0, "buffer.alpha", buffer.alpha, "in [0, 1] (0 is uniform sampling)")
         _check(0.0 <= buffer.beta_start <= 1.0, "buffer.beta_start", buffer.beta_start, "in [0, 1]")
         _check(buffer.eps > 0, "buffer.eps", buffer.eps, "a small positive number, e.g. 1e-6")
+        beta_steps = buffer.get("beta_steps")
+        if beta_steps is not None:
+            _check(beta_steps > 0, "buffer.beta_steps", beta_steps, "a positive number of env steps, or null "
+                   "(total_steps)")
 
 
 def _validate_schedule(schedule: DictConfig) -> None:

@@ -11,15 +11,58 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.errors import ConfigError
 
 
-def make_env(cfg: DictConfig, render_mode: str | None = None) -> gym.Env:
-    """One environment, e.g. for greedy evaluation."""
+ATARI_EXTRA_HINT = 'pip install "rlrun[atari]"'
+
+
+def is_atari(cfg: DictConfig) -> bool:
+    """An ALE game: the Atari presets, or any ``ALE/...`` id (e.g. through env=gym)."""
+    return cfg.get("preprocessing") == "atari" or str(cfg.id).startswith("ALE/")
+
+
+def require_atari_extra(env_id: str) -> None:
+    """Import what ALE games need and register their ids with Gymnasium, or say which extra to install.
+
+    ale-py ships the game ROMs, so nothing is downloaded at run time; OpenCV does AtariPreprocessing's resize.
+    """
+    missing = []
+    try:
+        import ale_py
+    except ImportError:
+        missing.append("ale-py")
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        missing.append("opencv-python-headless")
+    if missing:
+        raise ConfigError(
+            f"env.id={env_id} is an Atari game, which needs the atari extra, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed. Install it with {ATARI_EXTRA_HINT} (or pip "
+            f"install -e \".[atari]\" in a checkout): it brings gymnasium[atari] (ale-py, with the game ROMs) and "
+            f"opencv-python-headless. Other envs (cartpole, lunarlander, ...) do not need it."
+        )
+    gym.register_envs(ale_py)
+
+
+def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = False,
+             epsilon: float = 0.0) -> gym.Env:
+    """One environment, e.g. for greedy evaluation.
+
+    ``training`` applies what only the learner should see: Atari reward clipping (``env.clip_rewards``),
+    so evaluation and videos report the game's own score. ``epsilon`` (``eval.epsilon``) makes an
+    evaluation env take a random action instead of the agent's with that probability.
+    """
     kwargs = OmegaConf.to_container(cfg.kwargs, resolve=True) if cfg.kwargs else {}
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
+    if is_atari(cfg):
+        require_atari_extra(cfg.id)
+    if cfg.get("preprocessing") == "atari":
+        # frame skipping is AtariPreprocessing's (with max-pooling), so the emulator itself must not skip
+        kwargs.update(frameskip=1, repeat_action_probability=cfg.repeat_action_probability)
     try:
-        return gym.make(cfg.id, **kwargs)
+        env = gym.make(cfg.id, **kwargs)
     except gym.error.Error as error:
         raise ConfigError(
             f"env.id={cfg.id!r} could not be made by gymnasium ({error}). Use a preset (env=cartpole, lunarlander, "
@@ -30,6 +73,78 @@ def make_env(cfg: DictConfig, render_mode: str | None = None) -> gym.Env:
             f"env.kwargs={kwargs} were not accepted by {cfg.id} ({error}). Pass only keyword arguments that "
             f"gymnasium.make('{cfg.id}', ...) accepts."
         ) from None
+    if cfg.get("preprocessing") == "atari":
+        env = atari_wrappers(env, cfg, training)
+    if epsilon > 0:
+        env = RandomActionsWithProbability(env, epsilon)
+    return env
+
+
+class RandomActionsWithProbability(gym.Wrapper):
+    """Evaluation with ``eval.epsilon``: each step, with probability epsilon, a uniformly random action
+    replaces the agent's (Atari's usual 0.05 keeps a deterministic policy from looping forever).
+
+    The random draws come from a generator seeded by the episode's reset seed, so an episode replays
+    exactly (videos) and every policy compared on the same seeds meets the same random steps.
+    """
+
+    def __init__(self, env: gym.Env, epsilon: float):
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"eval.epsilon={epsilon} needs a discrete action space, but {env.spec.id if env.spec else env} has "
+                f"{env.action_space}. Use eval.epsilon=0 (greedy evaluation) for this env."
+            )
+        self.epsilon = epsilon
+        self.n_actions = int(env.action_space.n)
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.rng = np.random.default_rng([seed, 0xE95])  # its own stream, apart from the env's seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        if self.rng.random() < self.epsilon:
+            action = self.rng.integers(self.n_actions)
+        return self.env.step(action)
+
+
+def atari_wrappers(env: gym.Env, cfg: DictConfig, training: bool) -> gym.Env:
+    """Gymnasium's own AtariPreprocessing (no-op starts, frame skip, grayscale, resize) and frame stacking.
+
+    FrameStackObservation pads the first observations of an episode with copies of the reset frame
+    (``padding_type="reset"``), so a stack never holds frames of a previous episode.
+    """
+    from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
+
+    env = AtariPreprocessing(env, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.screen_size,
+                             terminal_on_life_loss=cfg.terminal_on_life_loss and training, grayscale_obs=True)
+    env = FrameStackObservation(env, cfg.frame_stack, padding_type="reset")
+    if training and cfg.clip_rewards:
+        env = ClipReward(env, -1.0, 1.0)
+    return env
+
+
+def make_eval_env(cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None,
+                  epsilon: float = 0.0) -> gym.Env:
+    """One environment for greedy episodes, which must always end.
+
+    A greedy policy can loop forever (CliffWalking has no time limit, and a policy that walks into a wall
+    never reaches the goal), so an env without a time limit of its own is cut at ``max_episode_steps``
+    (``eval.max_episode_steps``); such episodes end truncated. An env's own limit is left as it is.
+    ``epsilon`` is ``eval.epsilon`` (see :func:`make_env`).
+    """
+    env = make_env(cfg, render_mode=render_mode, epsilon=epsilon)
+    if _time_limit(env) is None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=max_episode_steps)
+    return env
+
+
+def episode_step_limit(env: gym.Env) -> int | None:
+    """The step at which the env's time limit cuts an episode, or None without one."""
+    limit = _time_limit(env)
+    return None if limit is None else limit._max_episode_steps
 
 
 def make_vector_env(cfg: DictConfig) -> "SameStepVectorEnv":
@@ -40,7 +155,7 @@ def make_vector_env(cfg: DictConfig) -> "SameStepVectorEnv":
     produce one bogus transition per episode). Episode returns and lengths come in ``info["episode"]``.
     """
     make_env(cfg).close()  # fail with a clear message before spawning copies
-    return SameStepVectorEnv([lambda: make_env(cfg) for _ in range(cfg.num_envs)])
+    return SameStepVectorEnv([lambda: make_env(cfg, training=True) for _ in range(cfg.num_envs)])
 
 
 class SameStepVectorEnv(gym.vector.VectorEnv):
@@ -120,13 +235,25 @@ def _time_limit(env: gym.Env):
     return None
 
 
+# The toy-text grid worlds (FrozenLake, CliffWalking, Taxi) keep an episode in these attributes: the state
+# number, the last action (rendering) and Taxi's fickle-passenger flag and orientation.
+GRID_EPISODE_ATTRIBUTES = ("s", "lastaction", "fickle_step", "taxi_orientation")
+
+
+def _plain(value):
+    """Ints, bools and None as Python values, loadable with ``weights_only=True``."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    return int(value)
+
+
 def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
 
-    Classic-control envs keep their whole physical state in ``unwrapped.state``; for those, the state,
-    the time-limit counter and the env RNG make a resumed episode identical to an uninterrupted one.
-    Envs without such a state (Box2D, Atari) record ``None``: a resume restores their RNG and starts
-    fresh episodes.
+    Classic-control envs keep their whole physical state in ``unwrapped.state``, the toy-text grid worlds
+    theirs in a few plain attributes; for those, that state, the time-limit counter and the env RNG make
+    a resumed episode identical to an uninterrupted one. Envs without such a state (Box2D, Atari) record
+    ``None``: a resume restores their RNG and starts fresh episodes.
     """
     import torch
 
@@ -134,10 +261,14 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     for env in envs.unwrapped.envs:
         core = env.unwrapped
         physical = getattr(core, "state", None)
+        grid = None
+        if physical is None and hasattr(core, "s"):
+            grid = {name: _plain(getattr(core, name)) for name in GRID_EPISODE_ATTRIBUTES if hasattr(core, name)}
         limit = _time_limit(env)
         sub_states.append({
             "rng": core.np_random.bit_generator.state,
             "physical": None if physical is None else torch.as_tensor(np.asarray(physical, dtype=np.float64)),
+            "grid": grid,
             "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
             "elapsed_steps": None if limit is None else limit._elapsed_steps,
         })
@@ -155,12 +286,16 @@ def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
     for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
         core = env.unwrapped
         core.np_random.bit_generator.state = sub["rng"]
-        if sub["physical"] is None:
+        if sub["physical"] is not None:
+            physical = sub["physical"].numpy()
+            core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
+                else tuple(physical.tolist())
+        elif sub.get("grid") is not None:
+            for name, value in sub["grid"].items():
+                setattr(core, name, value)
+        else:
             exact = False
             continue
-        physical = sub["physical"].numpy()
-        core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
-            else tuple(physical.tolist())
         if sub["steps_beyond_terminated"] is not None or hasattr(core, "steps_beyond_terminated"):
             core.steps_beyond_terminated = sub["steps_beyond_terminated"]
         limit = _time_limit(env)

@@ -20,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents import Agent, agent_learns, build_agent, non_learning_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
-from rlrun.config import agent_presets, compose_agent_preset, merge_saved_config, validate
-from rlrun.envs import make_env
+from rlrun.config import (agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config,
+                          validate)
+from rlrun.envs import episode_step_limit, make_eval_env
 from rlrun.errors import ConfigError
 from rlrun.runtime import seed_everything, select_device
 
@@ -37,20 +38,23 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
 
 
 def run_greedy_episodes(agent: Agent, env: gym.Env, seeds: list[int]) -> dict[str, list]:
-    """One greedy episode per seed; returns per-episode returns and lengths."""
-    returns, lengths = [], []
+    """One greedy episode per seed: per-episode returns, lengths, and whether a time limit or the cap cut it.
+
+    ``env`` comes from :func:`rlrun.envs.make_eval_env`, whose step cap guarantees every episode ends.
+    """
+    returns, lengths, truncations = [], [], []
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
-        total, length, done = 0.0, 0, False
-        while not done:
+        total, length, terminated, truncated = 0.0, 0, False, False
+        while not (terminated or truncated):
             action = agent.act_greedy(np.asarray(obs)[None])[0]  # asarray: Discrete envs give plain ints
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             length += 1
-            done = terminated or truncated
         returns.append(total)
         lengths.append(length)
-    return {"returns": returns, "lengths": lengths}
+        truncations.append(bool(truncated and not terminated))
+    return {"returns": returns, "lengths": lengths, "truncated": truncations}
 
 
 def summarize(returns: list[float]) -> dict[str, float]:
@@ -104,11 +108,6 @@ def looks_like_checkpoint(entry: str) -> bool:
     return entry.endswith(".pt") or "/" in entry or Path(entry).is_file()
 
 
-def has_learned_state(agent: Agent) -> bool:
-    """An agent with nothing to load (empty ``state_dict``, e.g. random) plays the same with or without a checkpoint."""
-    return bool(agent.state_dict())
-
-
 def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
     """Build one ``eval.compare`` entry for ``env``: a checkpoint path, or an agent preset name (conf/agent)."""
     if looks_like_checkpoint(entry):
@@ -134,7 +133,7 @@ def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
     rival_cfg.agent = compose_agent_preset(entry)
     validate(rival_cfg)
     agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
-    if has_learned_state(agent):
+    if agent.learns:  # untrained, it plays its random initialisation; random and heuristic have nothing to learn
         raise ConfigError(
             f"eval.compare entry {entry!r} is a learning agent: untrained, it would only show its random "
             f"initialisation. Compare with its checkpoint instead (eval.compare=[outputs/.../checkpoints/best.pt]); "
@@ -163,8 +162,9 @@ def format_compare_table(reports: list[dict[str, Any]], threshold: float | None,
 
 
 # ----------------------------------------------------------------------------- videos
-def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: list[float],
-                  requested: list[int] | None, videos_dir: Path) -> list[dict[str, Any]]:
+def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, seeds: list[int],
+                  returns: list[float], requested: list[int] | None, videos_dir: Path,
+                  epsilon: float = 0.0) -> list[dict[str, Any]]:
     """Replay the chosen episodes (same seeds) with rendering on, one MP4 each.
 
     Episodes are replayed rather than filmed during the evaluation, because "the best" is only known at
@@ -173,7 +173,7 @@ def record_videos(agent: Agent, env_cfg: DictConfig, seeds: list[int], returns: 
     from rlrun.video import episodes_to_record, make_render_env, record_episode
 
     indices = episodes_to_record(requested, returns)
-    env = make_render_env(env_cfg)
+    env = make_render_env(env_cfg, max_episode_steps, epsilon)
     videos = []
     for index in indices:
         path = Path(videos_dir) / f"episode_{index:03d}.mp4"
@@ -213,7 +213,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         state = payload
     device = select_device(run_cfg.device)
     seed_everything(run_cfg.seed)
-    env = make_env(run_cfg.env)
+    env = make_eval_env(run_cfg.env, eval_step_cap(run_cfg), epsilon=eval_epsilon(run_cfg))
     agent = build_agent(run_cfg, env.observation_space, env.action_space, device)
     if state is not None:
         check_spaces(cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space),
@@ -223,6 +223,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     rivals = [load_rival(str(entry), run_cfg, env, device) for entry in cfg.eval.compare]  # fail before playing
     episodes = run_greedy_episodes(agent, env, seeds)
     threshold = reward_threshold(env)
+    step_limit = episode_step_limit(env)
     rival_reports = [
         policy_report(rival.label, rival.source, run_greedy_episodes(rival.agent, env, seeds), seeds, threshold)
         for rival in rivals
@@ -238,6 +239,8 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         **summarize(episodes["returns"]),
         "reward_threshold": threshold,
         "success_rate": success_rate(episodes["returns"], threshold),
+        "episode_step_limit": step_limit,  # the env's own time limit, else eval.max_episode_steps
+        "truncated_episodes": sum(episodes["truncated"]),
         **episodes,
         "compare": rival_reports,
         "config": OmegaConf.to_container(run_cfg, resolve=True),
@@ -245,8 +248,8 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     }
     run_dir = Path(run_dir)
     if cfg.eval.video:
-        report["videos"] = record_videos(agent, run_cfg.env, seeds, episodes["returns"], cfg.eval.video_episodes,
-                                         run_dir / "videos")
+        report["videos"] = record_videos(agent, run_cfg.env, eval_step_cap(run_cfg), seeds, episodes["returns"],
+                                         cfg.eval.video_episodes, run_dir / "videos", eval_epsilon(run_cfg))
     write_report(report, run_dir)
     return report
 
@@ -256,7 +259,7 @@ def write_report(report: dict[str, Any], run_dir: Path) -> None:
     from rlrun.plots import plot_return_histograms
 
     label = report["agent"] if report["checkpoint"] is None else f"{report['agent']} ({report['checkpoint']})"
-    played = {"returns": report["returns"], "lengths": report["lengths"]}
+    played = {"returns": report["returns"], "lengths": report["lengths"], "truncated": report["truncated"]}
     policies = [policy_report(label, "evaluated", played, report["seeds"], report["reward_threshold"]),
                 *report["compare"]]
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
@@ -267,6 +270,9 @@ def write_report(report: dict[str, Any], run_dir: Path) -> None:
         f"{report['agent']} on {report['env']}, {report['episodes']} greedy episodes: "
         f"return {report['mean']:.2f} ± {report['std']:.2f} (min {report['min']:.2f}, max {report['max']:.2f})",
     ]
+    if report["truncated_episodes"]:
+        lines.append(f"{report['truncated_episodes']} of {report['episodes']} episodes were cut at "
+                     f"{report['episode_step_limit']} steps (truncated)")
     if report["compare"]:
         table = format_compare_table(policies, report["reward_threshold"], report["env"])
         (run_dir / "compare.md").write_text(table)

@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
+from rlrun.config import target_update_interval
+
 # The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
 # Keys an agent lacks get NaN (numbers) or "-" (names).
 HPARAM_KEYS: dict[str, tuple[str, Any]] = {
@@ -65,6 +67,8 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
         elif isinstance(value, bool):
             value = str(value)  # one type per key: "-" for agents without the switch
         values[key] = value
+    if OmegaConf.select(cfg, "agent.algo", default=None) == "dqn":
+        values["target_update_every"] = target_update_interval(cfg.agent)  # null stands for a default: log it
     return values
 
 

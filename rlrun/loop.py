@@ -23,13 +23,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
-from rlrun.config import RESUMABLE_KEYS, merge_saved_config, validate
-from rlrun.envs import capture_env_state, make_env, make_vector_env, restore_env_state
+from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_saved_config, validate
+from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
 from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
-from rlrun.video import make_render_env, record_episode
+from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 def crossed(previous: int, current: int, every: int) -> bool:
     """True when a multiple of ``every`` lies in (previous, current]: steps advance by num_envs at a time."""
     return current // every > previous // every
+
+
+class EvaluationInterrupted(Exception):
+    """Raised by the signal handler inside a greedy episode: evaluations are not waited for."""
 
 
 def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
@@ -77,7 +81,7 @@ class Trainer:
         self.device = select_device(cfg.device)
         seed_everything(cfg.seed)
         self.envs = make_vector_env(cfg.env)
-        self.eval_env = make_env(cfg.env)
+        self.eval_env = make_eval_env(cfg.env, eval_step_cap(cfg), epsilon=eval_epsilon(cfg))
         self.spaces = space_signature(self.envs.single_observation_space, self.envs.single_action_space)
         self.agent: Agent = build_agent(
             cfg, self.envs.single_observation_space, self.envs.single_action_space, self.device
@@ -97,6 +101,7 @@ class Trainer:
         self.obs: np.ndarray | None = None
         self.resume_from = resume_from
         self.stop_signal: int | None = None
+        self.evaluating = False  # a signal during a greedy episode interrupts it (it may never end soon)
         self.video_env = None  # made on the first recording (eval.video_every), rendering to arrays
 
     # ------------------------------------------------------------------ checkpoints
@@ -145,8 +150,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, logger: RunLogger) -> dict[str, float]:
-        episodes = run_greedy_episodes(self.agent, self.eval_env, self.eval_seeds)
-        stats = summarize(episodes["returns"])
+        with self.interruptible():
+            episodes = run_greedy_episodes(self.agent, self.eval_env, self.eval_seeds)
+        stats = {**summarize(episodes["returns"]), "truncated": sum(episodes["truncated"])}
         logger.scalars({"eval/mean_return": stats["mean"], "eval/std_return": stats["std"]}, self.step)
         self.last_eval = stats
         self.eval_history.append((self.step, stats["mean"]))
@@ -155,15 +161,19 @@ class Trainer:
         if stats["mean"] > self.best_eval_return:
             self.best_eval_return = stats["mean"]
             self.save("best.pt", for_resume=False)
-        log.info("step %d: greedy eval %.2f ± %.2f", self.step, stats["mean"], stats["std"])
+        log.info("step %d: greedy eval %.2f ± %.2f%s", self.step, stats["mean"], stats["std"],
+                 f" ({stats['truncated']} of {len(self.eval_seeds)} episodes cut at the "
+                 f"{episode_step_limit(self.eval_env)}-step limit)" if stats["truncated"] else "")
         return stats
 
     def record_video(self, logger: RunLogger) -> Path:
         """Film one greedy episode (the first eval seed) into videos/ and TensorBoard, to watch learning progress."""
         if self.video_env is None:
-            self.video_env = make_render_env(self.cfg.env)
+            self.video_env = make_render_env(self.cfg.env, eval_step_cap(self.cfg), eval_epsilon(self.cfg))
         path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
-        episode = record_episode(self.agent, self.video_env, self.eval_seeds[0], path)
+        with self.interruptible():
+            episode = play_and_capture(self.agent, self.video_env, self.eval_seeds[0])
+        write_mp4(path, episode.frames, episode.fps)
         logger.video("eval/video", episode.frames, episode.fps, self.step)
         log.info("step %d: filmed a greedy episode (return %.2f) to %s", self.step, episode.episode_return, path)
         return path
@@ -176,8 +186,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ signals
     @contextmanager
+    def interruptible(self):
+        """Greedy episodes inside this block are cut short by the first SIGINT/SIGTERM."""
+        self.evaluating = True
+        try:
+            yield
+        finally:
+            self.evaluating = False
+
+    @contextmanager
     def stop_on_signals(self):
-        """First SIGINT/SIGTERM: finish the step, checkpoint, exit. A second one: the default action, at once."""
+        """First SIGINT/SIGTERM: finish the step (or cut the greedy episode short), checkpoint, exit.
+
+        A second one: the default action, at once.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -187,6 +209,8 @@ class Trainer:
             self.stop_signal = signum
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.evaluating:
+                raise EvaluationInterrupted()
 
         for sig in previous:
             signal.signal(sig, request_stop)
@@ -255,6 +279,11 @@ class Trainer:
                     if crossed(previous, self.step, save_every):
                         self.save("last.pt", for_resume=True)
                 bar.update(self.step - bar.n)
+                if self.stop_signal is None and (self.last_eval is None or not crossed(previous, self.step,
+                                                                                       eval_every)):
+                    self.evaluate(logger)  # the final policy always gets a greedy evaluation
+        except EvaluationInterrupted:
+            pass  # the training state is whole (evaluation changes none of it): checkpointed below
         except TrainingDiverged as error:
             logger.close()
             last = self.checkpoint_dir / "last.pt"
@@ -266,8 +295,6 @@ class Trainer:
 
         if self.stop_signal is not None:
             return self.stop_for_signal(logger)
-        if self.last_eval is None or not crossed(previous, self.step, eval_every):
-            self.evaluate(logger)  # the final policy always gets a greedy evaluation
         self.save("last.pt", for_resume=True)
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
         logger.hparams(cfg, results)
@@ -281,6 +308,7 @@ class Trainer:
         )
         summary = {
             **results,
+            "final_eval_truncated_episodes": self.last_eval.get("truncated", 0),
             "steps": self.step,
             "episodes": self.episode,
             "wall_seconds": wall,
@@ -329,6 +357,10 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
     if "run_state" not in payload:
         raise ConfigError(f"{checkpoint} was written without run state (an older or evaluation-only checkpoint) "
                           f"and cannot be resumed; evaluate it with mode=evaluate checkpoint={checkpoint}.")
+    saved_buffer = payload["config"].get("buffer") or {}
+    if saved_buffer.get("name") == "prioritized" and saved_buffer.get("beta_steps") is None:
+        # PER's beta keeps annealing over the total_steps the run started with, whatever total_steps is now
+        saved_buffer["beta_steps"] = payload["config"]["total_steps"]
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None
     validate(merged)

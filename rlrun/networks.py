@@ -19,31 +19,72 @@ def mlp(in_features: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class QNetwork(nn.Module):
-    """Q-values for every discrete action from a flat observation, optionally with a dueling head.
+class NatureCNN(nn.Module):
+    """The convolutional trunk of Nature DQN (Mnih et al. 2015): three conv layers and a 512-unit layer.
 
-    The dueling head (Wang et al. 2016) splits Q into a state value and action advantages,
-    ``Q = V + A - mean(A)``; subtracting the mean makes V and A identifiable.
+    Takes stacked frames ``(batch, C, H, W)`` of pixel values 0..255 in any dtype (uint8 from the replay
+    buffer, so a batch crosses to the GPU at a quarter of float32's size) and scales them to [0, 1] itself.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], dueling: bool = False):
+    width = 512
+
+    def __init__(self, in_shape: Sequence[int]):
         super().__init__()
-        self.trunk = mlp(obs_dim, hidden_sizes)
-        width = hidden_sizes[-1]
+        channels, height, width = in_shape
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():  # the flattened size for this frame size (7 x 7 x 64 at 84 x 84)
+            flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(flat, self.width), nn.ReLU())
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(frames.float() / 255.0))
+
+
+def is_image_shape(obs_shape: Sequence[int]) -> bool:
+    """Observations the CNN takes: ``(channels, height, width)``, e.g. 4 stacked 84 x 84 frames."""
+    return len(obs_shape) == 3
+
+
+class QNetwork(nn.Module):
+    """Q-values for every discrete action, optionally with a dueling head.
+
+    The trunk is an MLP over the flattened observation (``network="mlp"``) or the Nature-DQN CNN over
+    stacked frames (``network="cnn"``). The dueling head (Wang et al. 2016) splits Q into a state value
+    and action advantages, ``Q = V + A - mean(A)``; subtracting the mean makes V and A identifiable.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], dueling: bool = False,
+                 network: str = "mlp", obs_shape: Sequence[int] | None = None):
+        super().__init__()
+        if network == "cnn":
+            self.trunk = NatureCNN(obs_shape)
+            width = NatureCNN.width
+        else:
+            self.trunk = mlp(obs_dim, hidden_sizes)  # same parameter names as before the CNN existed
+            width = hidden_sizes[-1]
+        self.flatten = network != "cnn"
         self.dueling = dueling
         if dueling:
             self.value = nn.Linear(width, 1)
             self.advantage = nn.Linear(width, n_actions)
         else:
             self.head = nn.Linear(width, n_actions)
-        # the trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
-        # machinery, a dozen calls per update (README, Performance)
-        self.hidden_layers = [layer for layer in self.trunk if isinstance(layer, nn.Linear)]
+        # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
+        # machinery, a dozen calls per update (README, Performance); the CNN trunk is called as a module
+        self.hidden_layers = [layer for layer in self.trunk if isinstance(layer, nn.Linear)] if self.flatten else []
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = obs.flatten(start_dim=1)
-        for layer in self.hidden_layers:
-            features = F.linear(features, layer.weight, layer.bias).relu()
+        if self.flatten:
+            features = obs.flatten(start_dim=1)
+            for layer in self.hidden_layers:
+                features = F.linear(features, layer.weight, layer.bias).relu()
+        else:
+            features = self.trunk(obs)
         if not self.dueling:
             return F.linear(features, self.head.weight, self.head.bias)
         advantage = F.linear(features, self.advantage.weight, self.advantage.bias)
@@ -86,6 +127,8 @@ class NumpyGreedyPolicy:
     MAX_MULTIPLY_ADDS = 2**18
 
     def __init__(self, network: QNetwork):
+        if not network.flatten:
+            raise ValueError("NumpyGreedyPolicy computes MLP Q-networks only; call the module for the CNN")
         linears = [*network.hidden_layers, network.advantage if network.dueling else network.head]
         if any(layer.weight.device.type != "cpu" for layer in linears):
             raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")

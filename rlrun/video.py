@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rlrun.agents import Agent
-from rlrun.envs import make_env
+from rlrun.envs import make_eval_env
 
 # rgb_array rendering never opens a window, but pygame still probes for a display and complains on a
 # headless machine; the dummy driver keeps it quiet and working. A user's own setting wins.
@@ -33,9 +33,12 @@ class RecordedEpisode:
     fps: int
 
 
-def make_render_env(env_cfg: DictConfig) -> gym.Env:
-    """The run's env, rendering to arrays (same dynamics as the evaluation env)."""
-    return make_env(env_cfg, render_mode="rgb_array")
+def make_render_env(env_cfg: DictConfig, max_episode_steps: int, epsilon: float = 0.0) -> gym.Env:
+    """The evaluation env (same dynamics, step cap and ``eval.epsilon``), rendering to arrays.
+
+    Atari renders the emulator's colour screen, not the grayscale 84 x 84 frames the agent sees.
+    """
+    return make_eval_env(env_cfg, max_episode_steps, render_mode="rgb_array", epsilon=epsilon)
 
 
 def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:
@@ -44,7 +47,7 @@ def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:
     frames = [env.render()]
     total, length, done = 0.0, 0, False
     while not done:
-        action = agent.act_greedy(obs[None])[0]
+        action = agent.act_greedy(np.asarray(obs)[None])[0]  # asarray: Discrete envs give plain ints
         obs, reward, terminated, truncated, _ = env.step(action)
         frames.append(env.render())
         total += float(reward)

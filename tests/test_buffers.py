@@ -53,8 +53,8 @@ def test_sampling_is_uniform_over_stored_slots():
 
 def test_observations_keep_the_env_dtype():
     buffer = make_buffer(obs_shape=(4, 4), dtype=np.uint8)
-    assert buffer.obs.dtype == np.uint8 and buffer.obs.shape == (5, 4, 4)
-    assert buffer.obs.nbytes == 5 * 16
+    assert buffer.observations.obs.dtype == np.uint8 and buffer.observations.obs.shape == (5, 4, 4)
+    assert buffer.observations.obs.nbytes == 5 * 16
 
 
 def test_same_seed_same_samples():

@@ -7,7 +7,7 @@ from rlrun.errors import ConfigError
 from tests.conftest import compose_cfg
 
 GROUP_OPTIONS = {
-    "env": ["cartpole", "lunarlander", "acrobot", "mountaincar"],
+    "env": ["cartpole", "lunarlander", "acrobot", "mountaincar", "breakout", "pong"],
     "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random", "reinforce", "tabular_q", "heuristic"],
     "buffer": ["uniform", "prioritized"],
     "schedule": ["linear", "exponential", "multiplicative", "constant"],

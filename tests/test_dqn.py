@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from rlrun.agents.dqn import td_targets
+from rlrun.config import target_update_interval
+from rlrun.config import DQNConfig
 from rlrun.networks import QNetwork
 
 
@@ -155,3 +157,53 @@ def test_dqn_acts_greedily_through_numpy_on_the_cpu_and_torch_elsewhere():
     np.testing.assert_array_equal(agent.act_greedy(obs), expected)
     agent.numpy_greedy = None  # the torch path, as on a GPU
     np.testing.assert_array_equal(agent.act_greedy(obs), expected)
+
+
+# ----------------------------------------------------------------------------- updates per env step
+def update_events(tmp_path, num_envs, *overrides):
+    """The gradient steps ("learn") and target updates ("target") of a short run, in the order they ran."""
+    from rlrun.loop import Trainer
+    from tests.conftest import TINY_RUN, compose_cfg
+
+    cfg = compose_cfg(*TINY_RUN, f"env.num_envs={num_envs}", "total_steps=800", "eval.every=100000",
+                      "save_every=100000", *overrides)
+    trainer = Trainer(cfg, tmp_path / f"envs{num_envs}")
+    agent, events = trainer.agent, []
+    learn, update_target = agent.learn, agent.update_target
+
+    def counted_learn(batch):
+        events.append("learn")
+        return learn(batch)
+
+    def counted_update_target():
+        events.append("target")
+        update_target()
+
+    agent.learn, agent.update_target = counted_learn, counted_update_target
+    trainer.run()
+    return events
+
+
+@pytest.mark.parametrize("overrides,learns,target_updates", [
+    # learning_starts=100, 800 env steps, train_freq 4: updates at env steps 100, 104, ..., 800
+    (["agent.target_update=soft"], 176, 176),  # soft default: one Polyak step per update
+    (["agent.target_update=soft", "agent.target_update_every=1", "agent.tau=0.5"], 176, 701),
+    (["agent.target_update=hard", "agent.target_update_every=100"], 176, 8),
+    (["agent.target_update=hard"], 176, 1),  # hard default: every 500 env steps
+])
+def test_gradient_steps_and_target_updates_per_env_step_do_not_depend_on_num_envs(
+        tmp_path, overrides, learns, target_updates):
+    single = update_events(tmp_path, 1, *overrides)
+    assert single.count("learn") == learns and single.count("target") == target_updates
+    for num_envs in (4, 8):  # 8 sub-envs: two updates fall due within one loop iteration
+        assert update_events(tmp_path, num_envs, *overrides) == single, num_envs  # same steps, same order
+
+
+def test_soft_default_moves_the_target_most_of_the_way_within_a_run():
+    cfg = DQNConfig(target_update="soft")
+    agent_every = target_update_interval(cfg)
+    assert agent_every == cfg.train_freq  # every update, as Polyak averaging is meant
+    updates_in_50k = 50_000 // agent_every
+    assert 1 - (1 - cfg.tau) ** updates_in_50k > 0.999
+    assert target_update_interval(DQNConfig(target_update="hard")) == 500
+    assert target_update_interval(DQNConfig(target_update="soft", target_update_every=7)) == 7

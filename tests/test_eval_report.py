@@ -114,3 +114,70 @@ def test_video_episodes_beyond_the_episodes_played_are_refused(checkpoint, tmp_p
     # the checkpoint's eval.episodes (2, from its training config) applies when the command line sets none
     with pytest.raises(ConfigError, match=r"eval.video_episodes=\[3\].*\(eval.episodes=2\)"):
         evaluate_checkpoint(checkpoint, tmp_path, "eval.video=true", "eval.video_episodes=[3]")
+
+
+# ----------------------------------------------------------------------------- the evaluation cap
+@pytest.fixture
+def fail_if_hung():
+    """Fail a test that runs longer than ``seconds`` (an evaluation that never ends) instead of hanging the suite."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("still running: an episode without a step cap never ends")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    yield lambda seconds: signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+# CliffWalking-v1 has no time limit; the greedy policy of a table trained one step never reaches the goal
+# (all-zero rows send it up into the top row, or it walks off the cliff back to the start).
+CLIFF_RUN = ["agent=tabular_q", "env=gym", "env.id=CliffWalking-v1", "total_steps=2", "eval.every=1",
+             "eval.episodes=2", "save_every=1000", "device=cpu"]
+
+
+def test_training_evaluation_of_an_env_without_time_limit_ends_at_the_cap(tmp_path, fail_if_hung):
+    fail_if_hung(60)
+    result = train(compose_cfg(*CLIFF_RUN, "eval.max_episode_steps=40"), tmp_path)
+    assert result["steps"] == 2 and [step for step, _ in result["eval_history"]] == [1, 2]
+    assert result["final_eval_truncated_episodes"] == 2  # both capped episodes count as truncated
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["final_eval_truncated_episodes"] == 2
+
+
+def test_evaluate_mode_caps_episodes_and_reports_them_truncated(tmp_path, fail_if_hung):
+    fail_if_hung(60)
+    train(compose_cfg(*CLIFF_RUN, "eval.max_episode_steps=40"), tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    (tmp_path / "eval").mkdir()
+    report = evaluate_checkpoint(checkpoint, tmp_path / "eval", "eval.max_episode_steps=25", "eval.compare=[random]")
+    saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert saved["lengths"] == [25, 25] and saved["truncated"] == [True, True]
+    assert saved["truncated_episodes"] == report["truncated_episodes"] == 2
+    assert saved["episode_step_limit"] == 25
+    assert all(length <= 25 for length in saved["compare"][0]["lengths"])  # rivals play under the same cap
+
+
+def test_the_env_own_time_limit_comes_first():
+    from rlrun.envs import make_eval_env
+
+    env = make_eval_env(compose_cfg("env.max_episode_steps=30").env, max_episode_steps=5)
+    agent = evaluation.build_agent(compose_cfg("agent=random"), env.observation_space, env.action_space, "cpu")
+    episodes = evaluation.run_greedy_episodes(agent, env, [0, 1, 2])
+    assert max(episodes["lengths"]) > 5  # CartPole with random actions lasts 10-40 steps, under its limit of 30
+    assert all(length <= 30 for length in episodes["lengths"])
+
+
+def test_video_episodes_end_at_the_cap(tmp_path, fail_if_hung):
+    from rlrun.agents import TabularQAgent
+    from rlrun.config import TabularQConfig
+    from rlrun.schedules import ConstantSchedule
+    from rlrun.video import make_render_env, play_and_capture
+
+    fail_if_hung(60)
+    env = make_render_env(compose_cfg("env=gym", "env.id=CliffWalking-v1").env, max_episode_steps=12)
+    agent = TabularQAgent(TabularQConfig(), 48, 4, ConstantSchedule(0.0), seed=0)  # all zeros: greedy goes up
+    episode = play_and_capture(agent, env, seed=0)
+    env.close()
+    assert episode.length == 12 and len(episode.frames) == 13

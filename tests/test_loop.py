@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -117,7 +118,7 @@ def test_stop_at_return_ends_the_run_early(tmp_path):
 
 @pytest.mark.parametrize("agent,keys", [
     ("reinforce", {"baseline": "none", "episodes_per_update": 4.0, "normalize_returns": "True"}),
-    ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan")}),
+    ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan"), "target_update_every": 500}),
 ])
 def test_hparams_hold_each_agent_family_s_own_keys(agent, keys):
     from rlrun.logger import flat_hparams
@@ -144,3 +145,54 @@ def test_progress_bar_shows_only_what_the_agent_has():
     assert fields == {"ret": "12.0", "eval": "-"}  # REINFORCE: no epsilon, so no eps=nan
     fields = progress_fields(12.0, {"mean": 50.0}, {"train/epsilon": 0.25})
     assert fields == {"ret": "12.0", "eps": "0.250", "eval": "50.0"}
+
+
+def test_logged_episode_returns_and_lengths_are_the_true_ones(tmp_path):
+    # Counted here from the transitions themselves, per sub-env. Gymnasium < 1.4's vector RecordEpisodeStatistics
+    # logged every episode after a sub-env's first one a step short under same-step autoreset.
+    no_dqn_keys = [o for o in TINY_RUN if not o.startswith("agent.")]
+    trainer = Trainer(compose_cfg(*no_dqn_keys, "agent=random", "env.num_envs=3", "seed=2"), tmp_path)
+    observe, true_episodes = trainer.agent.observe, []
+    lengths, returns = np.zeros(3, dtype=int), np.zeros(3)
+
+    def counting_observe(obs, actions, rewards, next_obs, terminated, truncated):
+        lengths[:] += 1
+        returns[:] += rewards
+        for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+            true_episodes.append((int(lengths[i]), float(returns[i])))
+            lengths[i], returns[i] = 0, 0.0
+        return observe(obs, actions, rewards, next_obs, terminated, truncated)
+
+    trainer.agent.observe = counting_observe
+    trainer.run()
+    events = read_scalars(tmp_path)
+    logged_lengths = [int(e.value) for e in events.Scalars("charts/episodic_length")]
+    logged_returns = [e.value for e in events.Scalars("charts/episodic_return")]
+    assert len(true_episodes) > 20
+    assert logged_lengths == [length for length, _ in true_episodes]
+    assert logged_returns == pytest.approx([ret for _, ret in true_episodes])
+
+
+# One short run per agent family (two sub-envs each), for checks that must hold for every agent.
+FAMILY_RUNS = {
+    "dqn": ["agent=dqn", "agent.learning_starts=100", "agent.batch_size=32"],
+    "reinforce": ["agent=reinforce", "agent.episodes_per_update=2"],
+    "tabular_q": ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1"],
+    "random": ["agent=random"],
+    "heuristic": ["agent=heuristic"],
+}
+
+
+@pytest.mark.parametrize("family", FAMILY_RUNS)
+def test_evaluations_and_videos_never_change_the_training_episodes(tmp_path, family):
+    common = ["total_steps=600", "env.num_envs=2", "eval.episodes=2", "save_every=1000", "log_every=50",
+              "device=cpu", "seed=4", *FAMILY_RUNS[family]]
+
+    def training_episodes(run_dir, *watching):
+        train(compose_cfg(*common, *watching), run_dir)
+        return [(e.step, e.value) for e in read_scalars(run_dir).Scalars("charts/episodic_return")]
+
+    unwatched = training_episodes(tmp_path / "unwatched", "eval.every=100000")
+    watched = training_episodes(tmp_path / "watched", "eval.every=50", "eval.video_every=300")
+    assert len(unwatched) > 5 and watched == unwatched
+    assert len(read_scalars(tmp_path / "watched").Scalars("eval/mean_return")) == 12

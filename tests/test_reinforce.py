@@ -130,7 +130,53 @@ def test_episodes_are_kept_apart_per_sub_env_and_update_waits_for_enough_of_them
     assert [list(e.rewards) for e in agent.storage.finished] == [[10], [1, 2, 3]]
     metrics = agent.update(3, 2)
     assert set(metrics) == {"losses/policy_loss", "charts/entropy"}  # no value loss, no epsilon
-    assert agent.storage.finished == [] and agent.storage.lengths.tolist() == [0, 2]  # env 1: 2 steps into the next
+    # env 1's second episode started when the batch was full: played under the old policy, it is never used
+    assert agent.storage.finished == [] and agent.storage.lengths.tolist() == [0, 0]
+
+
+def play_scripted_episodes(agent, episode_lengths, steps):
+    """Drive the agent over sub-envs whose episodes have the given lengths (cycled); obs = (env step, t in episode).
+
+    Returns each gradient step's episodes as (env step of the update, [list of obs rows per episode]).
+    """
+    num_envs = len(episode_lengths)
+    batches, learn = [], agent.learn
+    position, episode_index = np.zeros(num_envs, dtype=int), np.zeros(num_envs, dtype=int)
+    for t in range(steps):
+        obs = np.stack([[t, position[i], i] for i in range(num_envs)]).astype(np.float32)
+        lengths = [episode_lengths[i][episode_index[i] % len(episode_lengths[i])] for i in range(num_envs)]
+        done = position + 1 == np.asarray(lengths)
+        agent.learn = lambda episodes: batches.append((t, [e.obs for e in episodes])) or learn(episodes)
+        step(agent, obs, np.ones(num_envs), done, np.zeros(num_envs, bool))
+        agent.update(t + 1, 0)
+        position = np.where(done, 0, position + 1)
+        episode_index += done
+    return batches
+
+
+def test_every_episode_of_an_update_was_played_wholly_by_the_current_policy():
+    agent = make_agent(gym.spaces.Discrete(2), episodes_per_update=2)
+    batches = play_scripted_episodes(agent, [[5], [2, 7, 3], [4, 1, 6], [3, 9]], steps=200)
+    assert len(batches) >= 10
+    previous_update = -1
+    for update_step, episodes in batches:
+        assert len(episodes) == 2
+        for obs in episodes:
+            env_steps, positions = obs[:, 0], obs[:, 1]
+            assert positions[0] == 0, "a whole episode, from its reset"
+            np.testing.assert_array_equal(positions, np.arange(len(obs)))
+            np.testing.assert_array_equal(env_steps, env_steps[0] + np.arange(len(obs)))
+            assert env_steps[0] > previous_update, "started after the policy's last change"
+        previous_update = update_step
+
+
+def test_episodes_join_an_update_when_they_start_so_short_ones_are_not_favoured():
+    # Sub-env 0 plays 10-step episodes, sub-env 1 one-step episodes. One episode per update: the first to
+    # *start* (ties in sub-env order), whatever its length; "the first to finish" would pick every 1-step one.
+    agent = make_agent(gym.spaces.Discrete(2), episodes_per_update=1)
+    batches = play_scripted_episodes(agent, [[10], [1]], steps=40)
+    assert [update_step for update_step, _ in batches] == [9, 19, 29, 39]
+    assert all(len(episodes[0]) == 10 and episodes[0][0, 2] == 0 for _, episodes in batches)
 
 
 def test_episode_rows_grow_past_their_initial_capacity():

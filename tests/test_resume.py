@@ -131,3 +131,96 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_finis
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(checkpoint)["progress"]["step"] == final_steps
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] > 0
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_a_long_evaluation_checkpoints_and_exits(tmp_path, sig, code):
+    # At env step 1 a greedy episode starts on CliffWalking-v1 (no time limit) that would last 10^9 steps.
+    args = ["agent=tabular_q", "env=gym", "env.id=CliffWalking-v1", "total_steps=1000", "eval.every=1",
+            "eval.episodes=1", "eval.max_episode_steps=1000000000", "device=cpu", f"hydra.run.dir={tmp_path}"]
+    process = subprocess.Popen([sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("events.out.tfevents*")):  # the logger exists: training has started
+        assert time.time() < deadline and process.poll() is None, "training never started"
+        time.sleep(0.1)
+    time.sleep(2.0)  # well into the evaluation
+    process.send_signal(sig)
+    try:
+        stdout, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"{sig.name} did not stop an evaluation in progress")
+    assert process.returncode == code, stderr
+    assert f"Continue with: rlrun resume={tmp_path}" in stdout + stderr
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert checkpoint["progress"]["step"] == 1 and "run_state" in checkpoint
+
+
+def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path):
+    # beta anneals over the total_steps the run started with (800), whatever later resumes ask for.
+    cfg = compose_cfg(*TINY_RUN, "agent=per_dqn", "total_steps=800", "log_every=100", "seed=1")
+    interrupted = Trainer(cfg, tmp_path)
+    learn = interrupted.agent.update
+
+    def update_then_stop_at_400(step, episode):
+        if step >= 400:
+            interrupted.stop_signal = signal.SIGINT
+        return learn(step, episode)
+
+    interrupted.agent.update = update_then_stop_at_400
+    assert interrupted.run()["steps"] == 400
+    for total in (600, 1200):  # shortened, then extended past the original end
+        args = [f"resume={tmp_path}", f"total_steps={total}"]
+        assert run(compose_cfg(*args), tmp_path / "hydra-dir", args)["steps"] == total
+    betas = scalars(tmp_path, "train/beta")
+    assert [step for step, _ in betas] == list(range(100, 1300, 100))
+    for step, beta in betas:
+        assert beta == pytest.approx(min(1.0, 0.4 + 0.6 * step / 800), abs=1e-6), step
+
+
+def assert_same_state(a, b, where="agent"):
+    """Nested checkpoint states equal: tensors exactly, dicts key by key, anything else with ==."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("overrides", [
+    ["agent=random"],
+    ["agent=reinforce", "agent.episodes_per_update=2"],
+    ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=true"],
+], ids=["random", "reinforce", "tabular_q"])
+def test_every_agent_family_resumes_exactly(tmp_path, overrides):
+    cfg = compose_cfg(*overrides, "env.num_envs=2", "total_steps=1200", "eval.every=300", "eval.episodes=2",
+                      "save_every=300", "log_every=50", "device=cpu", "seed=5")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    train(cfg, whole)
+
+    interrupted = Trainer(cfg, parts)
+    act = interrupted.agent.act
+
+    def act_then_stop_at_598(obs, step, episode):  # as if Ctrl-C arrived mid-run, between two checkpoints
+        if step >= 598:
+            interrupted.stop_signal = signal.SIGINT
+        return act(obs, step, episode)
+
+    interrupted.agent.act = act_then_stop_at_598
+    assert interrupted.run() == {"interrupted_by": signal.SIGINT, "steps": 600}
+    result = run(compose_cfg(f"resume={parts}"), tmp_path / "hydra-dir", [f"resume={parts}"])
+    assert result["steps"] == 1200
+    for tag in ("charts/episodic_return", "charts/episodic_length", "eval/mean_return"):
+        assert scalars(parts, tag) == scalars(whole, tag), tag
+    assert len(scalars(whole, "charts/episodic_return")) > 10
+    assert_same_state(load_checkpoint(whole / "checkpoints" / "last.pt")["agent"],
+                      load_checkpoint(parts / "checkpoints" / "last.pt")["agent"])

@@ -37,10 +37,53 @@ def test_td_update_bootstraps_on_truncation_but_not_on_termination():
     assert agent.q_table[1, 0] == pytest.approx(0.5 * (1.0 + 0.9 * 4.0))
 
 
-def test_same_state_action_from_two_sub_envs_counts_twice():
-    agent = make_agent(alpha=0.5, gamma=0.0)
-    transition(agent, obs=[2, 2], actions=[1, 1], rewards=[1.0, 1.0], next_obs=[0, 0], terminated=[True, True])
-    assert agent.q_table[2, 1] == pytest.approx(1.0)  # two TD steps of 0.5 from the same old value
+def sequential_reference(q_table, obs, actions, rewards, next_obs, terminated, alphas, gamma):
+    """The TD updates one transition after another, in plain Python: what num_envs=1 would do."""
+    q = [list(map(float, row)) for row in q_table]
+    for s, a, r, s2, done, alpha in zip(obs, actions, rewards, next_obs, terminated, alphas):
+        target = r + (0.0 if done else gamma * max(q[s2]))
+        q[s][a] += alpha * (target - q[s][a])
+    return np.array(q)
+
+
+def test_one_step_of_several_sub_envs_equals_their_updates_in_sequence():
+    agent = make_agent(n_states=4, n_actions=2, alpha=0.5, gamma=0.9)
+    agent.q_table[:] = [[0.0, 1.0], [2.0, -1.0], [0.5, 0.5], [3.0, 0.0]]
+    start = agent.q_table.copy()
+    # env 0 and env 2 share (s=1, a=0); env 1 bootstraps from state 1, whose values env 0 just changed
+    obs, actions, rewards = [1, 3, 1, 0], [0, 0, 0, 1], [1.0, -2.0, 0.5, 4.0]
+    next_obs, terminated = [2, 1, 3, 1], [False, False, True, False]
+    transition(agent, obs, actions, rewards, next_obs, terminated, step=4)
+    expected = sequential_reference(start, obs, actions, rewards, next_obs, terminated, [0.5] * 4, 0.9)
+    np.testing.assert_allclose(agent.q_table, expected, rtol=0, atol=1e-12)
+
+
+def test_duplicated_state_actions_converge_without_oscillating():
+    # Five sub-envs make the same terminal transition, r=1: the true value is 1. Summing five TD errors from
+    # the same old value (step size 5 alpha) oscillated: 2.5, -1.25, 4.375, ...
+    agent = make_agent(n_states=2, n_actions=1, alpha=0.5)
+    values = []
+    for step in range(5, 45, 5):
+        transition(agent, [0] * 5, [0] * 5, [1.0] * 5, [1] * 5, [True] * 5, step=step)
+        values.append(agent.q_table[0, 0])
+    assert values[0] == pytest.approx(1 - 0.5**5)
+    assert all(0 < a < b <= 1 for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_step_sizes_per_env_step_do_not_depend_on_num_envs():
+    # The same 12 transitions as 12 single-env steps or as 3 steps of 4 sub-envs: same table, decay included.
+    rng = np.random.default_rng(3)
+    obs, actions = rng.integers(0, 3, 12), rng.integers(0, 2, 12)
+    rewards, next_obs, terminated = rng.normal(size=12), rng.integers(0, 3, 12), rng.random(12) < 0.3
+    one, four = (make_agent(n_states=3, alpha=0.7, alpha_decay=0.1, gamma=0.95) for _ in range(2))
+    for t in range(12):
+        transition(one, obs[t:t + 1], actions[t:t + 1], rewards[t:t + 1], next_obs[t:t + 1], terminated[t:t + 1],
+                   step=t + 1)
+    for t in range(0, 12, 4):
+        part = slice(t, t + 4)
+        transition(four, obs[part], actions[part], rewards[part], next_obs[part], terminated[part], step=t + 4)
+    np.testing.assert_allclose(four.q_table, one.q_table, rtol=0, atol=1e-12)
 
 
 def test_alpha_decays_hyperbolically_with_the_step():

@@ -13,7 +13,7 @@ from tests.conftest import TINY_RUN, compose_cfg
 
 def test_recorded_mp4_has_the_reset_frame_and_one_frame_per_step(tmp_path):
     cfg = compose_cfg("env.max_episode_steps=15")
-    env = make_render_env(cfg.env)
+    env = make_render_env(cfg.env, cfg.eval.max_episode_steps)
     agent = RandomAgent(env.action_space, seed=0)
     episode = record_episode(agent, env, seed=3, path=tmp_path / "episode.mp4")
     env.close()
@@ -25,7 +25,7 @@ def test_recorded_mp4_has_the_reset_frame_and_one_frame_per_step(tmp_path):
 
 
 def test_lunarlander_renders_headless(tmp_path):
-    env = make_render_env(compose_cfg("env=lunarlander", "env.max_episode_steps=5").env)
+    env = make_render_env(compose_cfg("env=lunarlander", "env.max_episode_steps=5").env, max_episode_steps=10_000)
     episode = record_episode(RandomAgent(env.action_space, seed=0), env, seed=0, path=tmp_path / "lander.mp4")
     env.close()
     assert len(list(iio.imiter(tmp_path / "lander.mp4"))) == episode.length + 1 == 6

@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 from rlrun.buffers import Batch, ReplayBuffer
-from rlrun.config import DQNConfig
-from rlrun.errors import TrainingDiverged
-from rlrun.networks import NumpyGreedyPolicy, QNetwork
+from rlrun.config import DQNConfig, target_update_interval
+from rlrun.errors import ConfigError, TrainingDiverged
+from rlrun.networks import NumpyGreedyPolicy, QNetwork, is_image_shape
+
+def multiples_in(after: int, until: int, every: int) -> range:
+    """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
+    return range((after // every + 1) * every, until + 1, every)
 
 
 def td_targets(
@@ -42,6 +46,18 @@ def td_targets(
             best_actions = next_q_target.argmax(dim=1, keepdim=True)
         next_q = next_q_target.gather(1, best_actions).squeeze(1)
         return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def resolve_network(network: str, obs_shape: tuple[int, ...]) -> str:
+    """``auto`` picks the CNN for image stacks ``(C, H, W)`` and the MLP for everything else."""
+    if network == "auto":
+        return "cnn" if is_image_shape(obs_shape) else "mlp"
+    if network == "cnn" and not is_image_shape(obs_shape):
+        raise ConfigError(
+            f"agent.network=cnn needs image observations of shape (channels, height, width), but the env's "
+            f"observations have shape {tuple(obs_shape)}. Use agent.network=auto or mlp for this env."
+        )
+    return network
 
 
 class DQNAgent:
@@ -69,17 +85,20 @@ class DQNAgent:
         self.device = device
         self.rng = np.random.default_rng(seed)
         obs_dim = int(np.prod(obs_shape))
-        self.online = QNetwork(obs_dim, n_actions, cfg.hidden_sizes, cfg.dueling).to(device)
+        self.network = resolve_network(cfg.network, obs_shape)
+        self.online = QNetwork(obs_dim, n_actions, cfg.hidden_sizes, cfg.dueling, self.network, obs_shape).to(device)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.online_parameters = list(self.online.parameters())  # .parameters() walks the modules on each call
         # fused Adam: one kernel per step instead of a dozen per parameter (4x faster for small nets on CPU)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, fused=True)
         self.loss_fn = nn.HuberLoss(reduction="none") if cfg.loss == "huber" else nn.MSELoss(reduction="none")
         self.last_update_step = 0  # env step of the previous update() call, to count what is due
+        self.target_update_every = target_update_interval(cfg)
         self.current_epsilon = epsilon(0, 0)
         # Acting on a few observations on the CPU, NumPy beats the module call 2-4x for small MLPs
-        # (README, Performance); GPUs, wide nets and large batches keep the torch path.
-        self.numpy_greedy = NumpyGreedyPolicy(self.online) if device.type == "cpu" else None
+        # (README, Performance); GPUs, the CNN, wide nets and large batches keep the torch path.
+        use_numpy = device.type == "cpu" and self.network == "mlp"
+        self.numpy_greedy = NumpyGreedyPolicy(self.online) if use_numpy else None
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
@@ -102,8 +121,10 @@ class DQNAgent:
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
         if self.numpy_greedy is not None and self.numpy_greedy.pays_for(len(obs)):
             return self.numpy_greedy(np.asarray(obs))
+        # Images cross as uint8 (a quarter of float32) and the CNN scales them; vectors become float32.
+        dtype = torch.uint8 if self.network == "cnn" and obs.dtype == np.uint8 else torch.float32
         with torch.inference_mode():
-            obs_t = torch.as_tensor(obs, device=self.device, dtype=torch.float32)
+            obs_t = torch.as_tensor(obs, device=self.device, dtype=dtype)
             return self.online(obs_t).argmax(dim=1).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
@@ -111,28 +132,41 @@ class DQNAgent:
 
     # ------------------------------------------------------------------ learning
     def update(self, step: int, episode: int) -> dict[str, float | torch.Tensor]:
-        """Run the gradient steps due since the last call, then the target updates due."""
+        """Run the gradient steps and target updates due in the env steps since the last call, in env-step order.
+
+        With ``env.num_envs=N`` one call covers N env steps; running what fell due at each of them, in the
+        order a single env would have (at a shared step: the gradient step first), makes the number of
+        gradient steps and target updates per env step independent of N.
+        """
         cfg = self.cfg
         previous, self.last_update_step = self.last_update_step, step
         metrics: dict[str, float | torch.Tensor] = {"train/epsilon": self.current_epsilon}
         if step < cfg.learning_starts or len(self.buffer) < cfg.batch_size:
             return metrics
-        updates_due = step // cfg.train_freq - previous // cfg.train_freq
-        for _ in range(updates_due * cfg.gradient_steps):
-            metrics.update(self.learn(self.buffer.sample(step)))
-        if step // cfg.target_update_every > previous // cfg.target_update_every:
+        after = max(previous, cfg.learning_starts - 1)  # nothing falls due before learning_starts
+        target_steps = iter(multiples_in(after, step, self.target_update_every))
+        next_target = next(target_steps, None)
+        for learn_step in multiples_in(after, step, cfg.train_freq):
+            while next_target is not None and next_target < learn_step:
+                self.update_target()
+                next_target = next(target_steps, None)
+            for _ in range(cfg.gradient_steps):
+                metrics.update(self.learn(self.buffer.sample(learn_step)))
+        while next_target is not None:
             self.update_target()
+            next_target = next(target_steps, None)
         metrics.update(self.buffer.metrics())
         return metrics
 
     def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
         cfg = self.cfg
-        q_values = self.online(batch.obs.float())
+        # the CNN scales pixel values itself, from the uint8 batch
+        obs, next_obs = (batch.obs, batch.next_obs) if self.network == "cnn" else (batch.obs.float(),
+                                                                                    batch.next_obs.float())
+        q_values = self.online(obs)
         q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        targets = td_targets(
-            batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, cfg.gamma, cfg.double
-        )
+        targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, cfg.gamma, cfg.double)
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
         if not torch.isfinite(loss):
             if not self.skip_nonfinite_loss:

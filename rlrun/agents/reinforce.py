@@ -69,18 +69,28 @@ class Episode:
 
 
 class EpisodeStorage:
-    """Steps of the episodes in progress, one preallocated row per sub-env, and the finished episodes.
+    """Steps of the episodes being recorded, one preallocated row per sub-env, and the finished episodes.
+
+    On-policy with several sub-envs: an episode joins the next gradient step's batch when it *starts*,
+    until ``episodes_per_batch`` have joined; the batch is complete when all of them have finished. Every
+    episode of a batch is thus played wholly by the policy of that gradient step, and which episodes join
+    does not depend on their length (taking the first ones to finish would favour short episodes). Episodes
+    that start once the batch is full are played but not recorded: the policy changes before they end.
 
     Rows double in length when an episode outgrows them, so storing a step is a few array writes.
     """
 
-    def __init__(self, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype, capacity: int = 512):
+    def __init__(self, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
+                 episodes_per_batch: int, capacity: int = 512):
         self.obs_dim = obs_dim
         self.action_shape = action_shape
         self.action_dtype = np.dtype(action_dtype)
+        self.episodes_per_batch = episodes_per_batch
         self.capacity = capacity
         self.num_envs = 0  # known at the first add(): agents are built from the single-env spaces
         self.obs = self.actions = self.rewards = self.lengths = None
+        self.recording = self.at_start = None  # per sub-env: its episode is in the batch / it starts one now
+        self.joined = 0  # episodes that joined the batch being collected (finished or not)
         self.finished: list[Episode] = []
 
     def allocate(self, num_envs: int, capacity: int) -> None:
@@ -89,38 +99,58 @@ class EpisodeStorage:
         self.actions = np.zeros((num_envs, capacity, *self.action_shape), dtype=self.action_dtype)
         self.rewards = np.zeros((num_envs, capacity), dtype=np.float64)
         self.lengths = np.zeros(num_envs, dtype=np.int64)
+        self.recording = np.zeros(num_envs, dtype=bool)
+        self.at_start = np.ones(num_envs, dtype=bool)
 
     def grow(self) -> None:
-        old = (self.obs, self.actions, self.rewards, self.lengths)
-        self.allocate(self.num_envs, self.capacity * 2)
-        half = old[0].shape[1]
-        self.obs[:, :half], self.actions[:, :half], self.rewards[:, :half] = old[:3]
-        self.lengths = old[3]
+        half = self.capacity
+        old = (self.obs, self.actions, self.rewards)
+        self.capacity *= 2
+        self.obs = np.zeros((self.num_envs, self.capacity, self.obs_dim), dtype=np.float32)
+        self.actions = np.zeros((self.num_envs, self.capacity, *self.action_shape), dtype=self.action_dtype)
+        self.rewards = np.zeros((self.num_envs, self.capacity), dtype=np.float64)
+        self.obs[:, :half], self.actions[:, :half], self.rewards[:, :half] = old
 
     def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         num_envs = len(obs)
         if self.obs is None or num_envs != self.num_envs:  # first step, or resumed with another env.num_envs
             self.allocate(num_envs, self.capacity)
+        if self.at_start.any():
+            for i in np.flatnonzero(self.at_start):  # episodes starting now join the batch while it has room
+                if self.joined < self.episodes_per_batch:
+                    self.recording[i] = True
+                    self.joined += 1
+            self.at_start[:] = False
         if self.lengths.max() >= self.capacity:
             self.grow()
         envs = np.arange(num_envs)
+        # Rows not recording have length 0: their slot 0 is overwritten each step, at no extra cost.
         self.obs[envs, self.lengths] = obs.reshape(num_envs, -1)
         self.actions[envs, self.lengths] = actions
         self.rewards[envs, self.lengths] = rewards
-        self.lengths += 1
-        for i in np.flatnonzero(np.logical_or(terminated, truncated)):
-            length = self.lengths[i]
-            self.finished.append(Episode(
-                obs=self.obs[i, :length].copy(),
-                actions=self.actions[i, :length].copy(),
-                rewards=self.rewards[i, :length].copy(),
-                final_obs=np.asarray(next_obs[i], dtype=np.float32).reshape(-1).copy(),
-                truncated=bool(truncated[i]) and not bool(terminated[i]),
-            ))
+        self.lengths += self.recording
+        done = np.logical_or(terminated, truncated)
+        for i in np.flatnonzero(done):
+            if self.recording[i]:
+                length = self.lengths[i]
+                self.finished.append(Episode(
+                    obs=self.obs[i, :length].copy(),
+                    actions=self.actions[i, :length].copy(),
+                    rewards=self.rewards[i, :length].copy(),
+                    final_obs=np.asarray(next_obs[i], dtype=np.float32).reshape(-1).copy(),
+                    truncated=bool(truncated[i]) and not bool(terminated[i]),
+                ))
             self.lengths[i] = 0
+            self.recording[i] = False
+        self.at_start |= done
+
+    def batch_complete(self) -> bool:
+        return len(self.finished) >= self.episodes_per_batch
 
     def take_finished(self) -> list[Episode]:
+        """The finished episodes; the next batch starts empty (episodes under way stay out of it)."""
         episodes, self.finished = self.finished, []
+        self.joined = 0
         return episodes
 
     # Saved with the agent so that a resumed run continues the episodes and the batch it was collecting.
@@ -128,13 +158,21 @@ class EpisodeStorage:
         if self.obs is None:
             return {"num_envs": 0}
         longest = int(self.lengths.max())
+        # Only the steps of the episodes being recorded: what lies beyond a row's length is stale
+        beyond = np.arange(longest) >= self.lengths[:, None]
+        obs, actions, rewards = self.obs[:, :longest].copy(), self.actions[:, :longest].copy(), \
+            self.rewards[:, :longest].copy()
+        obs[beyond], actions[beyond], rewards[beyond] = 0, 0, 0
         return {
             "num_envs": self.num_envs,
             "capacity": self.capacity,
             "lengths": self.lengths.tolist(),
-            "obs": torch.from_numpy(self.obs[:, :longest].copy()),
-            "actions": torch.from_numpy(self.actions[:, :longest].copy()),
-            "rewards": torch.from_numpy(self.rewards[:, :longest].copy()),
+            "recording": self.recording.tolist(),
+            "at_start": self.at_start.tolist(),
+            "joined": self.joined,
+            "obs": torch.from_numpy(obs),
+            "actions": torch.from_numpy(actions),
+            "rewards": torch.from_numpy(rewards),
             "finished": [
                 {"obs": torch.from_numpy(e.obs), "actions": torch.from_numpy(e.actions),
                  "rewards": torch.from_numpy(e.rewards), "final_obs": torch.from_numpy(e.final_obs),
@@ -147,6 +185,7 @@ class EpisodeStorage:
         if state["num_envs"] == 0:
             self.obs = None
             self.finished = []
+            self.joined = 0
             return
         self.allocate(state["num_envs"], state["capacity"])
         longest = state["obs"].shape[1]
@@ -154,6 +193,11 @@ class EpisodeStorage:
         self.actions[:, :longest] = state["actions"].numpy()
         self.rewards[:, :longest] = state["rewards"].numpy()
         self.lengths = np.asarray(state["lengths"], dtype=np.int64)
+        # .get: checkpoints written before episodes joined batches at their start recorded every sub-env
+        self.recording = np.asarray(state.get("recording", [True] * self.num_envs), dtype=bool)
+        self.at_start = np.asarray(state.get("at_start", self.lengths == 0), dtype=bool)
+        self.joined = state.get("joined", min(self.episodes_per_batch,
+                                              len(state["finished"]) + int((self.lengths > 0).sum())))
         self.finished = [
             Episode(e["obs"].numpy(), e["actions"].numpy(), e["rewards"].numpy(), e["final_obs"].numpy(),
                     e["truncated"])
@@ -202,7 +246,7 @@ class ReinforceAgent:
         if cfg.baseline == "value":
             self.value = mlp_with_head(obs_dim, cfg.hidden_sizes, 1).to(device)
             self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=cfg.lr)
-        self.storage = EpisodeStorage(obs_dim, action_shape, action_dtype)
+        self.storage = EpisodeStorage(obs_dim, action_shape, action_dtype, cfg.episodes_per_update)
         self.updates = 0
 
     # ------------------------------------------------------------------ acting
@@ -242,8 +286,8 @@ class ReinforceAgent:
 
     # ------------------------------------------------------------------ learning
     def update(self, step: int, episode: int) -> dict[str, torch.Tensor]:
-        """One gradient step once ``episodes_per_update`` episodes have finished (over all sub-envs)."""
-        if len(self.storage.finished) < self.cfg.episodes_per_update:
+        """One gradient step once the ``episodes_per_update`` episodes of the batch have finished."""
+        if not self.storage.batch_complete():
             return {}
         return self.learn(self.storage.take_finished())
 

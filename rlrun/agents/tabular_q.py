@@ -62,20 +62,29 @@ class TabularQAgent:
         return self.cfg.alpha / (1.0 + self.cfg.alpha_decay * step)
 
     def update(self, step: int, episode: int) -> dict[str, float]:
-        """Apply the one-step TD update to the transitions just observed (one per sub-env)."""
+        """Apply the one-step TD update to the transitions just observed, one sub-env after another.
+
+        In sequence, as if the sub-envs' steps had come one at a time: sub-env ``i`` is env step
+        ``step - num_envs + 1 + i`` (for alpha's decay) and sees the table its predecessors left. Summing
+        TD errors computed from one old table instead would take k steps of alpha on a (state, action)
+        that k sub-envs share, and diverge for k alpha > 2.
+        """
         metrics = {"train/epsilon": self.current_epsilon}
         if self.pending is None:
             return metrics
         obs, actions, rewards, next_obs, terminated = self.pending
         self.pending = None
-        alpha = self.alpha(step)
-        # Only termination stops bootstrapping; a time-limit truncation still values the next state.
-        targets = rewards + self.cfg.gamma * np.where(terminated, 0.0, self.q_table[next_obs].max(axis=1))
-        td_errors = targets - self.q_table[obs, actions]
-        # add.at, not +=: two sub-envs may update the same (state, action) in one step
-        np.add.at(self.q_table, (obs, actions), alpha * td_errors)
-        metrics["train/alpha"] = alpha
-        metrics["losses/td_error"] = float(np.abs(td_errors).mean())
+        q_table, gamma = self.q_table, self.cfg.gamma
+        first_step = step - len(obs) + 1
+        total_error = 0.0
+        for i in range(len(obs)):
+            # Only termination stops bootstrapping; a time-limit truncation still values the next state.
+            target = rewards[i] if terminated[i] else rewards[i] + gamma * q_table[next_obs[i]].max()
+            td_error = target - q_table[obs[i], actions[i]]
+            q_table[obs[i], actions[i]] += self.alpha(first_step + i) * td_error
+            total_error += abs(td_error)
+        metrics["train/alpha"] = self.alpha(step)
+        metrics["losses/td_error"] = float(total_error) / len(obs)
         return metrics
 
     # ------------------------------------------------------------------ checkpoints

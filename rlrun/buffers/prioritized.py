@@ -22,8 +22,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """Same storage and ``sample()`` as :class:`ReplayBuffer`; only which slots and their weights differ."""
 
     def __init__(self, capacity, obs_shape, obs_dtype, batch_size, device, seed, *, alpha: float,
-                 beta: LinearSchedule, eps: float):
-        super().__init__(capacity, obs_shape, obs_dtype, batch_size, device, seed)
+                 beta: LinearSchedule, eps: float, observations=None):
+        super().__init__(capacity, obs_shape, obs_dtype, batch_size, device, seed, observations)
         self.alpha = alpha
         self.beta_schedule = beta
         self.beta = beta(0)

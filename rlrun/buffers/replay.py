@@ -30,6 +30,40 @@ class Batch(NamedTuple):
     indices: np.ndarray
 
 
+class ObservationArrays:
+    """The default observation storage: ``obs`` and ``next_obs`` each in a ``(capacity, *obs_shape)`` array.
+
+    This is the seam through which observation storage plugs into :class:`ReplayBuffer`: the buffer
+    calls ``write(slots, obs, next_obs)`` in ``add()``, ``gather(indices, obs_out, next_obs_out)`` in
+    ``sample()`` (into its preallocated batch arrays), ``state_dict(size)`` / ``load_state_dict(state,
+    size)`` for checkpoints (keys merged into the buffer's own), and reads ``nbytes``. Stacked Atari
+    frames use ``rlrun.buffers.frames.FrameStackStore`` instead, which keeps each frame once.
+    """
+
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], obs_dtype: np.dtype):
+        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+
+    def write(self, slots: np.ndarray, obs: np.ndarray, next_obs: np.ndarray) -> None:
+        self.obs[slots] = obs
+        self.next_obs[slots] = next_obs
+
+    def gather(self, indices: np.ndarray, obs_out: np.ndarray, next_obs_out: np.ndarray) -> None:
+        np.take(self.obs, indices, axis=0, out=obs_out)
+        np.take(self.next_obs, indices, axis=0, out=next_obs_out)
+
+    @property
+    def nbytes(self) -> int:
+        return self.obs.nbytes + self.next_obs.nbytes
+
+    def state_dict(self, size: int) -> dict:
+        return {"obs": torch.from_numpy(self.obs[:size].copy()), "next_obs": torch.from_numpy(self.next_obs[:size].copy())}
+
+    def load_state_dict(self, state: dict, size: int) -> None:
+        self.obs[:size] = state["obs"].numpy()
+        self.next_obs[:size] = state["next_obs"].numpy()
+
+
 class ReplayBuffer:
     """Fixed-capacity ring of transitions, sampled uniformly.
 
@@ -45,31 +79,39 @@ class ReplayBuffer:
         batch_size: int,
         device: torch.device,
         seed: int,
+        observations: ObservationArrays | None = None,
     ):
         self.capacity = capacity
         self.batch_size = batch_size
         self.device = device
         self.rng = np.random.default_rng(seed)
-        self.obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((capacity, *obs_shape), dtype=obs_dtype)
+        # where obs and next_obs live: two plain arrays, or e.g. a FrameStackStore (rlrun/buffers/frames.py)
+        self.observations = observations or ObservationArrays(capacity, obs_shape, obs_dtype)
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
         self.position = 0  # next slot to write
         self.size = 0
 
-        self._batch_arrays = {
-            name: np.zeros((batch_size, *array.shape[1:]), dtype=array.dtype) for name, array in self._fields().items()
+        # Batch arrays are NumPy views of tensors allocated once; on CUDA in pinned memory, so each sampled
+        # batch crosses to the GPU in one asynchronous copy per field (non_blocking) instead of a staged one.
+        batch_shapes = {"obs": (obs_shape, obs_dtype), "next_obs": (obs_shape, obs_dtype),
+                        **{name: (array.shape[1:], array.dtype) for name, array in self._fields().items()}}
+        pin = device.type == "cuda"
+        self._batch_tensors = {
+            name: torch.from_numpy(np.zeros((batch_size, *shape), dtype=dtype)).pin_memory() if pin
+            else torch.from_numpy(np.zeros((batch_size, *shape), dtype=dtype))
+            for name, (shape, dtype) in batch_shapes.items()
         }
-        self._batch_tensors = {name: torch.from_numpy(array) for name, array in self._batch_arrays.items()}
+        self._batch_arrays = {name: tensor.numpy() for name, tensor in self._batch_tensors.items()}
+        self._copied = None  # CUDA event after the last batch's copies: pinned memory is reused only once done
         self._ones = torch.ones(batch_size, dtype=torch.float32, device=device)
 
     def _fields(self) -> dict[str, np.ndarray]:
+        """The per-transition arrays besides the observations (those are ``self.observations``'s)."""
         return {
-            "obs": self.obs,
             "actions": self.actions,
             "rewards": self.rewards,
-            "next_obs": self.next_obs,
             "terminated": self.terminated,
         }
 
@@ -80,10 +122,9 @@ class ReplayBuffer:
         """Store a batch of ``n`` transitions (one per sub-environment); returns the slots written."""
         n = len(actions)
         slots = (self.position + np.arange(n)) % self.capacity
-        self.obs[slots] = obs
+        self.observations.write(slots, obs, next_obs)
         self.actions[slots] = actions
         self.rewards[slots] = rewards
-        self.next_obs[slots] = next_obs
         self.terminated[slots] = terminated
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
@@ -96,9 +137,15 @@ class ReplayBuffer:
     def sample(self, step: int) -> Batch:
         """A batch of ``batch_size`` transitions; the tensors are reused by the next call."""
         indices, weights = self.sample_indices(step)
+        if self._copied is not None:
+            self._copied.synchronize()  # that copy (and what was queued before it), not the learning step on it
+        self.observations.gather(indices, self._batch_arrays["obs"], self._batch_arrays["next_obs"])
         for name, array in self._fields().items():
             np.take(array, indices, axis=0, out=self._batch_arrays[name])
         t = {name: tensor.to(self.device, non_blocking=True) for name, tensor in self._batch_tensors.items()}
+        if self.device.type == "cuda":
+            self._copied = torch.cuda.Event()
+            self._copied.record()
         return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices)
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
@@ -107,10 +154,16 @@ class ReplayBuffer:
     def metrics(self) -> dict[str, float]:
         return {}
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the stored transitions take (observations and every per-transition array)."""
+        return self.observations.nbytes + sum(array.nbytes for array in self._fields().values())
+
     def state_dict(self) -> dict:
         """The stored transitions (filled part only) as tensors, the ring position and the sampling RNG."""
         return {
             **{name: torch.from_numpy(array[: self.size].copy()) for name, array in self._fields().items()},
+            **self.observations.state_dict(self.size),
             "position": self.position,
             "size": self.size,
             "rng": self.rng.bit_generator.state,
@@ -120,4 +173,5 @@ class ReplayBuffer:
         self.size, self.position = state["size"], state["position"]
         for name, array in self._fields().items():
             array[: self.size] = state[name].numpy()
+        self.observations.load_state_dict(state, self.size)
         self.rng.bit_generator.state = state["rng"]
