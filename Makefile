@@ -32,7 +32,9 @@ test-cluster: install
 	tests/cluster/run.sh
 
 bench: install
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/throughput.py --compare sb3
+	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8
 
 clean:
 	rm -rf $(VENV) build *.egg-info

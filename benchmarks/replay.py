@@ -1,4 +1,5 @@
-"""Replay-buffer cost at scale: microseconds per sample(64) and update_priorities(64), bytes per transition.
+"""Replay-buffer cost at scale: microseconds per sample(64), update_priorities(64) and add of one transition,
+and bytes per transition.
 
 A full buffer of 1,000,000 LunarLander-sized transitions (8 float32 observations), batch 64, for the
 prioritized buffer (sum tree), the uniform buffer, and, for contrast, prioritized sampling done the
@@ -78,6 +79,11 @@ def main() -> None:
     sample_us = microseconds(sample_prioritized, args.repeats)
     update_us = microseconds(lambda: prioritized.update_priorities(last["indices"], td_errors), args.repeats)
 
+    one_obs = rng.standard_normal((1, *OBS_SHAPE), dtype=np.float32)
+    one = (one_obs, np.array([1]), np.array([0.5], dtype=np.float32), one_obs, np.array([False]))
+    add_uniform_us = microseconds(lambda: uniform.add(*one), args.repeats)
+    add_prioritized_us = microseconds(lambda: prioritized.add(*one), args.repeats)
+
     priorities = prioritized.tree.leaves[:capacity]
 
     def sample_by_full_normalisation():
@@ -97,8 +103,12 @@ def main() -> None:
     print(f"{'prioritized update_priorities(64)':<52} {update_us:>9.1f}")
     print(f"{'prioritized sample + update':<52} {sample_us + update_us:>9.1f}")
     print(f"{'prioritized sample, O(capacity) normalise + choice':<52} {naive_us:>9.1f}")
+    print(f"{'uniform add(1 transition)':<52} {add_uniform_us:>9.1f}")
+    print(f"{'prioritized add(1 transition)':<52} {add_prioritized_us:>9.1f}")
     print(f"prioritized sample / uniform sample: {sample_us / uniform_us:.2f}x; "
           f"O(capacity) sample / sum-tree sample: {naive_us / sample_us:.0f}x")
+    print(f"issue targets: (prioritized sample + update) / uniform sample = {(sample_us + update_us) / uniform_us:.2f} "
+          f"(<= 3); prioritized add of one transition = {add_prioritized_us:.1f} us (<= 10)")
     print(f"bytes per stored transition: uniform {bytes_uniform:.1f}, prioritized {bytes_prioritized:.1f}")
 
 

@@ -1,61 +1,266 @@
-"""Training throughput of rlrun's DQN, in env steps per second, on a fixed piece of work.
+"""Training throughput in env steps per second on a fixed piece of work, rlrun against Stable-Baselines3.
 
-Work (fixed by the Foundation issue): DQN, MLP 2x128 ReLU, batch 64, Adam 1e-3, buffer 10,000,
-learning starts 1,000, hard target update every 500 steps, linear epsilon 1.0 -> 0.05 over 10,000
-steps, 30,000 env steps; CartPole-v1 and LunarLander-v3; train_freq 1 and 4. Evaluation and
-checkpoints are pushed past the end, leaving one final 1-episode evaluation (well under 1% of the
-time); TensorBoard logging stays on.
+Work (fixed by the Foundation issue): DQN, MLP 2x128 ReLU, batch 64, Adam 1e-3, Huber loss, gradient
+norm clipped at 10, buffer 10,000, learning starts 1,000, hard target update every 500 env steps, linear
+epsilon 1.0 -> 0.05 over 10,000 steps, 30,000 env steps; CartPole-v1 and LunarLander-v3; train_freq 1
+and 4; device cpu, 1 torch thread.
 
-    python benchmarks/throughput.py [--steps 30000] [--envs cartpole lunarlander] [--train-freqs 1 4]
+rlrun runs through the same ``Trainer`` and config the CLI uses (evaluation and checkpoints pushed past
+the end, leaving one final 1-episode evaluation and one checkpoint; TensorBoard logging stays on).
+``--compare sb3`` also runs Stable-Baselines3's DQN on the same work (``pip install -e .[bench]``), with
+the env passed as an instance, and computes the machine limit from micro-timings taken in the same
+run: env step + greedy act (one observation through the ``nn.Module``) + one plain-Adam update /
+train_freq, each timed alone. Runners alternate within each repetition, so a machine that gets slower
+or faster mid-run affects all of them alike; each cell is the median over ``--repeats``.
+
+    python benchmarks/throughput.py --compare sb3 [--steps 30000] [--repeats 3] [--num-envs 1 8]
+    python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
+
+``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
+import torch
 from hydra import compose, initialize_config_module
+from torch import nn
 
 from rlrun.config import register_configs, validate
 from rlrun.loop import Trainer
+from rlrun.networks import QNetwork
 
+ENV_IDS = {"cartpole": "CartPole-v1", "lunarlander": "LunarLander-v3"}
+HIDDEN, BATCH, LR, CAPACITY, LEARNING_STARTS, TARGET_EVERY, EPS_STEPS = [128, 128], 64, 1e-3, 10_000, 1000, 500, 10_000
 FIXED_WORK = [
-    "agent=dqn", "agent.hidden_sizes=[128,128]", "agent.batch_size=64", "agent.lr=1e-3",
-    "buffer.capacity=10000", "agent.learning_starts=1000", "agent.target_update=hard",
-    "agent.target_update_every=500", "schedule=linear", "schedule.start=1.0", "schedule.end=0.05",
-    "schedule.duration=10000", "device=cpu", "agent.gradient_steps=1",
+    f"agent.hidden_sizes=[{HIDDEN[0]},{HIDDEN[1]}]", f"agent.batch_size={BATCH}", f"agent.lr={LR}",
+    f"buffer.capacity={CAPACITY}", f"agent.learning_starts={LEARNING_STARTS}", "agent.target_update=hard",
+    f"agent.target_update_every={TARGET_EVERY}", "schedule=linear", "schedule.start=1.0", "schedule.end=0.05",
+    f"schedule.duration={EPS_STEPS}", "device=cpu", "device.threads=1", "agent.gradient_steps=1",
+    "agent.loss=huber", "agent.max_grad_norm=10", "agent.gamma=0.99",
 ]
 
 
-def measure(env: str, train_freq: int, steps: int) -> float:
-    overrides = FIXED_WORK + [f"env={env}", f"agent.train_freq={train_freq}", f"total_steps={steps}",
-                              f"eval.every={10 * steps}", f"save_every={10 * steps}", "eval.episodes=1"]
+def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int,
+                           profiler: cProfile.Profile | None = None) -> tuple[float, float]:
+    overrides = FIXED_WORK + [f"agent={agent}", f"env={env}", f"env.num_envs={num_envs}",
+                              f"agent.train_freq={train_freq}", f"total_steps={steps}", f"eval.every={10 * steps}",
+                              f"save_every={10 * steps}", "eval.episodes=1"]
     cfg = compose("config", overrides=overrides)
     validate(cfg)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
-        start = time.perf_counter()
-        trainer.run()
-        return steps / (time.perf_counter() - start)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        if profiler is None:
+            trainer.run()
+        else:
+            profiler.runcall(trainer.run)
+        return trainer.step / (time.perf_counter() - start), trainer.step / (time.process_time() - start_cpu)
+
+
+# (label, file suffix, function name): where an env step's time goes, by cumulative time
+PROFILE_PARTS = [
+    ("act (epsilon-greedy)", "rlrun/agents/dqn.py", "act"),
+    ("env step (vector env)", "rlrun/envs.py", "step"),
+    ("observe (replay add)", "rlrun/agents/dqn.py", "observe"),
+    ("update: sample", "rlrun/buffers/replay.py", "sample"),
+    ("update: learn (forward, backward, Adam)", "rlrun/agents/dqn.py", "learn"),
+    ("update, all (incl. target copies)", "rlrun/agents/dqn.py", "update"),
+    ("TensorBoard scalars", "rlrun/logger.py", "scalars"),
+    ("final evaluation + checkpoint", "rlrun/loop.py", "evaluate"),
+    ("whole run", "rlrun/loop.py", "run"),
+]
+
+
+def print_profile(profiler: cProfile.Profile, steps: int, label: str) -> None:
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (calls, primitive calls, tottime, cumtime, callers)}
+    print(f"profile of {label} ({steps} env steps; cProfile inflates small calls, so read shares, not absolutes)")
+    whole = max(value[3] for key, value in stats.items() if key[0].endswith("rlrun/loop.py") and key[2] == "run")
+    for name, suffix, function in PROFILE_PARTS:
+        cumulative = sum(value[3] for key, value in stats.items() if key[0].endswith(suffix) and key[2] == function)
+        print(f"  {name:<42} {cumulative / steps * 1e6:8.1f} us/step {100 * cumulative / whole:5.1f}%")
+
+
+def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -> tuple[float, float]:
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env_id = ENV_IDS[env]
+    # One env: passed as an instance. Several: SB3 collects one vector step per train_freq unit, so
+    # num_envs / train_freq gradient steps per vector step give the same updates per env step as rlrun.
+    if num_envs == 1:
+        vec_env, sb3_train_freq, gradient_steps = gym.make(env_id), train_freq, 1
+    else:
+        vec_env, sb3_train_freq, gradient_steps = make_vec_env(env_id, n_envs=num_envs, seed=0), 1, num_envs // train_freq
+    model = DQN("MlpPolicy", vec_env, learning_rate=LR, buffer_size=CAPACITY, learning_starts=LEARNING_STARTS,
+                batch_size=BATCH, tau=1.0, gamma=0.99, train_freq=sb3_train_freq, gradient_steps=gradient_steps,
+                target_update_interval=TARGET_EVERY, exploration_fraction=EPS_STEPS / steps,
+                exploration_initial_eps=1.0, exploration_final_eps=0.05, max_grad_norm=10,
+                policy_kwargs={"net_arch": HIDDEN}, device="cpu", seed=0, verbose=0)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=steps)
+    return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
+
+
+def microseconds(fn, repeats: int) -> float:
+    """CPU microseconds per call: on a shared machine, wall time would measure the neighbours too."""
+    for _ in range(min(100, repeats)):
+        fn()
+    start = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - start) / repeats * 1e6
+
+
+def machine_limit_parts(env: str, num_envs: int, repeats: int = 2000) -> dict[str, float]:
+    """Microseconds per env step, per greedy act (batched over num_envs, per env) and per plain-Adam update."""
+    gym_env = gym.make(ENV_IDS[env])
+    gym_env.reset(seed=0)
+    n_actions = gym_env.action_space.n
+    random_actions = np.random.default_rng(0).integers(0, n_actions, repeats + 100)
+    counter = iter(range(10**9))
+
+    def env_step():
+        _, _, terminated, truncated, _ = gym_env.step(int(random_actions[next(counter) % len(random_actions)]))
+        if terminated or truncated:
+            gym_env.reset()
+
+    env_us = microseconds(env_step, repeats)
+    obs_dim = gym_env.observation_space.shape[0]
+    online, target = QNetwork(obs_dim, n_actions, HIDDEN), QNetwork(obs_dim, n_actions, HIDDEN)
+    obs = np.random.default_rng(1).standard_normal((num_envs, obs_dim)).astype(np.float32)
+
+    @torch.inference_mode()
+    def greedy_act():
+        return online(torch.as_tensor(obs)).argmax(dim=1).numpy()
+
+    act_us = microseconds(greedy_act, repeats) / num_envs
+    rng = np.random.default_rng(2)
+    store_obs = rng.standard_normal((CAPACITY, obs_dim)).astype(np.float32)
+    store_actions = rng.integers(0, n_actions, CAPACITY)
+    store_rewards = rng.standard_normal(CAPACITY).astype(np.float32)
+    store_done = (rng.random(CAPACITY) < 0.02).astype(np.float32)
+    optimizer = torch.optim.Adam(online.parameters(), lr=LR)  # plain: no fused or foreach kernels on CPU
+
+    def update():
+        idx = rng.integers(0, CAPACITY, BATCH)
+        o, a = torch.from_numpy(store_obs[idx]), torch.from_numpy(store_actions[idx])
+        r, d = torch.from_numpy(store_rewards[idx]), torch.from_numpy(store_done[idx])
+        next_o = torch.from_numpy(store_obs[(idx + 1) % CAPACITY])
+        with torch.no_grad():
+            y = r + 0.99 * (1 - d) * target(next_o).max(dim=1).values
+        q = online(o).gather(1, a.unsqueeze(1)).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(q, y)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(online.parameters(), 10)
+        optimizer.step()
+
+    update_us = microseconds(update, max(300, repeats // 5))
+    gym_env.close()
+    return {"env_us": env_us, "act_us": act_us, "update_us": update_us}
+
+
+def machine_limit(parts: dict[str, float], train_freq: int) -> float:
+    return 1e6 / (parts["env_us"] + parts["act_us"] + parts["update_us"] / train_freq)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30_000)
-    parser.add_argument("--envs", nargs="+", default=["cartpole", "lunarlander"])
+    parser.add_argument("--envs", nargs="+", default=["cartpole", "lunarlander"], choices=sorted(ENV_IDS))
     parser.add_argument("--train-freqs", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--agents", nargs="+", default=["dqn", "per_dqn"], help="rlrun agent presets to time")
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[1], help="env.num_envs values to time")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per cell and runner; the median is shown")
+    parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
+    parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     register_configs()
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"{'env':<12} {'train_freq':>10} {'steps':>8} {'steps/s':>9}")
+    print(f"command: python {' '.join(sys.argv)}", flush=True)
+    if args.profile:
+        with initialize_config_module("rlrun.conf", version_base=None):
+            for num_envs in args.num_envs:
+                for env in args.envs:
+                    for train_freq in args.train_freqs:
+                        for agent in args.agents:
+                            profiler = cProfile.Profile()
+                            sps, _ = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
+                            print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} "
+                                                                f"num_envs={num_envs}: {sps:.0f} steps/s under cProfile")
+        return
+    runners = [f"rlrun {agent}" for agent in args.agents] + (["sb3 dqn"] if args.compare else [])
+    rows = []
     with initialize_config_module("rlrun.conf", version_base=None):
-        for env in args.envs:
-            for train_freq in args.train_freqs:
-                sps = measure(env, train_freq, args.steps)
-                print(f"{env:<12} {train_freq:>10} {args.steps:>8} {sps:>9.0f}", flush=True)
+        for num_envs in args.num_envs:
+            for env in args.envs:
+                for train_freq in args.train_freqs:
+                    wall: dict[str, list[float]] = {runner: [] for runner in runners}
+                    cpu: dict[str, list[float]] = {runner: [] for runner in runners}
+                    limits, all_parts = [], []
+                    for _ in range(args.repeats):
+                        for runner in runners:  # interleaved: each repetition runs every runner once
+                            family, agent = runner.split()
+                            wall_sps, cpu_sps = sb3_steps_per_second(env, train_freq, args.steps, num_envs) \
+                                if family == "sb3" else rlrun_steps_per_second(agent, env, train_freq, args.steps,
+                                                                               num_envs)
+                            wall[runner].append(wall_sps)
+                            cpu[runner].append(cpu_sps)
+                        if args.compare:  # the limit's micro-timings too, between the runs they bound
+                            all_parts.append(machine_limit_parts(env, num_envs))
+                            limits.append(machine_limit(all_parts[-1], train_freq))
+                    row = {"num_envs": num_envs, "env": env, "train_freq": train_freq,
+                           "wall": {runner: statistics.median(values) for runner, values in wall.items()},
+                           "cpu": {runner: statistics.median(values) for runner, values in cpu.items()}}
+                    if args.compare:
+                        row["limit"] = statistics.median(limits)
+                        row["parts"] = {key: statistics.median(p[key] for p in all_parts) for key in all_parts[0]}
+                    rows.append(row)
+                    print(f"  {env} tf={train_freq} num_envs={num_envs}, wall|cpu steps/s: "
+                          + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                                      for runner in runners)
+                          + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
+    print_table(rows, runners, args)
+
+
+def print_table(rows: list[dict], runners: list[str], args) -> None:
+    """Two tables: steps per wall-clock second, and per CPU second of the process (steadier on a shared machine)."""
+    first = runners[0]
+    for clock in ("wall", "cpu"):
+        print(f"\nenv steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+              f"{args.steps} steps per run")
+        header = ["num_envs", "env", "tf"] + runners
+        if "rlrun per_dqn" in runners and first == "rlrun dqn":
+            header.append("per/dqn")
+        if args.compare:
+            header += [f"{first}/sb3", "limit", f"{first}/limit"]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            sps = row[clock]
+            cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])] + [f"{sps[r]:,.0f}" for r in runners]
+            if "per/dqn" in header:
+                cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
+            if args.compare:
+                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{sps[first] / row['limit']:.2f}"]
+            print("| " + " | ".join(cells) + " |")
+    if args.compare:
+        print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
+        for row in rows:
+            parts = row["parts"]
+            print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
+                  f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from rlrun.errors import ConfigError
 class EnvConfig:
     name: str = "cartpole"  # preset name, used in hparams and run summaries
     id: str = MISSING  # any id registered with gymnasium
-    num_envs: int = 1  # sub-environments stepped together (Gymnasium SyncVectorEnv)
+    num_envs: int = 1  # sub-environments stepped together in one process (rlrun.envs.SameStepVectorEnv)
     max_episode_steps: Optional[int] = None  # None keeps the env's own time limit
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.errors import ConfigError
@@ -147,17 +147,84 @@ def episode_step_limit(env: gym.Env) -> int | None:
     return None if limit is None else limit._max_episode_steps
 
 
-def make_vector_env(cfg: DictConfig) -> gym.vector.VectorEnv:
+def make_vector_env(cfg: DictConfig) -> "SameStepVectorEnv":
     """``cfg.num_envs`` copies in one process, reset in the same step as they finish.
 
     Same-step autoreset hands us the true final observation of each finished episode in
     ``info["final_obs"]``, so every stored transition is real (next-step autoreset would
-    produce one bogus transition per episode). Episode returns come from RecordEpisodeStatistics.
+    produce one bogus transition per episode). Episode returns and lengths come in ``info["episode"]``.
     """
     make_env(cfg).close()  # fail with a clear message before spawning copies
-    envs = SyncVectorEnv([lambda: make_env(cfg, training=True) for _ in range(cfg.num_envs)],
-                         autoreset_mode=AutoresetMode.SAME_STEP)
-    return RecordEpisodeStatistics(envs)
+    return SameStepVectorEnv([lambda: make_env(cfg, training=True) for _ in range(cfg.num_envs)])
+
+
+class SameStepVectorEnv(gym.vector.VectorEnv):
+    """Gymnasium's ``SyncVectorEnv(autoreset_mode=SAME_STEP)`` wrapped in ``RecordEpisodeStatistics``, minus
+    what the training loop never reads, in one lean class.
+
+    Same observations, rewards, flags, seeding (``reset(seed=s)`` seeds sub-env ``i`` with ``s + i``) and
+    autoreset, and the same info keys the loop reads: ``final_obs``/``_final_obs`` and ``episode`` (``r``,
+    ``l``)/``_episode``. It skips the merging of the sub-envs' own infos and the per-step wrapper layers,
+    which cost more than a CartPole step (tests/test_envs.py checks it against Gymnasium's pair).
+    """
+
+    def __init__(self, env_fns):
+        self.envs = [make() for make in env_fns]
+        self.num_envs = len(self.envs)
+        first = self.envs[0]
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.metadata = {**first.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.render_mode = first.render_mode
+        self.spec = first.spec
+        self.obs_shape = self.single_observation_space.shape
+        self.obs_dtype = self.single_observation_space.dtype
+        # running statistics of the episodes in progress (float64 returns, like RecordEpisodeStatistics)
+        self.episode_returns = np.zeros(self.num_envs)
+        self.episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None):
+        if seed is None or isinstance(seed, int):
+            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+        observations = np.empty((self.num_envs, *self.obs_shape), dtype=self.obs_dtype)
+        for i, (env, env_seed) in enumerate(zip(self.envs, seeds)):
+            observations[i], _ = env.reset(seed=env_seed, options=options)
+        self.episode_returns[:] = 0.0
+        self.episode_lengths[:] = 0
+        return observations, {}
+
+    def step(self, actions):
+        n = self.num_envs
+        observations = np.empty((n, *self.obs_shape), dtype=self.obs_dtype)
+        rewards = np.empty(n)
+        terminated = np.empty(n, dtype=bool)
+        truncated = np.empty(n, dtype=bool)
+        infos: dict = {}
+        for i, env in enumerate(self.envs):
+            observations[i], rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
+            self.episode_returns[i] += rewards[i]
+            self.episode_lengths[i] += 1
+            if terminated[i] or truncated[i]:
+                if not infos:
+                    infos = {"final_obs": np.zeros_like(observations), "_final_obs": np.zeros(n, dtype=bool),
+                             "episode": {"r": np.zeros(n), "l": np.zeros(n, dtype=np.int64)},
+                             "_episode": np.zeros(n, dtype=bool)}
+                infos["final_obs"][i] = observations[i]
+                infos["episode"]["r"][i] = self.episode_returns[i]
+                infos["episode"]["l"][i] = self.episode_lengths[i]
+                infos["_final_obs"][i] = infos["_episode"][i] = True
+                self.episode_returns[i] = 0.0
+                self.episode_lengths[i] = 0
+                observations[i], _ = env.reset()
+        return observations, rewards, terminated, truncated, infos
+
+    def close_extras(self, **kwargs) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def _time_limit(env: gym.Env):

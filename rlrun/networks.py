@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -72,13 +74,22 @@ class QNetwork(nn.Module):
             self.advantage = nn.Linear(width, n_actions)
         else:
             self.head = nn.Linear(width, n_actions)
+        # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
+        # machinery, a dozen calls per update (README, Performance); the CNN trunk is called as a module
+        self.hidden_layers = [layer for layer in self.trunk if isinstance(layer, nn.Linear)] if self.flatten else []
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = self.trunk(obs.flatten(start_dim=1) if self.flatten else obs)
+        if self.flatten:
+            features = obs.flatten(start_dim=1)
+            for layer in self.hidden_layers:
+                features = F.linear(features, layer.weight, layer.bias).relu()
+        else:
+            features = self.trunk(obs)
         if not self.dueling:
-            return self.head(features)
-        advantage = self.advantage(features)
-        return self.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+            return F.linear(features, self.head.weight, self.head.bias)
+        advantage = F.linear(features, self.advantage.weight, self.advantage.bias)
+        value = F.linear(features, self.value.weight, self.value.bias)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
@@ -100,3 +111,41 @@ class GaussianPolicyNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.mean(obs.flatten(start_dim=1))
+
+
+class NumpyGreedyPolicy:
+    """``argmax_a Q(obs, a)`` of a CPU :class:`QNetwork` in plain NumPy, for acting one step at a time.
+
+    For one observation through a small MLP, ``nn.Module.__call__`` and the per-op dispatch cost several
+    times the arithmetic. The weights are NumPy *views* of the module's parameters (shared memory), so
+    optimizer steps and ``load_state_dict`` (both in place) are seen at once and nothing is refreshed.
+    The dueling head needs only the advantages: ``V + A - mean(A)`` has the same argmax as ``A``.
+    """
+
+    # Largest batch x layer product (multiply-adds) computed here. Above it OpenBLAS goes multi-threaded,
+    # which on a busy small machine is many times slower than torch (README, Performance).
+    MAX_MULTIPLY_ADDS = 2**18
+
+    def __init__(self, network: QNetwork):
+        if not network.flatten:
+            raise ValueError("NumpyGreedyPolicy computes MLP Q-networks only; call the module for the CNN")
+        linears = [*network.hidden_layers, network.advantage if network.dueling else network.head]
+        if any(layer.weight.device.type != "cpu" for layer in linears):
+            raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
+        # (in, out) views of the (out, in) weights: x @ W.T without a copy
+        self.layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in linears]
+        largest_layer = max(weight.size for weight, _ in self.layers)
+        self.max_batch = self.MAX_MULTIPLY_ADDS // largest_layer  # 0 for nets too wide to gain anything
+
+    def pays_for(self, batch_size: int) -> bool:
+        return batch_size <= self.max_batch
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = obs.reshape(len(obs), -1)
+        *hidden, (head_weight, head_bias) = self.layers
+        for weight, bias in hidden:
+            x = x @ weight
+            x += bias
+            np.maximum(x, 0.0, out=x)
+        return (x @ head_weight + head_bias).argmax(axis=1)
+

@@ -112,6 +112,53 @@ def test_soft_update_moves_target_by_tau():
         torch.testing.assert_close(new, 0.75 * old + 0.25 * online)
 
 
+def make_dqn_agent(n_actions: int = 4, seed: int = 0):
+    from rlrun.agents.dqn import DQNAgent
+    from rlrun.buffers import ReplayBuffer
+    from rlrun.config import DQNConfig
+
+    buffer = ReplayBuffer(100, (3,), np.dtype(np.float32), 8, torch.device("cpu"), seed)
+    return DQNAgent(DQNConfig(hidden_sizes=[16]), (3,), n_actions, buffer, lambda step, episode: step / 1000,
+                    torch.device("cpu"), seed)
+
+
+@pytest.mark.parametrize("epsilon_step", [0, 250, 1000])
+def test_epsilon_greedy_action_frequencies_match_closed_form(epsilon_step):
+    """P(a) = epsilon / n + (1 - epsilon) [a = greedy], from one uniform draw per step."""
+    agent, n = make_dqn_agent(n_actions=4), 4
+    epsilon = epsilon_step / 1000
+    obs = np.zeros((1, 3), dtype=np.float32)
+    greedy = int(agent.act_greedy(obs)[0])
+    draws = 40_000
+    counts = np.bincount([int(agent.act(obs, epsilon_step, 0)[0]) for _ in range(draws)], minlength=n)
+    expected = np.full(n, epsilon / n)
+    expected[greedy] += 1 - epsilon
+    # 5 binomial standard deviations
+    assert np.all(np.abs(counts / draws - expected) <= 5 * np.sqrt(expected * (1 - expected) / draws) + 1e-12)
+    assert agent.current_epsilon == epsilon
+
+
+def test_epsilon_greedy_over_sub_envs_explores_each_independently():
+    agent = make_dqn_agent(n_actions=3)
+    obs = np.zeros((8, 3), dtype=np.float32)
+    greedy = agent.act_greedy(obs)
+    actions = np.stack([agent.act(obs, 500, 0) for _ in range(3000)])
+    assert actions.shape == (3000, 8) and actions.dtype == np.int64
+    explored_share = (actions != greedy).mean(axis=0)  # epsilon 0.5: 2/3 of explorations pick another action
+    np.testing.assert_allclose(explored_share, 0.5 * 2 / 3, atol=0.04)
+
+
+def test_dqn_acts_greedily_through_numpy_on_the_cpu_and_torch_elsewhere():
+    agent = make_dqn_agent()
+    assert agent.numpy_greedy is not None
+    obs = np.random.default_rng(0).standard_normal((200, 3)).astype(np.float32)
+    with torch.no_grad():
+        expected = agent.online(torch.from_numpy(obs)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(agent.act_greedy(obs), expected)
+    agent.numpy_greedy = None  # the torch path, as on a GPU
+    np.testing.assert_array_equal(agent.act_greedy(obs), expected)
+
+
 # ----------------------------------------------------------------------------- updates per env step
 def update_events(tmp_path, num_envs, *overrides):
     """The gradient steps ("learn") and target updates ("target") of a short run, in the order they ran."""

@@ -1,11 +1,13 @@
-"""The Nature-DQN CNN: output shapes, pixel scaling inside the net, and how DQN picks CNN or MLP."""
+"""The Nature-DQN CNN, how DQN picks CNN or MLP, the lean MLP forward and the NumPy greedy policy (its argmax is
+the module's, for plain and dueling heads, and it follows weight changes)."""
 
+import numpy as np
 import pytest
 import torch
 
 from rlrun.agents.dqn import resolve_network
 from rlrun.errors import ConfigError
-from rlrun.networks import NatureCNN, QNetwork
+from rlrun.networks import NatureCNN, NumpyGreedyPolicy, QNetwork
 
 
 @pytest.mark.parametrize("dueling", [False, True])
@@ -38,3 +40,63 @@ def test_network_is_picked_from_the_observation_shape_or_the_key():
     assert resolve_network("mlp", (4, 84, 84)) == "mlp"
     with pytest.raises(ConfigError, match=r"agent\.network=cnn"):
         resolve_network("cnn", (8,))
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+@pytest.mark.parametrize("hidden_sizes", [[128, 128], [16], [64, 32, 16]])
+def test_numpy_greedy_equals_the_modules_argmax(dueling, hidden_sizes):
+    torch.manual_seed(0)
+    network = QNetwork(6, 5, hidden_sizes, dueling)
+    policy = NumpyGreedyPolicy(network)
+    obs = np.random.default_rng(0).standard_normal((500, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = network(torch.from_numpy(obs)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(policy(obs), expected)
+    np.testing.assert_array_equal(policy(obs[:1]), expected[:1])  # one observation, as when acting
+
+
+def test_numpy_greedy_sees_optimizer_steps_and_loaded_weights_without_a_refresh():
+    torch.manual_seed(0)
+    network, other = QNetwork(4, 3, [32, 32]), QNetwork(4, 3, [32, 32])
+    policy = NumpyGreedyPolicy(network)
+    obs = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
+    network.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        np.testing.assert_array_equal(policy(obs), other(torch.from_numpy(obs)).argmax(dim=1).numpy())
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.5, fused=True)
+    network(torch.from_numpy(obs))[:, 0].sum().backward()  # push every observation away from action 0
+    optimizer.step()
+    with torch.no_grad():
+        after = network(torch.from_numpy(obs)).argmax(dim=1).numpy()
+        before = other(torch.from_numpy(obs)).argmax(dim=1).numpy()
+    assert (after != before).any()  # the step changed some choices, and the NumPy view followed
+    np.testing.assert_array_equal(policy(obs), after)
+
+
+def test_numpy_greedy_pays_only_below_the_blas_threading_size():
+    small, wide = NumpyGreedyPolicy(QNetwork(8, 4, [128, 128])), NumpyGreedyPolicy(QNetwork(8, 4, [1024, 1024]))
+    assert small.pays_for(1) and small.pays_for(16) and not small.pays_for(17)  # 16 x 128 x 128 = 2**18
+    assert not wide.pays_for(1)
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+def test_lean_forward_computes_what_the_submodules_compute(dueling):
+    """forward() calls F.linear on the layers' own parameters: same values, same state-dict keys as before."""
+    torch.manual_seed(0)
+    network = QNetwork(5, 3, [32, 16], dueling)
+    obs = torch.randn(20, 5)
+    features = network.trunk(obs)
+    if dueling:
+        advantage = network.advantage(features)
+        expected = network.value(features) + advantage - advantage.mean(dim=1, keepdim=True)
+    else:
+        expected = network.head(features)
+    torch.testing.assert_close(network(obs), expected)
+    assert {key.split(".")[0] for key in network.state_dict()} == ({"trunk", "value", "advantage"} if dueling
+                                                                   else {"trunk", "head"})
+
+
+def test_numpy_greedy_refuses_the_cnn():
+    cnn_q = QNetwork(2 * 36 * 36, 3, [16], network="cnn", obs_shape=(2, 36, 36))
+    with pytest.raises(ValueError, match="MLP Q-networks only"):
+        NumpyGreedyPolicy(cnn_q)

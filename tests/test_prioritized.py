@@ -143,3 +143,26 @@ def test_per_dqn_run_logs_beta_rising_towards_one(tmp_path):
     betas = [e.value for e in events.Scalars("train/beta")]
     assert betas == sorted(betas) and betas[0] >= 0.4 and betas[-1] == pytest.approx(1.0, abs=0.01)
     assert events.Scalars("buffer/max_priority")[-1].value >= 1.0
+
+
+def test_tree_update_takes_one_value_for_all_indices_and_refuses_a_mismatch():
+    tree = SumTree(100, branching=4, top_size=4)
+    tree.update(np.array([3, 50, 99]), 2.0)
+    np.testing.assert_array_equal(tree.leaves[[3, 50, 99]], [2.0, 2.0, 2.0])
+    assert tree.total == 6.0
+    assert_tree_consistent(tree)
+    with pytest.raises(ValueError, match="2 values for 3 indices"):
+        tree.update(np.array([1, 2, 3]), np.array([1.0, 2.0]))
+
+
+def test_million_leaf_tree_finds_like_searchsorted():
+    """The default shape at the size benchmarks/replay.py times: five levels of 16."""
+    rng = np.random.default_rng(0)
+    capacity = 1_000_000
+    tree = SumTree(capacity)
+    priorities = rng.exponential(1.0, capacity)
+    tree.update(np.arange(capacity), priorities)
+    assert_tree_consistent(tree)
+    values = np.sort(rng.random(256)) * priorities.sum() * 0.999999
+    mismatch = tree.find(values) != np.searchsorted(np.cumsum(priorities), values, side="right")
+    assert mismatch.sum() <= 1
