@@ -146,6 +146,7 @@ class Trainer:
         else:
             log.warning("this env's episodes cannot be continued mid-way: resuming with fresh episodes")
             self.obs, _ = self.envs.reset()
+            self.agent.episodes_restarted()
         set_global_rng_state(state["global_rng"])
         if "replay" not in payload["agent"] and hasattr(self.agent, "buffer"):
             log.warning("last.pt holds no replay buffer (save_buffer=false): the agent refills it from scratch")

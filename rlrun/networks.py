@@ -119,7 +119,9 @@ class NumpyGreedyPolicy:
     For one observation through a small MLP, ``nn.Module.__call__`` and the per-op dispatch cost several
     times the arithmetic. The weights are NumPy *views* of the module's parameters (shared memory), so
     optimizer steps and ``load_state_dict`` (both in place) are seen at once and nothing is refreshed.
-    The dueling head needs only the advantages: ``V + A - mean(A)`` has the same argmax as ``A``.
+    Plain heads only: a dueling head's ``V + A - mean(A)`` has the argmax of ``A`` in exact arithmetic, but
+    not always in float32, where the module rounds near-ties differently; greedy actions must not depend on
+    which path (batch size, device) computed them.
     """
 
     # Largest batch x layer product (multiply-adds) computed here. Above it OpenBLAS goes multi-threaded,
@@ -127,9 +129,10 @@ class NumpyGreedyPolicy:
     MAX_MULTIPLY_ADDS = 2**18
 
     def __init__(self, network: QNetwork):
-        if not network.flatten:
-            raise ValueError("NumpyGreedyPolicy computes MLP Q-networks only; call the module for the CNN")
-        linears = [*network.hidden_layers, network.advantage if network.dueling else network.head]
+        if not network.flatten or network.dueling:
+            raise ValueError("NumpyGreedyPolicy computes plain-head MLP Q-networks only; call the module for the "
+                             "CNN and the dueling head")
+        linears = [*network.hidden_layers, network.head]
         if any(layer.weight.device.type != "cpu" for layer in linears):
             raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
         # (in, out) views of the (out, in) weights: x @ W.T without a copy

@@ -305,3 +305,39 @@ def test_default_reinforce_solves_cartpole(tmp_path):
     # The preset's defaults and the default 50k-step budget; only the device is pinned.
     result = train(compose_cfg("agent=reinforce", "env=cartpole", "device=cpu", "seed=0"), tmp_path)
     assert result["best_eval_return"] >= 195.0, result
+
+
+def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeypatch):
+    # LunarLander (Box2D) cannot continue an episode after a resume: the envs start fresh ones, and the steps
+    # REINFORCE had recorded of the interrupted episodes must not be stitched to them (a review found an
+    # update on a 76-step half plus a whole new 64-step episode).
+    import signal
+
+    from rlrun.logger import RunLogger
+    from rlrun.loop import Trainer, resume
+
+    overrides = ["agent=reinforce", "agent.episodes_per_update=2", "env=lunarlander", "env.num_envs=2",
+                 "total_steps=400", "eval.every=100000", "eval.episodes=1", "save_every=100000", "log_every=50",
+                 "device=cpu", "seed=5"]
+    trainer = Trainer(compose_cfg(*overrides), tmp_path)
+    act = trainer.agent.act
+
+    def stop_at_150(obs, step, episode):
+        if step >= 150:
+            trainer.stop_signal = signal.SIGINT
+        return act(obs, step, episode)
+
+    trainer.agent.act = stop_at_150
+    trainer.run()
+    assert trainer.agent.storage.lengths.max() > 0  # interrupted mid-episode
+
+    learned, reported = [], []
+    learn, scalars = ReinforceAgent.learn, RunLogger.scalars
+    monkeypatch.setattr(ReinforceAgent, "learn",
+                        lambda self, episodes: (learned.extend(len(e.rewards) for e in episodes), learn(self, episodes))[1])
+    monkeypatch.setattr(RunLogger, "scalars", lambda self, values, step: (
+        reported.append(int(values["charts/episodic_length"])) if "charts/episodic_length" in values else None,
+        scalars(self, values, step))[1])
+    resume(compose_cfg(f"resume={tmp_path}", "total_steps=1000"), ["total_steps"])
+    assert learned, "no update after the resume"
+    assert all(length in reported for length in learned), (learned, reported)

@@ -36,6 +36,10 @@ class Agent(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def episodes_restarted(self) -> None:
+        """The envs could not continue their episodes after a resume and start fresh ones: forget what is held
+        of the interrupted episodes, so none is stitched to a new one."""
+
 
 class FixedPolicyAgent:
     """Base of the agents that never learn (random, heuristic): they act the same in training and evaluation.
@@ -61,4 +65,7 @@ class FixedPolicyAgent:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def episodes_restarted(self) -> None:
         pass

@@ -97,7 +97,7 @@ class DQNAgent:
         self.current_epsilon = epsilon(0, 0)
         # Acting on a few observations on the CPU, NumPy beats the module call 2-4x for small MLPs
         # (README, Performance); GPUs, the CNN, wide nets and large batches keep the torch path.
-        use_numpy = device.type == "cpu" and self.network == "mlp"
+        use_numpy = device.type == "cpu" and self.network == "mlp" and not cfg.dueling
         self.numpy_greedy = NumpyGreedyPolicy(self.online) if use_numpy else None
 
     # ------------------------------------------------------------------ acting
@@ -214,3 +214,7 @@ class DQNAgent:
         self.rng.bit_generator.state = state["rng"]
         if "replay" in state:
             self.buffer.load_state_dict(state["replay"])
+
+    def episodes_restarted(self) -> None:
+        """Stored transitions are whole; nothing of the interrupted episodes is pending."""
+

@@ -144,6 +144,16 @@ class EpisodeStorage:
             self.recording[i] = False
         self.at_start |= done
 
+    def restart_episodes(self) -> None:
+        """The envs start fresh episodes (a resume that could not continue them): drop the steps recorded of
+        the old ones, which the new episodes' rewards must not be appended to. Finished episodes stay."""
+        if self.obs is None:
+            return
+        self.joined -= int(self.recording.sum())
+        self.lengths[:] = 0
+        self.recording[:] = False
+        self.at_start[:] = True
+
     def batch_complete(self) -> bool:
         return len(self.finished) >= self.episodes_per_batch
 
@@ -378,3 +388,7 @@ class ReinforceAgent:
         if self.value is not None:
             self.value.load_state_dict(state["value"])
             self.value_optimizer.load_state_dict(state["value_optimizer"])
+
+    def episodes_restarted(self) -> None:
+        self.storage.restart_episodes()
+

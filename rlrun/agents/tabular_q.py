@@ -94,3 +94,7 @@ class TabularQAgent:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.q_table[:] = state["q_table"].numpy()
         self.rng.bit_generator.state = state["rng"]
+
+    def episodes_restarted(self) -> None:
+        self.pending = None  # one step's transitions, applied at once: nothing spans the restart
+
