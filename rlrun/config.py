@@ -96,12 +96,14 @@ class HeuristicAgentConfig:
 class UniformBufferConfig:
     name: str = "uniform"
     capacity: int = 100_000
+    n_step: int = 1  # rewards summed per stored transition (n-step returns); 1 is plain one-step DQN
 
 
 @dataclass
 class PrioritizedBufferConfig:
     name: str = "prioritized"
     capacity: int = 100_000
+    n_step: int = 1  # rewards summed per stored transition (n-step returns); 1 is plain one-step DQN
     alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
     beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 by total_steps
     eps: float = 1e-6  # added to |TD error| so no transition has zero probability
@@ -341,6 +343,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
     buffer = cfg.buffer
     _check(buffer.name in BUFFER_SCHEMAS, "buffer.name", buffer.name, f"one of {', '.join(BUFFER_SCHEMAS)}")
     _check(buffer.capacity > 0, "buffer.capacity", buffer.capacity, "a positive number of transitions")
+    # .get: configs saved in checkpoints written before n-step returns lack the key
+    n_step = buffer.get("n_step", 1)
+    _check(isinstance(n_step, int) and 1 <= n_step <= 1000, "buffer.n_step", n_step,
+           "an integer from 1 (one-step targets) to 1000, e.g. 3")
     if cfg.agent.batch_size > buffer.capacity:
         raise ConfigError(
             f"agent.batch_size={cfg.agent.batch_size} is larger than buffer.capacity={buffer.capacity}: a batch "

@@ -26,13 +26,14 @@ def td_targets(
     terminated: torch.Tensor,
     online: nn.Module,
     target: nn.Module,
-    gamma: float,
+    gamma: float | torch.Tensor,
     double: bool,
 ) -> torch.Tensor:
-    """One-step targets ``r + gamma * (1 - terminated) * Q_target(s', a*)``.
+    """Targets ``r + gamma * (1 - terminated) * Q_target(s', a*)``.
 
     ``a*`` is the target net's argmax (vanilla) or the online net's argmax (double). Only termination
-    stops bootstrapping: a time-limit truncation is stored as non-terminal.
+    stops bootstrapping: a time-limit truncation is stored as non-terminal. For n-step transitions
+    ``r`` is the discounted sum of the k rewards and ``gamma`` a tensor of ``gamma^k`` per row.
     """
     with torch.no_grad():
         next_q_target = target(next_obs)
@@ -94,7 +95,7 @@ class DQNAgent:
         return self.online(obs_t).argmax(dim=1).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
-        self.buffer.add(obs, actions, rewards, next_obs, terminated)
+        self.buffer.observe(obs, actions, rewards, next_obs, terminated, truncated)
 
     # ------------------------------------------------------------------ learning
     def update(self, step: int, episode: int) -> dict[str, float | torch.Tensor]:
@@ -118,7 +119,8 @@ class DQNAgent:
         q_values = self.online(batch.obs.float())
         q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
         targets = td_targets(
-            batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, cfg.gamma, cfg.double
+            batch.rewards, batch.next_obs.float(), batch.terminated, self.online, self.target, batch.discounts,
+            cfg.double,
         )
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
         if not torch.isfinite(loss):

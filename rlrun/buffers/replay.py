@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from rlrun.buffers.n_step import NStepWindow
 
 class Batch(NamedTuple):
     """A batch of transitions as tensors on the learner's device.
@@ -28,6 +29,7 @@ class Batch(NamedTuple):
     terminated: torch.Tensor
     weights: torch.Tensor
     indices: np.ndarray
+    discounts: torch.Tensor  # gamma^k for the k rewards summed into ``rewards`` (gamma for 1-step)
 
 
 class ReplayBuffer:
@@ -35,6 +37,10 @@ class ReplayBuffer:
 
     Only termination is stored: a truncated episode (time limit) still bootstraps from its next
     observation, because the state itself was not terminal.
+
+    ``observe()`` takes env steps; with ``n_step > 1`` they go through an :class:`NStepWindow` and
+    ``rewards`` holds discounted n-step returns, ``discounts`` the ``gamma^k`` to bootstrap with.
+    ``add()`` stores finished transitions directly.
     """
 
     def __init__(
@@ -45,6 +51,10 @@ class ReplayBuffer:
         batch_size: int,
         device: torch.device,
         seed: int,
+        *,
+        gamma: float = 0.99,
+        n_step: int = 1,
+        num_envs: int = 1,
     ):
         self.capacity = capacity
         self.batch_size = batch_size
@@ -55,6 +65,10 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
+        self.gamma = gamma
+        self.n_step = n_step
+        self.window = NStepWindow(n_step, gamma, num_envs, obs_shape, obs_dtype) if n_step > 1 else None
         self.position = 0  # next slot to write
         self.size = 0
 
@@ -71,13 +85,26 @@ class ReplayBuffer:
             "rewards": self.rewards,
             "next_obs": self.next_obs,
             "terminated": self.terminated,
+            "discounts": self.discounts,
         }
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
-        """Store a batch of ``n`` transitions (one per sub-environment); returns the slots written."""
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> np.ndarray:
+        """Take one env step of every sub-env; store the transitions it completes and return their slots."""
+        if self.window is None:
+            return self.add(obs, actions, rewards, next_obs, terminated)
+        completed = self.window.push(obs, actions, rewards, next_obs, terminated, truncated)
+        if completed is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.add(*completed)
+
+    def add(self, obs, actions, rewards, next_obs, terminated, discounts=None) -> np.ndarray:
+        """Store a batch of finished transitions; returns the slots written.
+
+        ``discounts`` (gamma^k per transition) defaults to ``gamma``: one-step transitions.
+        """
         n = len(actions)
         slots = (self.position + np.arange(n)) % self.capacity
         self.obs[slots] = obs
@@ -85,6 +112,7 @@ class ReplayBuffer:
         self.rewards[slots] = rewards
         self.next_obs[slots] = next_obs
         self.terminated[slots] = terminated
+        self.discounts[slots] = self.gamma if discounts is None else discounts
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         return slots
@@ -99,7 +127,8 @@ class ReplayBuffer:
         for name, array in self._fields().items():
             np.take(array, indices, axis=0, out=self._batch_arrays[name])
         t = {name: tensor.to(self.device, non_blocking=True) for name, tensor in self._batch_tensors.items()}
-        return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices)
+        return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices,
+                     t["discounts"])
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Uniform replay has no priorities; prioritized replay overrides this."""
@@ -108,16 +137,25 @@ class ReplayBuffer:
         return {}
 
     def state_dict(self) -> dict:
-        """The stored transitions (filled part only) as tensors, the ring position and the sampling RNG."""
-        return {
+        """The stored transitions (filled part only) as tensors, the ring position, the sampling RNG and
+        the n-step windows in progress."""
+        state = {
             **{name: torch.from_numpy(array[: self.size].copy()) for name, array in self._fields().items()},
             "position": self.position,
             "size": self.size,
             "rng": self.rng.bit_generator.state,
         }
+        if self.window is not None:
+            state["n_step_window"] = self.window.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.size, self.position = state["size"], state["position"]
         for name, array in self._fields().items():
-            array[: self.size] = state[name].numpy()
+            if name in state:
+                array[: self.size] = state[name].numpy()
+            elif name == "discounts":  # a checkpoint from before n-step returns: all one-step
+                array[: self.size] = self.gamma
         self.rng.bit_generator.state = state["rng"]
+        if self.window is not None:
+            self.window.load_state_dict(state["n_step_window"])
