@@ -188,6 +188,7 @@ class RunConfig:
     resume: Optional[str] = None  # a run directory to continue, with its saved config
     save_buffer: bool = True  # include the replay buffer in checkpoints/last.pt, for exact resume
     plot: PlotConfig = field(default_factory=PlotConfig)
+    tuned_settings: Optional[str] = None  # name of the conf/tuned/ file applied for this (env, agent) pair, if any
 
 
 AGENT_SCHEMAS = {
@@ -416,6 +417,15 @@ def merge_saved_config(saved: Dict[str, Any], current: DictConfig, keys: List[st
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged
+
+
+def tuned_settings_line(cfg: DictConfig) -> str:
+    """One line saying which conf/tuned/ file shaped this run, so a log shows where its settings came from."""
+    name = cfg.get("tuned_settings")
+    if name:
+        return f"tuned settings: conf/tuned/{name}.yaml (command-line overrides win over it)"
+    return (f"tuned settings: none for env={cfg.env.name} agent={cfg.agent.name} "
+            f"(no conf/tuned/{cfg.env.name}_{cfg.agent.name}.yaml, or ~tuned): the groups' defaults apply")
 
 
 # ----------------------------------------------------------------------------- presets by name
