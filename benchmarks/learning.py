@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
             print(f"the env has no single reward_threshold ({thresholds or 'none'}): pass --threshold", file=sys.stderr)
             return 2
         threshold = thresholds.pop()
-    print(f"{' '.join(overrides)} seeds {seeds[0]}-{seeds[-1]} ({sweep_dir})")
+    print(f"{' '.join(overrides) or 'defaults (agent=dqn env=cartpole)'}, seeds {seeds[0]}-{seeds[-1]} ({sweep_dir})")
     print("\n".join(table(by_seed, seeds, threshold)))
     return 0
 
