@@ -62,3 +62,15 @@ def test_a_pair_without_a_file_keeps_the_group_defaults():
     assert untuned.tuned_settings is None and untuned.total_steps == 50_000
     assert untuned.agent == compose_cfg("env=gym", "env.id=Acrobot-v1").agent
     assert "conf/tuned/cartpole_dqn.yaml" in tuned_settings_line(compose_cfg())
+
+
+@pytest.mark.learning
+def test_tuned_taxi_reaches_what_readme_says_for_seed_0(tmp_path):
+    # README "Learning over seeds": seed 0 first reaches 7.5 over 20 greedy episodes at 30k steps, final 7.8.
+    from rlrun.loop import train
+
+    cfg = compose_cfg("env=taxi", "agent=tabular_q", "seed=0", "eval.episodes=20", "device=cpu")
+    assert cfg.tuned_settings == "taxi_tabular_q"
+    result = train(cfg, tmp_path)
+    first = min(step for step, mean in result["eval_history"] if mean >= 7.5)
+    assert first <= 30_000 and result["final_eval_return"] >= 7.5, result
