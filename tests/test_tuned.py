@@ -74,3 +74,16 @@ def test_tuned_taxi_reaches_what_readme_says_for_seed_0(tmp_path):
     result = train(cfg, tmp_path)
     first = min(step for step, mean in result["eval_history"] if mean >= 7.5)
     assert first <= 30_000 and result["final_eval_return"] >= 7.5, result
+
+
+def test_the_run_logs_which_tuned_file_applied(tmp_path, caplog):
+    from rlrun.loop import train
+    from tests.conftest import TINY_RUN
+
+    caplog.set_level("INFO", logger="rlrun.loop")
+    train(compose_cfg(*TINY_RUN, "total_steps=200", "eval.every=200"), tmp_path / "tuned")
+    train(compose_cfg(*TINY_RUN, "total_steps=200", "eval.every=200", "~tuned"), tmp_path / "untuned")
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("tuned settings")]
+    assert len(lines) == 2
+    assert lines[0].startswith("tuned settings: conf/tuned/cartpole_dqn.yaml")
+    assert lines[1].startswith("tuned settings: none for env=cartpole agent=dqn")
