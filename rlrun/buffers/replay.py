@@ -15,6 +15,7 @@ import torch
 
 from rlrun.buffers.n_step import NStepWindow
 
+
 class Batch(NamedTuple):
     """A batch of transitions as tensors on the learner's device.
 
