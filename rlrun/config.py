@@ -117,12 +117,14 @@ class HeuristicAgentConfig:
 class UniformBufferConfig:
     name: str = "uniform"
     capacity: int = 100_000
+    n_step: int = 1  # rewards summed per stored transition (n-step returns); 1 is plain one-step DQN
 
 
 @dataclass
 class PrioritizedBufferConfig:
     name: str = "prioritized"
     capacity: int = 100_000
+    n_step: int = 1  # rewards summed per stored transition (n-step returns); 1 is plain one-step DQN
     alpha: float = 0.6  # prioritization strength: 0 is uniform, 1 fully proportional to |TD error|
     beta_start: float = 0.4  # importance-sampling correction at step 0, annealed linearly to 1 over beta_steps
     # env steps of beta's annealing; null: the run's total_steps, fixed when it starts (resumes keep it)
@@ -212,6 +214,7 @@ class RunConfig:
     resume: Optional[str] = None  # a run directory to continue, with its saved config
     save_buffer: bool = True  # include the replay buffer in checkpoints/last.pt, for exact resume
     plot: PlotConfig = field(default_factory=PlotConfig)
+    tuned_settings: Optional[str] = None  # name of the conf/tuned/ file applied for this (env, agent) pair, if any
 
 
 AGENT_SCHEMAS = {
@@ -414,6 +417,10 @@ def _validate_buffer(cfg: DictConfig) -> None:
     buffer = cfg.buffer
     _check(buffer.name in BUFFER_SCHEMAS, "buffer.name", buffer.name, f"one of {', '.join(BUFFER_SCHEMAS)}")
     _check(buffer.capacity > 0, "buffer.capacity", buffer.capacity, "a positive number of transitions")
+    # .get: configs saved in checkpoints written before n-step returns lack the key
+    n_step = buffer.get("n_step", 1)
+    _check(isinstance(n_step, int) and 1 <= n_step <= 1000, "buffer.n_step", n_step,
+           "an integer from 1 (one-step targets) to 1000, e.g. 3")
     if cfg.agent.batch_size > buffer.capacity:
         raise ConfigError(
             f"agent.batch_size={cfg.agent.batch_size} is larger than buffer.capacity={buffer.capacity}: a batch "
@@ -487,6 +494,15 @@ def merge_saved_config(saved: Dict[str, Any], current: DictConfig, keys: List[st
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(merged, key, value, merge=False, force_add=True)
     return merged
+
+
+def tuned_settings_line(cfg: DictConfig) -> str:
+    """One line saying which conf/tuned/ file shaped this run, so a log shows where its settings came from."""
+    name = cfg.get("tuned_settings")
+    if name:
+        return f"tuned settings: conf/tuned/{name}.yaml (command-line overrides win over it)"
+    return (f"tuned settings: none for env={cfg.env.name} agent={cfg.agent.name} "
+            f"(no conf/tuned/{cfg.env.name}_{cfg.agent.name}.yaml, or ~tuned): the groups' defaults apply")
 
 
 # ----------------------------------------------------------------------------- presets by name

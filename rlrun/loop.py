@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
-from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_saved_config, validate
+from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_saved_config, tuned_settings_line, validate
 from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
@@ -95,6 +95,10 @@ class Trainer:
         self.last_eval: dict[str, float] | None = None
         self.last_return = math.nan
         self.eval_history: list[tuple[int, float]] = []  # (env step, greedy mean return)
+        # Wall seconds of training (this process and any runs it resumed) at each evaluation, for time-to-threshold.
+        self.eval_wall_seconds: list[float] = []
+        self.wall_seconds_before = 0.0  # spent by the runs this one resumed
+        self.start_time = time.perf_counter()
         # The return that counts as solved: stop_at_return if set, else the env's registered threshold.
         spec_threshold = getattr(self.eval_env.spec, "reward_threshold", None)
         self.solved_at_return = cfg.stop_at_return if cfg.stop_at_return is not None else spec_threshold
@@ -120,6 +124,8 @@ class Trainer:
                 "envs": capture_env_state(self.envs),
                 "global_rng": global_rng_state(),
                 "eval_history": self.eval_history,
+                "eval_wall_seconds": self.eval_wall_seconds,
+                "wall_seconds": self.wall_seconds_before + time.perf_counter() - self.start_time,
                 "last_eval": self.last_eval,
                 "last_return": self.last_return,
                 "solved_at_step": self.solved_at_step,
@@ -138,6 +144,9 @@ class Trainer:
         self.best_eval_return = progress["best_eval_return"]
         self.agent.load_state_dict(payload["agent"])
         self.eval_history = [tuple(item) for item in state["eval_history"]]
+        # .get: checkpoints written before time-to-threshold was recorded
+        self.eval_wall_seconds = list(state.get("eval_wall_seconds", [math.nan] * len(self.eval_history)))
+        self.wall_seconds_before = state.get("wall_seconds", math.nan)
         self.last_eval, self.last_return = state["last_eval"], state["last_return"]
         self.solved_at_step = state["solved_at_step"]
         self.envs.reset(seed=self.cfg.seed)  # builds every sub-env's state, then overwritten below
@@ -159,6 +168,7 @@ class Trainer:
         logger.scalars({"eval/mean_return": stats["mean"], "eval/std_return": stats["std"]}, self.step)
         self.last_eval = stats
         self.eval_history.append((self.step, stats["mean"]))
+        self.eval_wall_seconds.append(self.wall_seconds_before + time.perf_counter() - self.start_time)
         if self.solved_at_step is None and self.solved_at_return is not None and stats["mean"] >= self.solved_at_return:
             self.solved_at_step = self.step
         if stats["mean"] > self.best_eval_return:
@@ -231,6 +241,7 @@ class Trainer:
             log.info("resuming %s at env step %d", self.run_dir, self.step)
         else:
             self.obs, _ = self.envs.reset(seed=cfg.seed)
+        log.info(tuned_settings_line(cfg))
         # purge_step drops events a crashed or stopped run wrote after its checkpoint (all at later steps):
         # the curves continue without a gap or doubled points
         logger = RunLogger(self.run_dir, purge_step=self.step + 1 if self.resume_from is not None else None)
@@ -240,6 +251,7 @@ class Trainer:
         video_every = cfg.eval.video_every
         metrics: dict[str, Any] = {}
         start_time, start_step = time.perf_counter(), self.step
+        self.start_time = start_time
         previous = self.step
         stopped_early = False
         try:
@@ -318,6 +330,7 @@ class Trainer:
             "solved_at_return": self.solved_at_return,
             "solved_at_step": self.solved_at_step,
             "eval_history": self.eval_history,
+            "eval_wall_seconds": self.eval_wall_seconds,
         }
         # Machine-readable outcome of the run, e.g. for sweep reports (no event-file parsing needed).
         (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))

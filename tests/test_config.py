@@ -47,6 +47,7 @@ def test_env_kwargs_are_free_form():
     ("agent.gamma=1.5", "agent.gamma"),
     ("agent.batch_size=0", "agent.batch_size"),
     ("buffer.capacity=0", "buffer.capacity"),
+    ("buffer.n_step=0", "buffer.n_step"),
     ("total_steps=0", "total_steps"),
     ("schedule.start=1.2", "schedule.start"),
     ("agent.target_update=sometimes", "agent.target_update"),

@@ -33,7 +33,8 @@ def test_report_holds_per_episode_numbers_and_their_summary(checkpoint, tmp_path
     ordered = sorted(saved["returns"])
     assert saved["median"] == pytest.approx((ordered[1] + ordered[2]) / 2)
     assert saved["min"] == min(saved["returns"]) and saved["max"] == max(saved["returns"])
-    assert saved["reward_threshold"] == 475.0 and saved["success_rate"] == 0.0  # 600 steps do not solve CartPole
+    assert saved["reward_threshold"] == 475.0
+    assert saved["success_rate"] == sum(r >= 475.0 for r in saved["returns"]) / 4  # share of episodes at threshold
     assert saved["compare"] == [] and report["mean"] == saved["mean"]
     height, width = iio.imread(tmp_path / "returns.png").shape[:2]
     assert (width, height) == (800, 450)

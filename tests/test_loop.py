@@ -50,6 +50,8 @@ def test_results_json_summarises_the_run(trained_run):
     assert [step for step, _ in saved["eval_history"]] == [300, 600]
     assert saved["solved_at_return"] == 475.0  # CartPole-v1's registered threshold
     assert max(mean for _, mean in saved["eval_history"]) == saved["best_eval_return"]
+    seconds = saved["eval_wall_seconds"]  # for time-to-threshold (benchmarks/learning.py)
+    assert len(seconds) == 2 and 0 < seconds[0] < seconds[1] <= saved["wall_seconds"] + 1.0
 
 
 def test_hparams_are_written_into_the_same_run(trained_run):

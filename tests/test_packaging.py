@@ -23,6 +23,7 @@ def test_non_editable_install_composes_the_config(tmp_path):
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "double: true" in result.stdout
+    assert "tuned_settings: cartpole_double_dqn" in result.stdout  # conf/tuned/ ships too
     check = subprocess.run([sys.executable, "-c", "import rlrun; print(rlrun.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, env=env)
     assert check.stdout.strip().startswith(str(target))

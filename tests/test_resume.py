@@ -25,9 +25,9 @@ def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
-@pytest.mark.parametrize("agent", ["dqn", "per_dqn"])
+@pytest.mark.parametrize("agent", ["agent=dqn", "agent=per_dqn", "agent=per_dqn buffer.n_step=3 env.num_envs=2"])
 def test_stopped_and_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
-    cfg = compose_cfg(*TINY_RUN, f"agent={agent}", "env.max_episode_steps=60", "seed=5", "total_steps=1200")
+    cfg = compose_cfg(*TINY_RUN, *agent.split(), "env.max_episode_steps=60", "seed=5", "total_steps=1200")
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     train(cfg, whole)
 

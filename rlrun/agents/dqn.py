@@ -30,13 +30,14 @@ def td_targets(
     terminated: torch.Tensor,
     online: nn.Module,
     target: nn.Module,
-    gamma: float,
+    gamma: float | torch.Tensor,
     double: bool,
 ) -> torch.Tensor:
-    """One-step targets ``r + gamma * (1 - terminated) * Q_target(s', a*)``.
+    """Targets ``r + gamma * (1 - terminated) * Q_target(s', a*)``.
 
     ``a*`` is the target net's argmax (vanilla) or the online net's argmax (double). Only termination
-    stops bootstrapping: a time-limit truncation is stored as non-terminal.
+    stops bootstrapping: a time-limit truncation is stored as non-terminal. For n-step transitions
+    ``r`` is the discounted sum of the k rewards and ``gamma`` a tensor of ``gamma^k`` per row.
     """
     with torch.no_grad():
         next_q_target = target(next_obs)
@@ -128,7 +129,7 @@ class DQNAgent:
             return self.online(obs_t).argmax(dim=1).cpu().numpy()
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
-        self.buffer.add(obs, actions, rewards, next_obs, terminated)
+        self.buffer.observe(obs, actions, rewards, next_obs, terminated, truncated)
 
     # ------------------------------------------------------------------ learning
     def update(self, step: int, episode: int) -> dict[str, float | torch.Tensor]:
@@ -166,7 +167,8 @@ class DQNAgent:
                                                                                     batch.next_obs.float())
         q_values = self.online(obs)
         q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, cfg.gamma, cfg.double)
+        targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, batch.discounts,
+                             cfg.double)
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
         if not torch.isfinite(loss):
             if not self.skip_nonfinite_loss:
@@ -216,5 +218,5 @@ class DQNAgent:
             self.buffer.load_state_dict(state["replay"])
 
     def episodes_restarted(self) -> None:
-        """Stored transitions are whole; nothing of the interrupted episodes is pending."""
+        self.buffer.episodes_restarted()
 

@@ -22,8 +22,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """Same storage and ``sample()`` as :class:`ReplayBuffer`; only which slots and their weights differ."""
 
     def __init__(self, capacity, obs_shape, obs_dtype, batch_size, device, seed, *, alpha: float,
-                 beta: LinearSchedule, eps: float, observations=None):
-        super().__init__(capacity, obs_shape, obs_dtype, batch_size, device, seed, observations)
+                 beta: LinearSchedule, eps: float, observations=None, gamma: float = 0.99, n_step: int = 1,
+                 num_envs: int = 1):
+        super().__init__(capacity, obs_shape, obs_dtype, batch_size, device, seed, observations, gamma=gamma,
+                         n_step=n_step, num_envs=num_envs)
         self.alpha = alpha
         self.beta_schedule = beta
         self.beta = beta(0)
@@ -34,8 +36,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._weights_tensor = torch.from_numpy(self._weights)
         self._strata = np.arange(batch_size, dtype=np.float64)
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
-        slots = super().add(obs, actions, rewards, next_obs, terminated)
+    def add(self, obs, actions, rewards, next_obs, terminated, discounts=None) -> np.ndarray:
+        """Store as the uniform buffer does; each stored (n-step) transition gets the largest priority so far."""
+        slots = super().add(obs, actions, rewards, next_obs, terminated, discounts)
         self.tree.update(slots, np.full(len(slots), self.max_priority**self.alpha))
         return slots
 

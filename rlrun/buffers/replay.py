@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from rlrun.buffers.n_step import NStepWindow
+
 
 class Batch(NamedTuple):
     """A batch of transitions as tensors on the learner's device.
@@ -28,6 +30,7 @@ class Batch(NamedTuple):
     terminated: torch.Tensor
     weights: torch.Tensor
     indices: np.ndarray
+    discounts: torch.Tensor  # gamma^k for the k rewards summed into ``rewards`` (gamma for 1-step)
 
 
 class ObservationArrays:
@@ -69,6 +72,10 @@ class ReplayBuffer:
 
     Only termination is stored: a truncated episode (time limit) still bootstraps from its next
     observation, because the state itself was not terminal.
+
+    ``observe()`` takes env steps; with ``n_step > 1`` they go through an :class:`NStepWindow` and
+    ``rewards`` holds discounted n-step returns, ``discounts`` the ``gamma^k`` to bootstrap with.
+    ``add()`` stores finished transitions directly.
     """
 
     def __init__(
@@ -80,6 +87,10 @@ class ReplayBuffer:
         device: torch.device,
         seed: int,
         observations: ObservationArrays | None = None,
+        *,
+        gamma: float = 0.99,
+        n_step: int = 1,
+        num_envs: int = 1,
     ):
         self.capacity = capacity
         self.batch_size = batch_size
@@ -90,6 +101,10 @@ class ReplayBuffer:
         self.actions = np.zeros(capacity, dtype=np.int64)
         self.rewards = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.discounts = np.zeros(capacity, dtype=np.float32)
+        self.gamma = gamma
+        self.n_step = n_step
+        self.window = NStepWindow(n_step, gamma, num_envs, obs_shape, obs_dtype) if n_step > 1 else None
         self.position = 0  # next slot to write
         self.size = 0
 
@@ -113,19 +128,33 @@ class ReplayBuffer:
             "actions": self.actions,
             "rewards": self.rewards,
             "terminated": self.terminated,
+            "discounts": self.discounts,
         }
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> np.ndarray:
-        """Store a batch of ``n`` transitions (one per sub-environment); returns the slots written."""
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> np.ndarray:
+        """Take one env step of every sub-env; store the transitions it completes and return their slots."""
+        if self.window is None:
+            return self.add(obs, actions, rewards, next_obs, terminated)
+        completed = self.window.push(obs, actions, rewards, next_obs, terminated, truncated)
+        if completed is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.add(*completed)
+
+    def add(self, obs, actions, rewards, next_obs, terminated, discounts=None) -> np.ndarray:
+        """Store a batch of finished transitions; returns the slots written.
+
+        ``discounts`` (gamma^k per transition) defaults to ``gamma``: one-step transitions.
+        """
         n = len(actions)
         slots = (self.position + np.arange(n)) % self.capacity
         self.observations.write(slots, obs, next_obs)
         self.actions[slots] = actions
         self.rewards[slots] = rewards
         self.terminated[slots] = terminated
+        self.discounts[slots] = self.gamma if discounts is None else discounts
         self.position = (self.position + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
         return slots
@@ -146,7 +175,14 @@ class ReplayBuffer:
         if self.device.type == "cuda":
             self._copied = torch.cuda.Event()
             self._copied.record()
-        return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices)
+        return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices,
+                     t["discounts"])
+
+    def episodes_restarted(self) -> None:
+        """The envs start fresh episodes mid-window (a resume that could not continue them): drop the
+        unfinished n-step windows rather than join their first steps to another episode's rewards."""
+        if self.window is not None:
+            self.window.drop_pending()
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Uniform replay has no priorities; prioritized replay overrides this."""
@@ -160,18 +196,27 @@ class ReplayBuffer:
         return self.observations.nbytes + sum(array.nbytes for array in self._fields().values())
 
     def state_dict(self) -> dict:
-        """The stored transitions (filled part only) as tensors, the ring position and the sampling RNG."""
-        return {
+        """The stored transitions (filled part only) as tensors, the ring position, the sampling RNG and
+        the n-step windows in progress."""
+        state = {
             **{name: torch.from_numpy(array[: self.size].copy()) for name, array in self._fields().items()},
             **self.observations.state_dict(self.size),
             "position": self.position,
             "size": self.size,
             "rng": self.rng.bit_generator.state,
         }
+        if self.window is not None:
+            state["n_step_window"] = self.window.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.size, self.position = state["size"], state["position"]
         for name, array in self._fields().items():
-            array[: self.size] = state[name].numpy()
+            if name in state:
+                array[: self.size] = state[name].numpy()
+            elif name == "discounts":  # a checkpoint from before n-step returns: all one-step
+                array[: self.size] = self.gamma
         self.observations.load_state_dict(state, self.size)
         self.rng.bit_generator.state = state["rng"]
+        if self.window is not None:
+            self.window.load_state_dict(state["n_step_window"])

@@ -1,0 +1,117 @@
+"""Does a pair learn, seed after seed? Train it on several seeds through rlrun's own sweep, then tabulate.
+
+    python benchmarks/learning.py agent=per_dqn env=lunarlander --seeds 5 [--first-seed 0] [--jobs 2]
+        [--threshold 200] [any other rlrun override ...]
+
+Runs ``rlrun -m <overrides> seed=S,S+1,...`` (the joblib launcher runs ``--jobs`` seeds at a time), with a
+greedy evaluation of 20 episodes every 5,000 env steps unless overridden, reads each job's results.json
+and prints per seed: env steps and wall seconds to the first evaluation at or above the threshold (the
+env's registered ``reward_threshold`` unless ``--threshold``), the best and the final greedy evaluation,
+then ``solved k/N, final k/N``. The tuned settings of the pair apply as in any ``rlrun`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+DEFAULT_OVERRIDES = ["eval.episodes=20", "eval.every=5000", "device=cpu"]
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed; the others follow (default 0)")
+    parser.add_argument("--jobs", type=int, default=min(5, os.cpu_count() or 1),
+                        help="seeds trained at once by the joblib launcher (default: min(5, CPU count))")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="return that counts as solved (default: the env's reward_threshold)")
+    parser.add_argument("--sweep-dir", default=None,
+                        help="where the runs go (default outputs/learning/<agent>_<env>/<time>)")
+    args, overrides = parser.parse_known_args(argv)
+    unknown = [item for item in overrides if item.startswith("--") or "=" not in item]
+    if unknown:
+        parser.error(f"not an option nor an rlrun override (key=value): {' '.join(unknown)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds={args.seeds}: must be at least 1")
+    if any(item.split("=", 1)[0] == "seed" for item in overrides):
+        parser.error("give the seeds with --seeds and --first-seed, not seed=...")
+    return args, overrides
+
+
+def first_reach(results: dict, threshold: float) -> tuple[int | None, float | None]:
+    """Env step and wall seconds of the first evaluation at or above ``threshold`` (None, None if never)."""
+    seconds = results.get("eval_wall_seconds") or [math.nan] * len(results["eval_history"])
+    for (step, mean), wall in zip(results["eval_history"], seconds):
+        if mean >= threshold:
+            return step, wall
+    return None, None
+
+
+def run_sweep(overrides: list[str], seeds: list[int], jobs: int, sweep_dir: Path) -> None:
+    command = [sys.executable, "-m", "rlrun", "-m", *DEFAULT_OVERRIDES, *overrides,
+               f"seed={','.join(map(str, seeds))}", f"hydra.sweep.dir={sweep_dir}", f"hydra.launcher.n_jobs={jobs}"]
+    print("running:", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def collect(sweep_dir: Path) -> dict[int, dict]:
+    """results.json of each job, by seed (read from the job's saved config)."""
+    by_seed = {}
+    for results_file in sorted(sweep_dir.glob("*/results.json")):
+        job_dir = results_file.parent
+        seed = OmegaConf.load(job_dir / ".hydra" / "config.yaml").seed
+        by_seed[int(seed)] = json.loads(results_file.read_text())
+    return by_seed
+
+
+def table(by_seed: dict[int, dict], seeds: list[int], threshold: float) -> list[str]:
+    lines = [f"threshold {threshold:g}",
+             "| seed | steps to threshold | seconds to threshold | best eval | final eval |",
+             "|---|---|---|---|---|"]
+    solved = final_solved = 0
+    for seed in seeds:
+        results = by_seed.get(seed)
+        if results is None:
+            lines.append(f"| {seed} | (job failed: see its failure.json) | | | |")
+            continue
+        step, wall = first_reach(results, threshold)
+        best, final = results["best_eval_return"], results["final_eval_return"]
+        solved += step is not None
+        final_solved += final >= threshold
+        reach = ("-", "-") if step is None else (f"{step:,}", f"{wall:.0f}")
+        lines.append(f"| {seed} | {reach[0]} | {reach[1]} | {best:.1f} | {final:.1f} |")
+    lines.append(f"solved {solved}/{len(seeds)}, final {final_solved}/{len(seeds)}")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    args, overrides = parse_args(argv)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    choices = dict(item.split("=", 1) for item in overrides)
+    name = f"{choices.get('agent', 'dqn')}_{choices.get('env', 'cartpole')}"
+    sweep_dir = Path(args.sweep_dir or Path("outputs") / "learning" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    run_sweep(overrides, seeds, args.jobs, sweep_dir)
+    by_seed = collect(sweep_dir)
+    threshold = args.threshold
+    if threshold is None:
+        thresholds = {results.get("solved_at_return") for results in by_seed.values()} - {None}
+        if len(thresholds) != 1:
+            print(f"the env has no single reward_threshold ({thresholds or 'none'}): pass --threshold", file=sys.stderr)
+            return 2
+        threshold = thresholds.pop()
+    print(f"{' '.join(overrides) or 'defaults (agent=dqn env=cartpole)'}, seeds {seeds[0]}-{seeds[-1]} ({sweep_dir})")
+    print("\n".join(table(by_seed, seeds, threshold)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

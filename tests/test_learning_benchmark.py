@@ -1,0 +1,51 @@
+"""benchmarks/learning.py: time-to-threshold and the solved counts from results.json files."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import learning  # noqa: E402
+
+
+def results(history, seconds, final):
+    return {"eval_history": history, "eval_wall_seconds": seconds, "best_eval_return": max(m for _, m in history),
+            "final_eval_return": final, "solved_at_return": 475.0}
+
+
+def test_first_reach_is_the_first_evaluation_at_or_above_the_threshold():
+    run = results([[5000, 100.0], [10000, 475.0], [15000, 500.0]], [3.0, 7.5, 11.0], 500.0)
+    assert learning.first_reach(run, 475.0) == (10000, 7.5)
+    assert learning.first_reach(run, 501.0) == (None, None)
+
+
+def test_table_counts_solved_and_final_per_seed():
+    by_seed = {
+        0: results([[5000, 480.0], [10000, 200.0]], [4.0, 9.0], 200.0),  # reached, then fell
+        1: results([[5000, 100.0], [10000, 500.0]], [4.0, 9.0], 500.0),
+        # seed 2's job failed: no results
+    }
+    lines = learning.table(by_seed, [0, 1, 2], 475.0)
+    assert lines[-1] == "solved 2/3, final 1/3"
+    assert "| 0 | 5,000 | 4 | 480.0 | 200.0 |" in lines
+    assert "| 1 | 10,000 | 9 | 500.0 | 500.0 |" in lines
+    assert any(line.startswith("| 2 | (job failed") for line in lines)
+
+
+def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    code = learning.main(["--seeds", "2", "--first-seed", "3", "--jobs", "1", "--sweep-dir", str(sweep),
+                          "total_steps=400", "agent.learning_starts=100", "agent.batch_size=32", "eval.every=200",
+                          "eval.episodes=2", "save_every=400"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| 3 |" in out and "| 4 |" in out and "solved " in out and "/2, final " in out
+    steps = [json.loads(path.read_text())["steps"] for path in sweep.glob("*/results.json")]
+    assert steps == [400, 400]  # one finished job per seed
+
+
+def test_rejects_a_seed_override():
+    with pytest.raises(SystemExit):
+        learning.parse_args(["seed=3"])
