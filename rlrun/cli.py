@@ -39,8 +39,9 @@ def config_groups_help() -> str:
 
     conf = importlib.resources.files("rlrun.conf")
     defaults = {}
-    for entry in OmegaConf.create((conf / "config.yaml").read_text()).defaults:
-        if isinstance(entry, DictConfig):
+    # unresolved: the tuned entry interpolates the other groups' choices, unknown outside a composition
+    for entry in OmegaConf.to_container(OmegaConf.create((conf / "config.yaml").read_text()).defaults, resolve=False):
+        if isinstance(entry, dict):
             defaults.update({str(key): str(value) for key, value in entry.items()})
     lines = []
     for group, purpose in USER_GROUPS.items():

@@ -165,7 +165,8 @@ def update_events(tmp_path, num_envs, *overrides):
     from rlrun.loop import Trainer
     from tests.conftest import TINY_RUN, compose_cfg
 
-    cfg = compose_cfg(*TINY_RUN, f"env.num_envs={num_envs}", "total_steps=800", "eval.every=100000",
+    # ~tuned: the counts below are for the group defaults (one gradient step per update)
+    cfg = compose_cfg(*TINY_RUN, "~tuned", f"env.num_envs={num_envs}", "total_steps=800", "eval.every=100000",
                       "save_every=100000", *overrides)
     trainer = Trainer(cfg, tmp_path / f"envs{num_envs}")
     agent, events = trainer.agent, []

@@ -125,7 +125,7 @@ def test_stop_at_return_ends_the_run_early(tmp_path):
 def test_hparams_hold_each_agent_family_s_own_keys(agent, keys):
     from rlrun.logger import flat_hparams
 
-    values = flat_hparams(compose_cfg(f"agent={agent}"))
+    values = flat_hparams(compose_cfg(f"agent={agent}", "~tuned"))  # the group defaults
     for key, expected in keys.items():
         if expected != expected:  # NaN: the agent has no such key
             assert values[key] != values[key], (key, values[key])

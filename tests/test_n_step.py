@@ -61,8 +61,8 @@ def test_buffer_stores_n_step_transitions_and_wraps_around():
     stored = [row for rows in EXPECTED for row in rows][-4:]
     order = [3, 0, 1, 2]  # slots of the 4th..7th transitions
     for slot, (obs, action, ret, next_obs, terminated, discount) in zip(order, stored):
-        assert buffer.obs[slot, 0] == obs and buffer.actions[slot] == action
-        assert buffer.rewards[slot] == pytest.approx(ret) and buffer.next_obs[slot, 0] == next_obs
+        assert buffer.observations.obs[slot, 0] == obs and buffer.actions[slot] == action
+        assert buffer.rewards[slot] == pytest.approx(ret) and buffer.observations.next_obs[slot, 0] == next_obs
         assert buffer.terminated[slot] == terminated and buffer.discounts[slot] == pytest.approx(discount)
 
 
