@@ -43,6 +43,7 @@ from rlrun.networks import QNetwork
 ENV_IDS = {"cartpole": "CartPole-v1", "lunarlander": "LunarLander-v3"}
 HIDDEN, BATCH, LR, CAPACITY, LEARNING_STARTS, TARGET_EVERY, EPS_STEPS = [128, 128], 64, 1e-3, 10_000, 1000, 500, 10_000
 FIXED_WORK = [
+    "~tuned",  # the fixed work, not a pair's tuned settings (those would add n-step returns, other batch sizes)
     f"agent.hidden_sizes=[{HIDDEN[0]},{HIDDEN[1]}]", f"agent.batch_size={BATCH}", f"agent.lr={LR}",
     f"buffer.capacity={CAPACITY}", f"agent.learning_starts={LEARNING_STARTS}", "agent.target_update=hard",
     f"agent.target_update_every={TARGET_EVERY}", "schedule=linear", "schedule.start=1.0", "schedule.end=0.05",
