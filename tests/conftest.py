@@ -38,3 +38,17 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def interrupt_at(trainer, step: int) -> None:
+    """Make ``trainer.run()`` stop as a Ctrl-C would, once the env step ``step`` is done (checkpoint, then return)."""
+    import signal
+
+    update = trainer.agent.update
+
+    def update_then_interrupt(current_step, episode):
+        if current_step >= step:
+            trainer.stop_signal = signal.SIGINT
+        return update(current_step, episode)
+
+    trainer.agent.update = update_then_interrupt

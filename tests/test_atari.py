@@ -124,18 +124,11 @@ def breakout_run(tmp_path_factory):
     from rlrun.checkpoints import load_checkpoint
     from rlrun.cli import run
     from rlrun.loop import Trainer
-    from tests.conftest import compose_cfg
+    from tests.conftest import compose_cfg, interrupt_at
 
     run_dir = tmp_path_factory.mktemp("breakout")
     trainer = Trainer(compose_cfg(*ATARI_SMOKE), run_dir)
-    learn = trainer.agent.update
-
-    def update_then_stop_at_1000(step, episode):
-        if step >= 1000:
-            trainer.stop_signal = signal.SIGINT
-        return learn(step, episode)
-
-    trainer.agent.update = update_then_stop_at_1000
+    interrupt_at(trainer, 1000)
     assert trainer.run() == {"interrupted_by": signal.SIGINT, "steps": 1000}
     at_stop = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     result = run(compose_cfg(f"resume={run_dir}"), run_dir / "hydra", [f"resume={run_dir}"])

@@ -169,23 +169,14 @@ def test_resume_with_fresh_episodes_drops_the_pending_windows(tmp_path):
     # LunarLander (Box2D) cannot continue an episode after a resume: the envs start fresh ones. Windows pending
     # at the checkpoint must not be completed with the new episodes' rewards (a review found transitions whose
     # s_t came from the old episode and whose rewards and s_t+k from the new one).
-    import signal
-
     from rlrun.loop import Trainer, resume
-    from tests.conftest import compose_cfg
+    from tests.conftest import compose_cfg, interrupt_at
 
     overrides = ["agent=dqn", "buffer.n_step=3", "env=lunarlander", "agent.learning_starts=100000",
                  "total_steps=200", "eval.every=100000", "eval.episodes=1", "save_every=100000", "device=cpu",
                  "seed=5"]
     trainer = Trainer(compose_cfg(*overrides), tmp_path)
-    act = trainer.agent.act
-
-    def stop_at_50(obs, step, episode):
-        if step >= 50:
-            trainer.stop_signal = signal.SIGINT
-        return act(obs, step, episode)
-
-    trainer.agent.act = stop_at_50
+    interrupt_at(trainer, 50)
     trainer.run()
     window = trainer.agent.buffer.window
     assert window.lengths.max() > 0  # interrupted with n-step windows pending

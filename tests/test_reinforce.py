@@ -16,7 +16,7 @@ from rlrun.checkpoints import load_checkpoint
 from rlrun.config import ReinforceConfig, validate
 from rlrun.errors import ConfigError
 from rlrun.loop import train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, interrupt_at
 
 SHORT_RUN = ["agent=reinforce", "total_steps=1200", "eval.every=600", "eval.episodes=2", "save_every=600",
              "log_every=50", "device=cpu"]
@@ -311,8 +311,6 @@ def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeyp
     # LunarLander (Box2D) cannot continue an episode after a resume: the envs start fresh ones, and the steps
     # REINFORCE had recorded of the interrupted episodes must not be stitched to them (a review found an
     # update on a 76-step half plus a whole new 64-step episode).
-    import signal
-
     from rlrun.logger import RunLogger
     from rlrun.loop import Trainer, resume
 
@@ -320,14 +318,7 @@ def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeyp
                  "total_steps=400", "eval.every=100000", "eval.episodes=1", "save_every=100000", "log_every=50",
                  "device=cpu", "seed=5"]
     trainer = Trainer(compose_cfg(*overrides), tmp_path)
-    act = trainer.agent.act
-
-    def stop_at_150(obs, step, episode):
-        if step >= 150:
-            trainer.stop_signal = signal.SIGINT
-        return act(obs, step, episode)
-
-    trainer.agent.act = stop_at_150
+    interrupt_at(trainer, 150)
     trainer.run()
     assert trainer.agent.storage.lengths.max() > 0  # interrupted mid-episode
 

@@ -16,7 +16,7 @@ from rlrun.checkpoints import load_checkpoint
 from rlrun.cli import run
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.loop import Trainer, train
-from tests.conftest import TINY_RUN, compose_cfg, run_cli
+from tests.conftest import TINY_RUN, compose_cfg, interrupt_at, run_cli
 
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -32,14 +32,7 @@ def test_stopped_and_resumed_run_equals_the_uninterrupted_run(tmp_path, agent):
     train(cfg, whole)
 
     interrupted = Trainer(cfg, parts)
-    learn = interrupted.agent.update
-
-    def update_then_stop_at_600(step, episode):  # as if Ctrl-C arrived during step 600
-        if step >= 600:
-            interrupted.stop_signal = signal.SIGINT
-        return learn(step, episode)
-
-    interrupted.agent.update = update_then_stop_at_600
+    interrupt_at(interrupted, 600)  # as if Ctrl-C arrived during step 600
     assert interrupted.run() == {"interrupted_by": signal.SIGINT, "steps": 600}
     result = run(compose_cfg(f"resume={parts}"), tmp_path / "hydra-dir", [f"resume={parts}"])
     assert result["steps"] == 1200
@@ -162,14 +155,7 @@ def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path)
     # beta anneals over the total_steps the run started with (800), whatever later resumes ask for.
     cfg = compose_cfg(*TINY_RUN, "agent=per_dqn", "total_steps=800", "log_every=100", "seed=1")
     interrupted = Trainer(cfg, tmp_path)
-    learn = interrupted.agent.update
-
-    def update_then_stop_at_400(step, episode):
-        if step >= 400:
-            interrupted.stop_signal = signal.SIGINT
-        return learn(step, episode)
-
-    interrupted.agent.update = update_then_stop_at_400
+    interrupt_at(interrupted, 400)
     assert interrupted.run()["steps"] == 400
     for total in (600, 1200):  # shortened, then extended past the original end
         args = [f"resume={tmp_path}", f"total_steps={total}"]
