@@ -170,9 +170,14 @@ def test_evaluate_mode_jobs_are_reported_as_finished(tmp_path):
 
 
 def completed_trials(storage: str, study_name: str) -> int:
+    import sqlalchemy.exc
+
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # the study is not created yet
+        return 0
+    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+        # this poll raced the sweep process creating the fresh database's schema (or holding its lock): not yet
         return 0
     return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
 
