@@ -66,6 +66,9 @@ class DQNConfig:
     max_grad_norm: Optional[float] = 10.0  # gradient clipping; null disables it
     gamma: float = 0.99
     lr: float = 1e-3
+    # null keeps lr constant; a number anneals the learning rate linearly from lr to lr_end over lr_decay_steps
+    lr_end: Optional[float] = None
+    lr_decay_steps: Optional[int] = None  # env steps of that anneal; null: the run's total_steps (kept on resume)
     batch_size: int = 64
     learning_starts: int = 1000  # env steps of pure collection before the first update
     train_freq: int = 4  # env steps between updates
@@ -322,6 +325,13 @@ def validate(cfg: DictConfig) -> None:
     _check(agent.algo in AGENT_SCHEMAS, "agent.algo", agent.algo, f"one of {', '.join(AGENT_SCHEMAS)}")
     if agent.algo == "dqn":
         _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
+        # .get: configs saved in checkpoints written before the learning-rate anneal existed lack the keys
+        if agent.get("lr_end") is not None:
+            _check(agent.lr_end > 0, "agent.lr_end", agent.lr_end,
+                   "a positive learning rate to anneal to (e.g. 1e-4), or null for a constant agent.lr")
+        if agent.get("lr_decay_steps") is not None:
+            _check(agent.lr_decay_steps > 0, "agent.lr_decay_steps", agent.lr_decay_steps,
+                   "a positive number of env steps, or null (total_steps)")
         _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
         _check(agent.batch_size > 0, "agent.batch_size", agent.batch_size, "a positive integer")
         _check(agent.train_freq > 0, "agent.train_freq", agent.train_freq, "a positive number of env steps")

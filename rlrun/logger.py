@@ -25,6 +25,7 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "total_steps": ("total_steps", math.nan),
     "num_envs": ("env.num_envs", math.nan),
     "lr": ("agent.lr", math.nan),
+    "lr_end": ("agent.lr_end", math.nan),
     "gamma": ("agent.gamma", math.nan),
     "batch_size": ("agent.batch_size", math.nan),
     "train_freq": ("agent.train_freq", math.nan),

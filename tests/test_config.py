@@ -43,6 +43,8 @@ def test_env_kwargs_are_free_form():
 
 @pytest.mark.parametrize("override,key", [
     ("agent.lr=0", "agent.lr"),
+    ("agent.lr_end=0", "agent.lr_end"),
+    ("agent.lr_decay_steps=0", "agent.lr_decay_steps"),
     ("agent.lr=-1e-3", "agent.lr"),
     ("agent.gamma=1.5", "agent.gamma"),
     ("agent.batch_size=0", "agent.batch_size"),

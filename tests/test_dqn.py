@@ -112,6 +112,31 @@ def test_soft_update_moves_target_by_tau():
         torch.testing.assert_close(new, 0.75 * old + 0.25 * online)
 
 
+def test_learning_rate_anneals_linearly_to_lr_end_then_stays():
+    from rlrun.agents import build_agent
+    from rlrun.envs import make_env
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("~tuned", "device=cpu", "agent.lr=1e-3", "agent.lr_end=2e-4", "agent.lr_decay_steps=1000",
+                      "agent.learning_starts=0", "agent.batch_size=4", "total_steps=50000")
+    env = make_env(cfg.env)
+    agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
+    obs, _ = env.reset(seed=0)
+    for _ in range(8):
+        action = int(agent.act(obs[None], 0, 0)[0])
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        agent.observe(obs[None], np.array([action]), np.array([reward]), next_obs[None], np.array([terminated]),
+                      np.array([truncated]))
+        obs = next_obs
+    for step, expected in [(4, 1e-3 - 8e-4 * 0.004), (500, 6e-4), (1000, 2e-4), (4000, 2e-4)]:
+        metrics = agent.update(step, 0)
+        assert metrics["train/lr"] == pytest.approx(expected)
+        assert [group["lr"] for group in agent.optimizer.param_groups] == [pytest.approx(expected)]
+    untouched = build_agent(compose_cfg("~tuned", "device=cpu"), env.observation_space, env.action_space,
+                            torch.device("cpu"))
+    assert untouched.learning_rate is None and untouched.optimizer.param_groups[0]["lr"] == 1e-3
+
+
 def make_dqn_agent(n_actions: int = 4, seed: int = 0):
     from rlrun.agents.dqn import DQNAgent
     from rlrun.buffers import ReplayBuffer

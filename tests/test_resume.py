@@ -166,6 +166,22 @@ def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path)
         assert beta == pytest.approx(min(1.0, 0.4 + 0.6 * step / 800), abs=1e-6), step
 
 
+def test_learning_rate_keeps_its_anneal_when_a_resume_changes_total_steps(tmp_path):
+    # agent.lr_end: the learning rate anneals over the total_steps the run started with (800), like PER's beta.
+    cfg = compose_cfg(*TINY_RUN, "~tuned", "agent.lr=1e-3", "agent.lr_end=1e-4", "total_steps=800",
+                      "log_every=100", "seed=1")
+    interrupted = Trainer(cfg, tmp_path)
+    interrupt_at(interrupted, 400)
+    assert interrupted.run()["steps"] == 400
+    for total in (600, 1200):  # shortened, then extended past the original end
+        args = [f"resume={tmp_path}", f"total_steps={total}"]
+        assert run(compose_cfg(*args), tmp_path / "hydra-dir", args)["steps"] == total
+    rates = scalars(tmp_path, "train/lr")
+    assert [step for step, _ in rates] == list(range(100, 1300, 100))
+    for step, rate in rates:
+        assert rate == pytest.approx(1e-3 + (1e-4 - 1e-3) * min(1.0, step / 800), rel=1e-6), step
+
+
 def assert_same_state(a, b, where="agent"):
     """Nested checkpoint states equal: tensors exactly, dicts key by key, anything else with ==."""
     if isinstance(a, torch.Tensor):

@@ -18,7 +18,7 @@ from rlrun.agents.tabular_q import TabularQAgent
 from rlrun.buffers import build_buffer
 from rlrun.config import DQNConfig, ReinforceConfig, TabularQConfig
 from rlrun.errors import ConfigError
-from rlrun.schedules import build_schedule
+from rlrun.schedules import LinearSchedule, build_schedule
 
 __all__ = ["Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
            "build_agent", "non_learning_families"]
@@ -80,8 +80,11 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         )
         epsilon = build_schedule(cfg.schedule)
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        learning_rate = None
+        if params.lr_end is not None:
+            learning_rate = LinearSchedule(params.lr, params.lr_end, params.lr_decay_steps or cfg.total_steps)
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed,
-                        skip_nonfinite_loss=cfg.train.nan_policy == "skip")
+                        skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate)
     if algo == "reinforce":
         if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
             raise ConfigError(

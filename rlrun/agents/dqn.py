@@ -76,8 +76,11 @@ class DQNAgent:
         device: torch.device,
         seed: int,
         skip_nonfinite_loss: bool = False,
+        learning_rate: Callable[[int], float] | None = None,
     ):
+        """``learning_rate`` maps the env step to Adam's step size (agent.lr_end); None keeps ``cfg.lr``."""
         self.cfg = cfg
+        self.learning_rate = learning_rate
         self.skip_nonfinite_loss = skip_nonfinite_loss
         self.skipped_batches = 0
         self.n_actions = n_actions
@@ -144,6 +147,11 @@ class DQNAgent:
         metrics: dict[str, float | torch.Tensor] = {"train/epsilon": self.current_epsilon}
         if step < cfg.learning_starts or len(self.buffer) < cfg.batch_size:
             return metrics
+        if self.learning_rate is not None:  # once per call: the anneal moves by at most num_envs steps
+            lr = self.learning_rate(step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            metrics["train/lr"] = lr
         after = max(previous, cfg.learning_starts - 1)  # nothing falls due before learning_starts
         target_steps = iter(multiples_in(after, step, self.target_update_every))
         next_target = next(target_steps, None)
