@@ -199,6 +199,8 @@ def update_events(tmp_path, num_envs, *overrides):
 
     def counted_learn(batch):
         events.append("learn")
+        if agent.learning_rate is not None:  # agent.lr_end: the rate each gradient step ran with
+            events.append(f"lr={agent.optimizer.param_groups[0]['lr']:.9g}")
         return learn(batch)
 
     def counted_update_target():
@@ -216,6 +218,7 @@ def update_events(tmp_path, num_envs, *overrides):
     (["agent.target_update=soft", "agent.target_update_every=1", "agent.tau=0.5"], 176, 701),
     (["agent.target_update=hard", "agent.target_update_every=100"], 176, 8),
     (["agent.target_update=hard"], 176, 1),  # hard default: every 500 env steps
+    (["agent.lr_end=1e-4"], 176, 1),  # and each gradient step's learning rate is that of its own env step
 ])
 def test_gradient_steps_and_target_updates_per_env_step_do_not_depend_on_num_envs(
         tmp_path, overrides, learns, target_updates):

@@ -243,7 +243,7 @@ def test_state_dict_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
 # ----------------------------------------------------------------------------- config
 def test_preset_composes_with_its_documented_defaults():
-    cfg = compose_cfg("agent=reinforce")
+    cfg = compose_cfg("agent=reinforce", "~tuned")  # on CartPole conf/tuned/cartpole_reinforce.yaml applies
     validate(cfg)
     assert cfg.agent.name == "reinforce" and cfg.agent.algo == "reinforce"
     assert cfg.agent.baseline == "none" and cfg.agent.normalize_returns is True

@@ -147,11 +147,6 @@ class DQNAgent:
         metrics: dict[str, float | torch.Tensor] = {"train/epsilon": self.current_epsilon}
         if step < cfg.learning_starts or len(self.buffer) < cfg.batch_size:
             return metrics
-        if self.learning_rate is not None:  # once per call: the anneal moves by at most num_envs steps
-            lr = self.learning_rate(step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            metrics["train/lr"] = lr
         after = max(previous, cfg.learning_starts - 1)  # nothing falls due before learning_starts
         target_steps = iter(multiples_in(after, step, self.target_update_every))
         next_target = next(target_steps, None)
@@ -159,6 +154,8 @@ class DQNAgent:
             while next_target is not None and next_target < learn_step:
                 self.update_target()
                 next_target = next(target_steps, None)
+            if self.learning_rate is not None:  # the rate of this gradient step's own env step, whatever num_envs
+                metrics["train/lr"] = self.set_learning_rate(learn_step)
             for _ in range(cfg.gradient_steps):
                 metrics.update(self.learn(self.buffer.sample(learn_step)))
         while next_target is not None:
@@ -166,6 +163,12 @@ class DQNAgent:
             next_target = next(target_steps, None)
         metrics.update(self.buffer.metrics())
         return metrics
+
+    def set_learning_rate(self, step: int) -> float:
+        lr = self.learning_rate(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
