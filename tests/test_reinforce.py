@@ -302,9 +302,13 @@ def test_short_run_on_a_continuous_env(tmp_path):
 
 @pytest.mark.learning
 def test_default_reinforce_solves_cartpole(tmp_path):
-    # The preset's defaults and the default 50k-step budget; only the device is pinned.
-    result = train(compose_cfg("agent=reinforce", "env=cartpole", "device=cpu", "seed=0"), tmp_path)
-    assert result["best_eval_return"] >= 195.0, result
+    # `rlrun agent=reinforce seed=0`: conf/tuned/cartpole_reinforce.yaml, only the device pinned. README "Learning
+    # over seeds": every seed of 0-4 first reaches 475 over 20 greedy episodes within the 50k-step budget (seed 0
+    # at 10k). Stopping there keeps the test short; the steps before the stop are the same as in the full run.
+    cfg = compose_cfg("agent=reinforce", "device=cpu", "seed=0", "eval.episodes=20", "stop_at_return=475")
+    assert cfg.tuned_settings == "cartpole_reinforce" and cfg.total_steps == 50_000
+    result = train(cfg, tmp_path)
+    assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 50_000, result
 
 
 def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeypatch):
