@@ -151,15 +151,20 @@ def test_signal_during_a_long_evaluation_checkpoints_and_exits(tmp_path, sig, co
     assert checkpoint["progress"]["step"] == 1 and "run_state" in checkpoint
 
 
-def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path):
-    # beta anneals over the total_steps the run started with (800), whatever later resumes ask for.
-    cfg = compose_cfg(*TINY_RUN, "agent=per_dqn", "total_steps=800", "log_every=100", "seed=1")
+def stop_at_400_of_800_then_resume_to_600_and_1200(tmp_path, *overrides: str) -> None:
+    """A run of 800 env steps stopped at 400, then resumed shortened (600) and extended past its end (1200)."""
+    cfg = compose_cfg(*TINY_RUN, *overrides, "total_steps=800", "log_every=100", "seed=1")
     interrupted = Trainer(cfg, tmp_path)
     interrupt_at(interrupted, 400)
     assert interrupted.run()["steps"] == 400
-    for total in (600, 1200):  # shortened, then extended past the original end
+    for total in (600, 1200):
         args = [f"resume={tmp_path}", f"total_steps={total}"]
         assert run(compose_cfg(*args), tmp_path / "hydra-dir", args)["steps"] == total
+
+
+def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path):
+    # beta anneals over the total_steps the run started with (800), whatever later resumes ask for.
+    stop_at_400_of_800_then_resume_to_600_and_1200(tmp_path, "agent=per_dqn")
     betas = scalars(tmp_path, "train/beta")
     assert [step for step, _ in betas] == list(range(100, 1300, 100))
     for step, beta in betas:
@@ -168,14 +173,7 @@ def test_per_beta_keeps_its_schedule_when_a_resume_changes_total_steps(tmp_path)
 
 def test_learning_rate_keeps_its_anneal_when_a_resume_changes_total_steps(tmp_path):
     # agent.lr_end: the learning rate anneals over the total_steps the run started with (800), like PER's beta.
-    cfg = compose_cfg(*TINY_RUN, "~tuned", "agent.lr=1e-3", "agent.lr_end=1e-4", "total_steps=800",
-                      "log_every=100", "seed=1")
-    interrupted = Trainer(cfg, tmp_path)
-    interrupt_at(interrupted, 400)
-    assert interrupted.run()["steps"] == 400
-    for total in (600, 1200):  # shortened, then extended past the original end
-        args = [f"resume={tmp_path}", f"total_steps={total}"]
-        assert run(compose_cfg(*args), tmp_path / "hydra-dir", args)["steps"] == total
+    stop_at_400_of_800_then_resume_to_600_and_1200(tmp_path, "~tuned", "agent.lr=1e-3", "agent.lr_end=1e-4")
     rates = scalars(tmp_path, "train/lr")
     assert [step for step, _ in rates] == list(range(100, 1300, 100))
     for step, rate in rates:
