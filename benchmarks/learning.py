@@ -8,6 +8,11 @@ greedy evaluation of 20 episodes every 5,000 env steps unless overridden, reads 
 and prints per seed: env steps and wall seconds to the first evaluation at or above the threshold (the
 env's registered ``reward_threshold`` unless ``--threshold``), the best and the final greedy evaluation,
 then ``solved k/N, final k/N``. The tuned settings of the pair apply as in any ``rlrun`` run.
+
+Then ``--heldout N`` (default 100; 0 skips it) re-evaluates each seed's ``best.pt`` and its final policy
+(``last.pt``) with ``rlrun mode=evaluate`` on N held-out episodes, whose seeds no periodic evaluation played
+(so the checkpoint that those evaluations picked is not scored on the episodes that picked it), and prints their
+mean returns and the share of episodes cut by the time limit: a hovering lander is not a landed one.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -34,6 +40,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="seeds trained at once by the joblib launcher (default: min(5, CPU count))")
     parser.add_argument("--threshold", type=float, default=None,
                         help="return that counts as solved (default: the env's reward_threshold)")
+    parser.add_argument("--heldout", type=int, default=100,
+                        help="held-out episodes re-evaluating best.pt and the final policy of each seed (0: none)")
     parser.add_argument("--sweep-dir", default=None,
                         help="where the runs go (default outputs/learning/<agent>_<env>/<time>)")
     args, overrides = parser.parse_known_args(argv)
@@ -64,32 +72,70 @@ def run_sweep(overrides: list[str], seeds: list[int], jobs: int, sweep_dir: Path
 
 
 def collect(sweep_dir: Path) -> dict[int, dict]:
-    """results.json of each job, by seed (read from the job's saved config)."""
+    """results.json of each job, by seed (read from the job's saved config), with the job's folder."""
     by_seed = {}
     for results_file in sorted(sweep_dir.glob("*/results.json")):
         job_dir = results_file.parent
         seed = OmegaConf.load(job_dir / ".hydra" / "config.yaml").seed
-        by_seed[int(seed)] = json.loads(results_file.read_text())
+        by_seed[int(seed)] = {**json.loads(results_file.read_text()), "job_dir": str(job_dir)}
     return by_seed
 
 
+def hydra_quoted(key: str, value: str) -> str:
+    """``key="value"``: sweep job folders hold ``=`` and ``,``, which Hydra's override grammar splits on."""
+    return f'{key}="{value}"'
+
+
+def evaluate_held_out(job_dir: Path, checkpoint: str, episodes: int) -> dict:
+    """``rlrun mode=evaluate`` of one checkpoint on held-out episodes (its default), read back from eval.json."""
+    out_dir = job_dir / f"heldout_{Path(checkpoint).stem}"
+    command = [sys.executable, "-m", "rlrun", "mode=evaluate", hydra_quoted("checkpoint", str(job_dir / checkpoint)),
+               f"eval.episodes={episodes}", "device=cpu", hydra_quoted("hydra.run.dir", str(out_dir))]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    report = json.loads((out_dir / "eval.json").read_text())
+    return {"mean": report["mean"], "truncated_share": report["truncated_episodes"] / report["episodes"]}
+
+
+def add_held_out(by_seed: dict[int, dict], episodes: int, jobs: int) -> None:
+    """Each seed's ``heldout``: best.pt and the final policy (last.pt) on ``episodes`` held-out episodes."""
+    work = [(seed, name) for seed in by_seed for name in ("best", "last")]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        scores = pool.map(lambda item: evaluate_held_out(Path(by_seed[item[0]]["job_dir"]),
+                                                         f"checkpoints/{item[1]}.pt", episodes), work)
+        for (seed, name), score in zip(work, scores):
+            by_seed[seed].setdefault("heldout", {})[name] = score
+
+
 def table(by_seed: dict[int, dict], seeds: list[int], threshold: float) -> list[str]:
-    lines = [f"threshold {threshold:g}",
-             "| seed | steps to threshold | seconds to threshold | best eval | final eval |",
-             "|---|---|---|---|---|"]
-    solved = final_solved = 0
+    """Per seed: time to threshold, best and final periodic evaluation and, where measured, the held-out scores."""
+    held_out = any("heldout" in results for results in by_seed.values())
+    header = "| seed | steps to threshold | seconds to threshold | best eval | final eval |"
+    if held_out:
+        header += " best.pt, held-out | final policy, held-out | final, cut at the time limit |"
+    columns = header.count("|") - 1
+    lines = [f"threshold {threshold:g}", header, "|" + "---|" * columns]
+    solved = final_solved = held_out_solved = 0
     for seed in seeds:
         results = by_seed.get(seed)
         if results is None:
-            lines.append(f"| {seed} | (job failed: see its failure.json) | | | |")
+            lines.append(f"| {seed} | (job failed: see its failure.json) |" + " |" * (columns - 1))
             continue
         step, wall = first_reach(results, threshold)
         best, final = results["best_eval_return"], results["final_eval_return"]
         solved += step is not None
         final_solved += final >= threshold
         reach = ("-", "-") if step is None else (f"{step:,}", f"{wall:.0f}")
-        lines.append(f"| {seed} | {reach[0]} | {reach[1]} | {best:.1f} | {final:.1f} |")
-    lines.append(f"solved {solved}/{len(seeds)}, final {final_solved}/{len(seeds)}")
+        row = f"| {seed} | {reach[0]} | {reach[1]} | {best:.1f} | {final:.1f} |"
+        if held_out:
+            scores = results["heldout"]
+            held_out_solved += scores["last"]["mean"] >= threshold
+            row += (f" {scores['best']['mean']:.1f} | {scores['last']['mean']:.1f} |"
+                    f" {100 * scores['last']['truncated_share']:.0f}% |")
+        lines.append(row)
+    summary = f"solved {solved}/{len(seeds)}, final {final_solved}/{len(seeds)}"
+    if held_out:
+        summary += f", final policy held-out >= threshold {held_out_solved}/{len(seeds)}"
+    lines.append(summary)
     return lines
 
 
@@ -101,6 +147,8 @@ def main(argv: list[str]) -> int:
     sweep_dir = Path(args.sweep_dir or Path("outputs") / "learning" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
     run_sweep(overrides, seeds, args.jobs, sweep_dir)
     by_seed = collect(sweep_dir)
+    if args.heldout:
+        add_held_out(by_seed, args.heldout, args.jobs)
     threshold = args.threshold
     if threshold is None:
         thresholds = {results.get("solved_at_return") for results in by_seed.values()} - {None}

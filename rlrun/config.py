@@ -182,6 +182,9 @@ class EvalConfig:
     video_episodes: Optional[List[int]] = None  # episode indices (0-based) to record; null: the first and the best
     video_every: int = 0  # training: record one greedy episode every this many env steps (0: never)
     epsilon: float = 0.0  # evaluation acts at random with this probability (0: greedy; Atari presets: 0.05)
+    # mode=evaluate's episodes: heldout (seeds no periodic evaluation of any training seed plays) | periodic
+    # (the very episodes training's evaluations played, e.g. to reproduce the score that picked best.pt)
+    episode_seeds: str = "heldout"
     # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
     max_episode_steps: int = 10_000
 
@@ -391,6 +394,10 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
     epsilon = eval_epsilon(cfg)
     _check(0.0 <= epsilon <= 1.0, "eval.epsilon", epsilon,
            "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)")
+    episode_seeds = cfg.eval.get("episode_seeds", EvalConfig.episode_seeds)
+    _check(episode_seeds in ("heldout", "periodic"), "eval.episode_seeds", episode_seeds,
+           "heldout (mode=evaluate plays episodes no periodic evaluation played) or periodic (the episodes "
+           "training's evaluations played)")
     video_every = cfg.eval.get("video_every", 0)
     _check(video_every >= 0, "eval.video_every", video_every,
            "zero (no videos while training) or a positive number of env steps")

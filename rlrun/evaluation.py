@@ -28,13 +28,25 @@ from rlrun.runtime import seed_everything, select_device
 
 log = logging.getLogger(__name__)
 
-# Evaluation episodes use their own seeds, far from the training envs' (seed .. seed + num_envs - 1),
-# and the same seeds at every evaluation, so successive evaluations compare policies, not luck.
+# Evaluation episodes use their own seeds, far from the training envs' (seed .. seed + num_envs - 1).
+# Each training seed owns a block of 2 * EPISODE_SEEDS_PER_SET episode seeds: the first half for the periodic
+# evaluations during training (the same seeds at every evaluation, so successive evaluations compare policies,
+# not luck), the second half held out for mode=evaluate. Blocks of different training seeds never overlap, so
+# runs with seeds s and s+1 play different episodes, and a checkpoint chosen by the periodic evaluations is
+# scored by mode=evaluate on episodes that played no part in choosing it.
 EVAL_SEED_OFFSET = 1_000_000
+EPISODE_SEEDS_PER_SET = 1_000_000
+EPISODE_SEED_SETS = ("heldout", "periodic")
 
 
-def eval_seeds(seed: int, episodes: int) -> list[int]:
-    return [seed + EVAL_SEED_OFFSET + i for i in range(episodes)]
+def eval_seeds(seed: int, episodes: int, held_out: bool = False) -> list[int]:
+    """The env seeds of ``episodes`` evaluation episodes of training seed ``seed``: the periodic set
+    (training's evaluations) or the held-out set (``mode=evaluate``'s default)."""
+    if episodes > EPISODE_SEEDS_PER_SET:
+        raise ConfigError(f"eval.episodes={episodes} is not allowed: eval.episodes must be at most "
+                          f"{EPISODE_SEEDS_PER_SET:,} (each training seed owns that many episode seeds per set).")
+    first = EVAL_SEED_OFFSET + 2 * EPISODE_SEEDS_PER_SET * seed + (EPISODE_SEEDS_PER_SET if held_out else 0)
+    return list(range(first, first + episodes))
 
 
 def run_greedy_episodes(agent: Agent, env: gym.Env, seeds: list[int]) -> dict[str, list]:
@@ -219,7 +231,8 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         check_spaces(cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space),
                      run_cfg.env.id)
         agent.load_state_dict(state["agent"])
-    seeds = eval_seeds(run_cfg.seed, run_cfg.eval.episodes)
+    episode_seeds = cfg.eval.episode_seeds  # this command's choice, never the checkpoint's
+    seeds = eval_seeds(run_cfg.seed, run_cfg.eval.episodes, held_out=episode_seeds == "heldout")
     rivals = [load_rival(str(entry), run_cfg, env, device) for entry in cfg.eval.compare]  # fail before playing
     episodes = run_greedy_episodes(agent, env, seeds)
     threshold = reward_threshold(env)
@@ -235,6 +248,7 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
         "agent": run_cfg.agent.name,
         "episodes": len(seeds),
         "seed": run_cfg.seed,
+        "episode_seeds": episode_seeds,
         "seeds": seeds,
         **summarize(episodes["returns"]),
         "reward_threshold": threshold,

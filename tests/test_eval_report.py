@@ -28,7 +28,8 @@ def evaluate_checkpoint(checkpoint, run_dir, *overrides):
 def test_report_holds_per_episode_numbers_and_their_summary(checkpoint, tmp_path, capsys):
     report = evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=4", "seed=5")
     saved = json.loads((tmp_path / "eval.json").read_text())
-    assert saved["seed"] == 5 and saved["seeds"] == eval_seeds(5, 4)
+    assert saved["seed"] == 5 and saved["seeds"] == eval_seeds(5, 4, held_out=True)
+    assert saved["episode_seeds"] == "heldout"
     assert len(saved["returns"]) == len(saved["lengths"]) == 4
     ordered = sorted(saved["returns"])
     assert saved["median"] == pytest.approx((ordered[1] + ordered[2]) / 2)
@@ -40,6 +41,37 @@ def test_report_holds_per_episode_numbers_and_their_summary(checkpoint, tmp_path
     assert (width, height) == (800, 450)
     assert not (tmp_path / "compare.md").exists()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_evaluate_plays_held_out_episodes_no_periodic_evaluation_played(checkpoint, tmp_path, monkeypatch):
+    """best.pt was picked by the periodic evaluations: scoring it on their episodes again would be optimistic."""
+    trained_with_seed = 0  # TINY_RUN's seed: its periodic evaluations played eval_seeds(0, n)
+    periodic_seeds_played = []
+    real_run = evaluation.run_greedy_episodes
+
+    def spy(agent, env, seeds):
+        periodic_seeds_played.append(list(seeds))
+        return real_run(agent, env, seeds)
+
+    monkeypatch.setattr(evaluation, "run_greedy_episodes", spy)
+    report = evaluate_checkpoint(checkpoint, tmp_path, "eval.episodes=50")
+    held_out = set(periodic_seeds_played[0])
+    assert held_out == set(report["seeds"]) and len(held_out) == 50
+    # no periodic evaluation of this training seed, nor of any neighbouring one, plays these episodes
+    for training_seed in range(trained_with_seed, trained_with_seed + 20):
+        assert held_out.isdisjoint(eval_seeds(training_seed, 1000))
+    (tmp_path / "periodic").mkdir()
+    replay = evaluate_checkpoint(checkpoint, tmp_path / "periodic", "eval.episodes=5", "eval.episode_seeds=periodic")
+    assert replay["seeds"] == eval_seeds(trained_with_seed, 5) and replay["episode_seeds"] == "periodic"
+
+
+def test_episode_seed_blocks_of_neighbouring_training_seeds_do_not_overlap():
+    for seed in (0, 1, 7):
+        periodic, held_out = set(eval_seeds(seed, 1000)), set(eval_seeds(seed, 1000, held_out=True))
+        neighbour = set(eval_seeds(seed + 1, 1000)) | set(eval_seeds(seed + 1, 1000, held_out=True))
+        assert periodic.isdisjoint(held_out) and not (periodic | held_out) & neighbour
+    with pytest.raises(ConfigError, match="eval.episodes"):
+        eval_seeds(0, 1_000_001)
 
 
 def test_compare_plays_every_policy_on_the_same_episode_seeds(checkpoint, tmp_path, monkeypatch, capsys):

@@ -34,16 +34,38 @@ def test_table_counts_solved_and_final_per_seed():
     assert any(line.startswith("| 2 | (job failed") for line in lines)
 
 
+def test_table_shows_held_out_scores_and_the_share_cut_by_the_time_limit():
+    by_seed = {0: {**results([[5000, 480.0]], [4.0], 480.0),
+                   "heldout": {"best": {"mean": 470.0, "truncated_share": 0.0},
+                               "last": {"mean": 476.5, "truncated_share": 0.03}}}}
+    lines = learning.table(by_seed, [0], 475.0)
+    assert "| 0 | 5,000 | 4 | 480.0 | 480.0 | 470.0 | 476.5 | 3% |" in lines
+    assert lines[-1] == "solved 1/1, final 1/1, final policy held-out >= threshold 1/1"
+
+
 def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     code = learning.main(["--seeds", "2", "--first-seed", "3", "--jobs", "1", "--sweep-dir", str(sweep),
-                          "total_steps=400", "agent.learning_starts=100", "agent.batch_size=32", "eval.every=200",
-                          "eval.episodes=2", "save_every=400"])
+                          "--heldout", "3", "total_steps=400", "agent.learning_starts=100", "agent.batch_size=32",
+                          "eval.every=200", "eval.episodes=2", "save_every=400"])
     assert code == 0
     out = capsys.readouterr().out
     assert "| 3 |" in out and "| 4 |" in out and "solved " in out and "/2, final " in out
     steps = [json.loads(path.read_text())["steps"] for path in sweep.glob("*/results.json")]
     assert steps == [400, 400]  # one finished job per seed
+    # both checkpoints of each seed were re-evaluated on 3 held-out episodes, none a periodic evaluation played
+    reports = sorted(sweep.glob("*/heldout_*/eval.json"))
+    assert [path.parent.name for path in reports] == ["heldout_best", "heldout_last"] * 2
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert report["episodes"] == 3 and report["episode_seeds"] == "heldout"
+        assert not set(report["seeds"]) & set(learning_eval_seeds(report["seed"]))
+    assert "final policy held-out >= threshold" in out
+
+
+def learning_eval_seeds(seed):
+    from rlrun.evaluation import eval_seeds
+    return eval_seeds(seed, 1000)
 
 
 def test_rejects_a_seed_override():
