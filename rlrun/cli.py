@@ -74,7 +74,7 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
     if cfg.mode == "export":
         from rlrun.export import export_policy
 
-        return export_policy(cfg)
+        return export_policy(cfg, override_keys(cli_overrides))
     from rlrun.loop import train
 
     return train(cfg, run_dir, eval_listener)

@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import rlrun
-from rlrun.agents import build_agent
+from rlrun.agents import build_agent, exportable_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
 from rlrun.config import eval_epsilon
 from rlrun.envs import make_env
@@ -65,12 +65,24 @@ def export_paths(checkpoint: Path) -> dict[str, Path]:
             "sidecar": Path(f"{stem}.policy.json")}
 
 
-def export_policy(cfg: DictConfig) -> dict[str, Any]:
+# The keys mode=export reads from its command line; everything else comes from the checkpoint.
+EXPORT_KEYS = ("mode", "checkpoint", "export")
+
+
+def export_policy(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
     """Rebuild the checkpoint's agent on the CPU from its saved config, then write the chosen formats and the sidecar.
 
-    Only ``checkpoint`` and ``export.format`` are read from this command's config; env and agent come from the
-    checkpoint, as in ``mode=evaluate``.
+    Only ``checkpoint`` and ``export.format`` are read from this command's config: the policy is the one trained,
+    on the env it was trained on, so other keys given on the command line are refused rather than ignored.
     """
+    refused = [key for key in cli_override_keys if key.split(".")[0] not in EXPORT_KEYS]
+    if refused:
+        raise ConfigError(
+            f"mode=export takes checkpoint=PATH and export.format only, but {', '.join(refused)} "
+            f"{'was' if len(refused) == 1 else 'were'} given too: the exported policy is the checkpoint's, with the "
+            f"env, agent and architecture it was trained with, and it is exported on the CPU. Drop "
+            f"{'it' if len(refused) == 1 else 'them'}, or train a new run to change them."
+        )
     export_format = cfg.export.format
     if export_format in ("onnx", "both"):
         require_export_extra(export_format)
@@ -87,9 +99,9 @@ def export_policy(cfg: DictConfig) -> dict[str, Any]:
         if make_policy is None:
             raise ConfigError(
                 f"checkpoint={str(checkpoint)!r} holds agent={run_cfg.agent.name}, which has no policy to export: "
-                f"random and hand-written (heuristic) policies are Python code, not a network or a table. Export a "
-                f"checkpoint of a learning agent (dqn, reinforce, tabular_q, ...); a heuristic is used with "
-                f"mode=evaluate agent=heuristic."
+                f"random actions and hand-written (heuristic) rules are neither a network nor a table, so there is "
+                f"no graph to write. Export the checkpoint of an agent of family {', '.join(exportable_families())}; "
+                f"the fixed policies need no file (mode=evaluate agent={run_cfg.agent.name} plays them)."
             )
         policy = make_policy().eval()
         observations = example_observations(env.observation_space, policy.input_dtype, run_cfg.seed)
@@ -106,7 +118,10 @@ def export_policy(cfg: DictConfig) -> dict[str, Any]:
     sidecar["files"] = {name: path.name for name, path in written.items()}
     paths["sidecar"].write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n")
     written["sidecar"] = paths["sidecar"]
-    print("\n".join(f"wrote {path}" for path in written.values()))
+    lines = [f"wrote {path}" for path in written.values()]
+    lines += [f"left {path} as it was: it is from an earlier export, and {paths['sidecar'].name} no longer lists it"
+              for name, path in paths.items() if name not in written and path.exists()]
+    print("\n".join(lines))
     return {"checkpoint": str(checkpoint), "files": {name: str(path) for name, path in written.items()}}
 
 
@@ -121,14 +136,6 @@ def example_observations(space: gym.Space, dtype: torch.dtype, seed: int) -> tor
 
 
 # ----------------------------------------------------------------------------- writing and checking
-def write_torchscript(policy: torch.nn.Module, observations: torch.Tensor, path: Path) -> Path:
-    with torch.no_grad(), _quiet_exporters():  # torch 2.13 marks torch.jit deprecated (README, Export)
-        torch.jit.trace(policy, (observations,)).save(str(path))
-        loaded = torch.jit.load(str(path))
-    check_same_outputs(policy, observations, loaded, "TorchScript", path)
-    return path
-
-
 # Loggers of the ONNX exporter that talk at INFO/WARNING about its own passes (and about torchvision operators it
 # cannot register, which no rlrun policy uses): nothing a user can act on, so they are held back to errors.
 ONNX_EXPORTER_LOGGERS = ("torch.onnx", "onnx_ir", "onnxscript")
@@ -149,6 +156,14 @@ def _quiet_exporters() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+def write_torchscript(policy: torch.nn.Module, observations: torch.Tensor, path: Path) -> Path:
+    with torch.no_grad(), _quiet_exporters():  # torch 2.13 marks torch.jit deprecated (README, Export)
+        torch.jit.trace(policy, (observations,)).save(str(path))
+        loaded = torch.jit.load(str(path))
+    check_same_outputs(policy, observations, loaded, "TorchScript", path)
+    return path
 
 
 def write_onnx(policy: torch.nn.Module, observations: torch.Tensor, path: Path) -> Path:

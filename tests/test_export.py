@@ -266,6 +266,8 @@ BAD_CASES = [
      [r"export\.format='tflite'", r"torchscript, onnx, both"]),
     ("random agent", ["mode=export", "checkpoint={random_ckpt}"], [r"agent=random", r"no policy to export"]),
     ("heuristic agent", ["mode=export", "checkpoint={heuristic_ckpt}"], [r"agent=heuristic", r"no policy to export"]),
+    ("another env on the command line", ["mode=export", "checkpoint={ckpt}", "env=acrobot"],
+     [r"mode=export takes checkpoint=PATH and export\.format only, but env was given"]),
     ("missing export extra", ["mode=export", "checkpoint={ckpt}", "export.format=onnx"],
      [r"export\.format=onnx", r"onnx, onnxscript and onnxruntime are not installed", r"rlrun\[export\]"]),
 ]
