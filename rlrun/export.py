@@ -211,7 +211,7 @@ def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, 
         "rlrun_version": rlrun.__version__,
         "source_checkpoint": {
             "path": str(checkpoint.resolve()),
-            "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "sha256": sha256_of(checkpoint),
             **{key: payload.get("progress", {}).get(key) for key in ("step", "episode")},
         },
         "agent": OmegaConf.to_container(run_cfg.agent, resolve=True),
@@ -224,6 +224,15 @@ def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, 
         "usage": "action, *scores = policy(obs[None]); env.step(action[0]) -- a batch of observations in, one action "
                  "per row out; the graph does all the computing the agent did (see preprocessing).",
     }
+
+
+def sha256_of(path: Path) -> str:
+    """In 1 MiB chunks: a last.pt with its replay buffer can be gigabytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def gymnasium_spec(env: gym.Env) -> dict[str, Any] | None:
