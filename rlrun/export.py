@@ -221,8 +221,14 @@ def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, 
         "inputs": [tensor_description("obs", observations)],
         "outputs": [tensor_description(name, out) for name, out in zip(policy.output_names, outputs)],
         "preprocessing": preprocessing(policy, env, run_cfg),
-        "usage": "action, *scores = policy(obs[None]); env.step(action[0]) -- a batch of observations in, one action "
-                 "per row out; the graph does all the computing the agent did (see preprocessing).",
+        "usage": {
+            "torchscript": "policy = torch.jit.load(path); action, *scores = policy(torch.as_tensor(obs)[None]); "
+                           "env.step(action.numpy()[0])",
+            "onnx": "session = onnxruntime.InferenceSession(path); action, *scores = session.run(None, {'obs': "
+                    "np.asarray(obs, dtype=<inputs[0].dtype>)[None]}); env.step(action[0])",
+            "note": "a batch of observations in, one action per row out; the graph does all the computing the agent "
+                    "did (see preprocessing)",
+        },
     }
 
 
