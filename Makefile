@@ -1,5 +1,6 @@
 # `make run` and `make test` work on a fresh machine: they create .venv and install what they need
-# (once; later calls only check a stamp), the atari extra included (ale-py ships the ROMs, so Atari tests run offline). torch==2.13.0 is installed first, and only when torch is
+# (once; later calls only check a stamp), the atari extra included (ale-py ships the ROMs, so Atari tests run offline)
+# and the export extra (onnx, onnxscript, onnxruntime: mode=export's ONNX tests). torch==2.13.0 is installed first, and only when torch is
 # absent, so an existing CUDA build is kept; pyproject.toml itself asks only for torch>=2.4.
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,atari]"
+	$(BIN)/python -m pip install -q -e ".[dev,atari,export]"
 	touch $(STAMP)
 
 # extra arguments for the default run, e.g. make run ARGS="total_steps=2000 seed=3"

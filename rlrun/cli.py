@@ -1,4 +1,4 @@
-"""The ``rlrun`` command: Hydra composes the config, then one of the modes (train, evaluate, plot) runs.
+"""The ``rlrun`` command: Hydra composes the config, then one of the modes (train, evaluate, plot, export) runs.
 
 Thin on purpose: everything it calls can be used without Hydra (tests do).
 """
@@ -57,7 +57,7 @@ if not OmegaConf.has_resolver("rlrun_config_groups"):
 
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
         eval_listener: Callable[[int, float], bool] | None = None) -> dict:
-    """Validate, then train, evaluate or plot. Shared by the CLI and tests."""
+    """Validate, then train, evaluate, plot or export. Shared by the CLI and tests."""
     validate(cfg)
     if cfg.resume is not None:
         from rlrun.loop import resume
@@ -71,6 +71,10 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
         from rlrun.plots import plot
 
         return plot(cfg)
+    if cfg.mode == "export":
+        from rlrun.export import export_policy
+
+        return export_policy(cfg, override_keys(cli_overrides))
     from rlrun.loop import train
 
     return train(cfg, run_dir, eval_listener)

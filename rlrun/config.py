@@ -196,6 +196,12 @@ class PlotConfig:
 
 
 @dataclass
+class ExportConfig:
+    # mode=export: torchscript (needs only torch) | onnx | both (onnx needs the export extra: pip install "rlrun[export]")
+    format: str = "torchscript"
+
+
+@dataclass
 class TrainConfig:
     nan_policy: str = "stop"  # stop: end the run at a non-finite loss | skip: drop that batch and go on
 
@@ -209,8 +215,8 @@ class RunConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     seed: int = 0
     total_steps: int = 50_000  # env steps of training (summed over sub-environments)
-    mode: str = "train"  # train | evaluate | plot
-    checkpoint: Optional[str] = None  # checkpoint to load in evaluate mode
+    mode: str = "train"  # train | evaluate | plot | export
+    checkpoint: Optional[str] = None  # checkpoint to load in evaluate mode, or to export the policy of
     path: Optional[str] = None  # run or sweep directory to draw learning curves of in plot mode
     save_every: int = 10_000  # env steps between checkpoints/last.pt
     stop_at_return: Optional[float] = None  # stop early once greedy eval mean reaches this
@@ -220,6 +226,7 @@ class RunConfig:
     resume: Optional[str] = None  # a run directory to continue, with its saved config
     save_buffer: bool = True  # include the replay buffer in checkpoints/last.pt, for exact resume
     plot: PlotConfig = field(default_factory=PlotConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     tuned_settings: Optional[str] = None  # name of the conf/tuned/ file applied for this (env, agent) pair, if any
 
 
@@ -239,7 +246,8 @@ SCHEDULE_SCHEMAS = {
     "multiplicative": MultiplicativeScheduleConfig,
     "constant": ConstantScheduleConfig,
 }
-MODES = ("train", "evaluate", "plot")
+MODES = ("train", "evaluate", "plot", "export")
+EXPORT_FORMATS = ("torchscript", "onnx", "both")
 PLOT_AGGREGATES = ("mean", "iqm")
 DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
@@ -315,6 +323,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.mode == "plot":
         _validate_plot(cfg)
         return  # plotting reads event files only: no env, agent or device is built
+    if cfg.mode == "export":
+        _validate_export(cfg)
+        return  # env and agent come from the checkpoint's own config
     _check(cfg.env.num_envs > 0, "env.num_envs", cfg.env.num_envs, "a positive integer")
     if cfg.env.max_episode_steps is not None:
         _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
@@ -428,6 +439,17 @@ def _validate_plot(cfg: DictConfig) -> None:
     _check(cfg.plot.window > 0, "plot.window", cfg.plot.window, "a positive number of episodes")
     _check(cfg.plot.aggregate in PLOT_AGGREGATES, "plot.aggregate", cfg.plot.aggregate,
            f"one of {', '.join(PLOT_AGGREGATES)}")
+
+
+def _validate_export(cfg: DictConfig) -> None:
+    if cfg.checkpoint is None:
+        raise ConfigError(
+            "mode=export needs checkpoint=PATH: a checkpoint written by training, e.g. "
+            "checkpoint=outputs/2026-11-21/10-00-00/checkpoints/best.pt. The greedy policy is written beside it "
+            "(best.torchscript.pt and/or best.onnx, with best.policy.json); env and agent come from the checkpoint."
+        )
+    _check(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format,
+           f"one of {', '.join(EXPORT_FORMATS)} (onnx and both need the export extra: pip install \"rlrun[export]\")")
 
 
 def _validate_buffer(cfg: DictConfig) -> None:

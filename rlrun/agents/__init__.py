@@ -21,7 +21,7 @@ from rlrun.errors import ConfigError
 from rlrun.schedules import LinearSchedule, build_schedule
 
 __all__ = ["Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
-           "build_agent", "non_learning_families"]
+           "build_agent", "exportable_families", "non_learning_families"]
 
 AGENT_CLASSES: dict[str, type] = {
     "dqn": DQNAgent,
@@ -39,6 +39,11 @@ def agent_learns(algo: str) -> bool:
 
 def non_learning_families() -> list[str]:
     return [algo for algo in AGENT_CLASSES if not agent_learns(algo)]
+
+
+def exportable_families() -> list[str]:
+    """The families whose greedy policy ``mode=export`` can write: those with a ``greedy_policy()`` module."""
+    return [algo for algo, cls in AGENT_CLASSES.items() if hasattr(cls, "greedy_policy")]
 
 
 def _require_discrete_actions(cfg: DictConfig, action_space: gym.Space) -> None:

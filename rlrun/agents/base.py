@@ -22,6 +22,11 @@ class Agent(Protocol):
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
         """Best actions, for evaluation."""
 
+    # Optional, for mode=export (rlrun/export.py): families with a greedy policy that is a torch computation have
+    #   def greedy_policy(self) -> torch.nn.Module
+    # returning a CPU module, independent of the agent, that maps a batch of observations to (actions, scores...)
+    # exactly as act_greedy does; see rlrun/policies.py. Fixed policies (random, heuristic) have none.
+
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         """Take in the transitions just made (``next_obs`` is the true final obs when an episode ended)."""
 

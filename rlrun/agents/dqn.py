@@ -18,6 +18,7 @@ from rlrun.buffers import Batch, ReplayBuffer
 from rlrun.config import DQNConfig, target_update_interval
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import NumpyGreedyPolicy, QNetwork, is_image_shape
+from rlrun.policies import ArgmaxPolicy
 
 def multiples_in(after: int, until: int, every: int) -> range:
     """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
@@ -130,6 +131,11 @@ class DQNAgent:
         with torch.inference_mode():
             obs_t = torch.as_tensor(obs, device=self.device, dtype=dtype)
             return self.online(obs_t).argmax(dim=1).cpu().numpy()
+
+    def greedy_policy(self) -> ArgmaxPolicy:
+        """``act_greedy`` as a CPU module (a copy of the online net), for ``mode=export``: actions and Q-values."""
+        network = copy.deepcopy(self.online).cpu().eval().requires_grad_(False)
+        return ArgmaxPolicy(network, "q_values", float_input=self.network != "cnn")
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         self.buffer.observe(obs, actions, rewards, next_obs, terminated, truncated)

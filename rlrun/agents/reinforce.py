@@ -8,6 +8,7 @@ the loss computed in one batched forward pass over all the steps.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from torch.nn import functional as F
 
 from rlrun.config import ReinforceConfig
 from rlrun.networks import GaussianPolicyNetwork, mlp_with_head
+from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy
 
 # Chunks of the discounted-returns computation are kept short enough that gamma**length stays far from
 # float64 underflow (~1e-308), so dividing by the powers of gamma loses nothing.
@@ -288,6 +290,14 @@ class ReinforceAgent:
             return out.argmax(dim=1).cpu().numpy()
         means = out.cpu().numpy().reshape(len(obs), *self.action_shape)
         return np.clip(means, self.action_low, self.action_high)
+
+    def greedy_policy(self) -> ArgmaxPolicy | GaussianMeanPolicy:
+        """``act_greedy`` as a CPU module (a copy of the policy net), for ``mode=export``: the argmax action and the
+        logits (temperature applied), or the clipped Gaussian mean with the mean and std."""
+        network = copy.deepcopy(self.policy).cpu().eval().requires_grad_(False)
+        if self.discrete:  # the logits net takes flat observations, as self.observations() gives them
+            return ArgmaxPolicy(nn.Sequential(nn.Flatten(), network), "logits", temperature=self.cfg.temperature)
+        return GaussianMeanPolicy(network, self.action_low, self.action_high)
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         if not self.discrete and self.sampled_actions is not None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from rlrun.config import TabularQConfig
+from rlrun.policies import TableLookupPolicy
 
 
 class TabularQAgent:
@@ -50,6 +51,10 @@ class TabularQAgent:
 
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
         return self.q_table[np.asarray(obs, dtype=np.int64)].argmax(axis=1)
+
+    def greedy_policy(self) -> TableLookupPolicy:
+        """``act_greedy`` as a module holding a copy of the table, for ``mode=export``: actions and Q-values."""
+        return TableLookupPolicy(self.q_table)
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         self.pending = (np.asarray(obs, dtype=np.int64), np.asarray(actions, dtype=np.int64),
