@@ -240,6 +240,23 @@ def _time_limit(env: gym.Env):
 GRID_EPISODE_ATTRIBUTES = ("s", "lastaction", "fickle_step", "taxi_orientation")
 
 
+def _exactly_restorable() -> dict[type, str]:
+    """Env classes whose episode in progress is their ``state`` ("physical") or grid attributes ("grid").
+
+    An allow-list by exact class, because the attribute names prove nothing: CarRacing's ``state`` is its last
+    pixel frame (the car lives in a Box2D world), and a subclass may keep more. Each class listed here reads
+    nothing else in ``step()`` but its np_random (restored too), the time-limit counter and, for CartPole,
+    ``steps_beyond_terminated``. Every other env resumes with fresh episodes.
+    """
+    from gymnasium.envs.classic_control import (AcrobotEnv, CartPoleEnv, Continuous_MountainCarEnv, MountainCarEnv,
+                                                PendulumEnv)
+    from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
+
+    return {**dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv),
+                            "physical"),
+            **dict.fromkeys((FrozenLakeEnv, CliffWalkingEnv, TaxiEnv), "grid")}
+
+
 def _plain(value):
     """Ints, bools and None as Python values, loadable with ``weights_only=True``."""
     if value is None or isinstance(value, (bool, np.bool_)):
@@ -251,23 +268,27 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
 
     Classic-control envs keep their whole physical state in ``unwrapped.state``, the toy-text grid worlds
-    theirs in a few plain attributes; for those, that state, the time-limit counter and the env RNG make
-    a resumed episode identical to an uninterrupted one. Envs without such a state (Box2D, Atari) record
-    ``None``: a resume restores their RNG and starts fresh episodes.
+    theirs in a few plain attributes; for those (:func:`_exactly_restorable`), that state, the time-limit counter
+    and the env RNG make a resumed episode identical to an uninterrupted one. Every other env (Box2D, Atari,
+    MuJoCo) records ``None``: a resume restores its RNG and starts fresh episodes.
     """
     import torch
 
+    restorable = _exactly_restorable()
     sub_states = []
     for env in envs.unwrapped.envs:
         core = env.unwrapped
-        physical = getattr(core, "state", None)
+        kind = restorable.get(type(core))
+        physical = getattr(core, "state", None) if kind == "physical" else None
         grid = None
-        if physical is None and hasattr(core, "s"):
+        if kind == "grid":
             grid = {name: _plain(getattr(core, name)) for name in GRID_EPISODE_ATTRIBUTES if hasattr(core, name)}
         limit = _time_limit(env)
         sub_states.append({
             "rng": core.np_random.bit_generator.state,
-            "physical": None if physical is None else torch.as_tensor(np.asarray(physical, dtype=np.float64)),
+            # in its own dtype: Acrobot's state is float32 after a reset and float64 after a step, and the dtype
+            # changes the next step's rounding (a tuple, as MountainCar's, becomes float64: the same numbers)
+            "physical": None if physical is None else torch.as_tensor(np.array(physical)),
             "grid": grid,
             "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
             "elapsed_steps": None if limit is None else limit._elapsed_steps,
@@ -283,13 +304,15 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
 def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
     """Put captured state back into freshly reset envs; False when some episode could not be continued."""
     exact = True
+    restorable = _exactly_restorable()
     for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
         core = env.unwrapped
         core.np_random.bit_generator.state = sub["rng"]
+        if type(core) not in restorable:  # e.g. a checkpoint from before the allow-list saved CarRacing's frame
+            exact = False
+            continue
         if sub["physical"] is not None:
-            physical = sub["physical"].numpy()
-            core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
-                else tuple(physical.tolist())
+            core.state = sub["physical"].numpy().copy()
         elif sub.get("grid") is not None:
             for name, value in sub["grid"].items():
                 setattr(core, name, value)
