@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from rlrun.errors import ConfigError
 
@@ -185,8 +185,9 @@ class EvalConfig:
     # mode=evaluate's episodes: heldout (seeds no periodic evaluation of any training seed plays) | periodic
     # (the very episodes training's evaluations played, e.g. to reproduce the score that picked best.pt)
     episode_seeds: str = "heldout"
-    # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated)
-    max_episode_steps: int = 10_000
+    # step cap of evaluation and video episodes on envs without a time limit of their own (counted as truncated);
+    # null: 108000 // frame_skip agent steps on ALE games (the 108,000-frame episode), else 10,000
+    max_episode_steps: Optional[int] = None
 
 
 @dataclass
@@ -419,9 +420,40 @@ def _validate_eval_outputs(cfg: DictConfig) -> None:
                f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
 
 
+# Evaluation episodes of envs without a time limit of their own stop here (eval.max_episode_steps=null).
+EVAL_STEP_CAP = 10_000
+# An ALE episode is at most 108,000 emulator frames, 30 minutes of play: ALE v5's max_num_frames_per_episode,
+# which ends training and evaluation episodes in the emulator itself.
+ALE_EPISODE_FRAMES = 108_000
+
+
 def eval_step_cap(cfg: DictConfig) -> int:
-    """``eval.max_episode_steps``, or its default for configs saved before the key existed."""
-    return cfg.eval.get("max_episode_steps", EvalConfig.max_episode_steps)
+    """``eval.max_episode_steps``; when null (or absent, in configs saved before the key existed) the ALE
+    protocol's ``108000 // frame_skip`` agent steps for ALE games, so evaluation ends where training does, and
+    ``EVAL_STEP_CAP`` for other envs."""
+    cap = cfg.eval.get("max_episode_steps")
+    if cap is not None:
+        return cap
+    frame_skip = _ale_frame_skip(cfg.env)
+    return EVAL_STEP_CAP if frame_skip is None else ALE_EPISODE_FRAMES // frame_skip
+
+
+def _ale_frame_skip(env: DictConfig) -> int | None:
+    """Emulator frames per agent step of an ALE game, None for other envs (or a frame skip validation refuses).
+
+    The Atari preset skips ``env.frame_skip`` frames; a raw ``ALE/...`` id lets the emulator skip (v5: 4). For a
+    random skip ``(low, high)`` it is ``low``: the most agent steps 108,000 frames can take, so the emulator's
+    own cap ends the episode.
+    """
+    if env.get("preprocessing") == "atari":
+        skip = env.frame_skip
+    elif str(env.get("id")).startswith("ALE/"):
+        skip = (env.get("kwargs") or {}).get("frameskip", 4)
+    else:
+        return None
+    if isinstance(skip, (list, tuple, ListConfig)) and len(skip) > 0:
+        skip = min(skip)
+    return skip if isinstance(skip, int) and skip > 0 else None
 
 
 def eval_epsilon(cfg: DictConfig) -> float:

@@ -52,7 +52,9 @@ def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = F
     evaluation env take a random action instead of the agent's with that probability.
     """
     kwargs = OmegaConf.to_container(cfg.kwargs, resolve=True) if cfg.kwargs else {}
-    if cfg.max_episode_steps is not None:
+    # The Atari preset applies env.max_episode_steps in agent steps (atari_wrappers): gymnasium.make's TimeLimit
+    # would sit on the unskipping emulator and count frames.
+    if cfg.max_episode_steps is not None and cfg.get("preprocessing") != "atari":
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -113,17 +115,62 @@ class RandomActionsWithProbability(gym.Wrapper):
 def atari_wrappers(env: gym.Env, cfg: DictConfig, training: bool) -> gym.Env:
     """Gymnasium's own AtariPreprocessing (no-op starts, frame skip, grayscale, resize) and frame stacking.
 
-    FrameStackObservation pads the first observations of an episode with copies of the reset frame
-    (``padding_type="reset"``), so a stack never holds frames of a previous episode.
+    FrameStackObservation pads the first observations of a game with copies of the reset frame
+    (``padding_type="reset"``), so a stack never holds frames of a previous game. A game ends at game over or
+    at the emulator's cap of 108,000 frames (ALE v5's ``max_num_frames_per_episode``), in training and
+    evaluation alike; ``env.max_episode_steps`` cuts it earlier, counted in agent steps.
     """
     from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
 
+    # terminal_on_life_loss=False here: AtariPreprocessing's own would reset the whole game after every lost life
     env = AtariPreprocessing(env, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.screen_size,
-                             terminal_on_life_loss=cfg.terminal_on_life_loss and training, grayscale_obs=True)
+                             terminal_on_life_loss=False, grayscale_obs=True)
     env = FrameStackObservation(env, cfg.frame_stack, padding_type="reset")
+    if cfg.max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps=cfg.max_episode_steps)
+    if training and cfg.terminal_on_life_loss:
+        env = LifeLossTerminal(env)
     if training and cfg.clip_rewards:
         env = ClipReward(env, -1.0, 1.0)
     return env
+
+
+class LifeLossTerminal(gym.Wrapper):
+    """``env.terminal_on_life_loss``: a lost life ends the agent's episode, not the game (the DQN paper's
+    convention, Stable-Baselines3's ``EpisodicLifeEnv``).
+
+    The step that loses a life returns ``terminated=True``, so the TD target (and an n-step return) does not
+    bootstrap across it, and ``info["life_lost"]``, so the vector env keeps counting the game's return and
+    length. The ``reset()`` right after such a step continues the game: it returns that step's observation
+    again, the frame stack going on as the screen does, with no hidden step and no no-op start. Any other
+    reset (after game over or a truncation, with a seed, or mid-life) resets the game itself.
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.lives = 0
+        self.continues = False  # the last step lost a life and the game goes on
+        self.last_obs = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if self.continues and seed is None and options is None:
+            self.continues = False
+            return self.last_obs, {"lives": self.lives}
+        self.continues = False
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        lives = self.env.unwrapped.ale.lives()
+        life_lost = lives < self.lives and not (terminated or truncated)
+        self.lives = lives
+        self.continues = life_lost
+        if life_lost:
+            self.last_obs = obs
+            info = {**info, "life_lost": True}
+        return obs, reward, terminated or life_lost, truncated, info
 
 
 def make_eval_env(cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None,
@@ -166,6 +213,10 @@ class SameStepVectorEnv(gym.vector.VectorEnv):
     autoreset, and the same info keys the loop reads: ``final_obs``/``_final_obs`` and ``episode`` (``r``,
     ``l``)/``_episode``. It skips the merging of the sub-envs' own infos and the per-step wrapper layers,
     which cost more than a CartPole step (tests/test_envs.py checks it against Gymnasium's pair).
+
+    One difference: a termination with ``info["life_lost"]`` (:class:`LifeLossTerminal`) ends the agent's
+    episode (``final_obs``, then the reset that continues the game) but not the statistics: ``episode``
+    reports whole games.
     """
 
     def __init__(self, env_fns):
@@ -205,20 +256,23 @@ class SameStepVectorEnv(gym.vector.VectorEnv):
         truncated = np.empty(n, dtype=bool)
         infos: dict = {}
         for i, env in enumerate(self.envs):
-            observations[i], rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
+            observations[i], rewards[i], terminated[i], truncated[i], info = env.step(actions[i])
             self.episode_returns[i] += rewards[i]
             self.episode_lengths[i] += 1
             if terminated[i] or truncated[i]:
                 if not infos:
-                    infos = {"final_obs": np.zeros_like(observations), "_final_obs": np.zeros(n, dtype=bool),
-                             "episode": {"r": np.zeros(n), "l": np.zeros(n, dtype=np.int64)},
-                             "_episode": np.zeros(n, dtype=bool)}
+                    infos = {"final_obs": np.zeros_like(observations), "_final_obs": np.zeros(n, dtype=bool)}
                 infos["final_obs"][i] = observations[i]
-                infos["episode"]["r"][i] = self.episode_returns[i]
-                infos["episode"]["l"][i] = self.episode_lengths[i]
-                infos["_final_obs"][i] = infos["_episode"][i] = True
-                self.episode_returns[i] = 0.0
-                self.episode_lengths[i] = 0
+                infos["_final_obs"][i] = True
+                if not info.get("life_lost", False):
+                    if "episode" not in infos:
+                        infos["episode"] = {"r": np.zeros(n), "l": np.zeros(n, dtype=np.int64)}
+                        infos["_episode"] = np.zeros(n, dtype=bool)
+                    infos["episode"]["r"][i] = self.episode_returns[i]
+                    infos["episode"]["l"][i] = self.episode_lengths[i]
+                    infos["_episode"][i] = True
+                    self.episode_returns[i] = 0.0
+                    self.episode_lengths[i] = 0
                 observations[i], _ = env.reset()
         return observations, rewards, terminated, truncated, infos
 
@@ -240,6 +294,23 @@ def _time_limit(env: gym.Env):
 GRID_EPISODE_ATTRIBUTES = ("s", "lastaction", "fickle_step", "taxi_orientation")
 
 
+def _exactly_restorable() -> dict[type, str]:
+    """Env classes whose episode in progress is their ``state`` ("physical") or grid attributes ("grid").
+
+    An allow-list by exact class, because the attribute names prove nothing: CarRacing's ``state`` is its last
+    pixel frame (the car lives in a Box2D world), and a subclass may keep more. Each class listed here reads
+    nothing else in ``step()`` but its np_random (restored too), the time-limit counter and, for CartPole,
+    ``steps_beyond_terminated``. Every other env resumes with fresh episodes.
+    """
+    from gymnasium.envs.classic_control import (AcrobotEnv, CartPoleEnv, Continuous_MountainCarEnv, MountainCarEnv,
+                                                PendulumEnv)
+    from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
+
+    return {**dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv),
+                            "physical"),
+            **dict.fromkeys((FrozenLakeEnv, CliffWalkingEnv, TaxiEnv), "grid")}
+
+
 def _plain(value):
     """Ints, bools and None as Python values, loadable with ``weights_only=True``."""
     if value is None or isinstance(value, (bool, np.bool_)):
@@ -251,23 +322,27 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
 
     Classic-control envs keep their whole physical state in ``unwrapped.state``, the toy-text grid worlds
-    theirs in a few plain attributes; for those, that state, the time-limit counter and the env RNG make
-    a resumed episode identical to an uninterrupted one. Envs without such a state (Box2D, Atari) record
-    ``None``: a resume restores their RNG and starts fresh episodes.
+    theirs in a few plain attributes; for those (:func:`_exactly_restorable`), that state, the time-limit counter
+    and the env RNG make a resumed episode identical to an uninterrupted one. Every other env (Box2D, Atari,
+    MuJoCo) records ``None``: a resume restores its RNG and starts fresh episodes.
     """
     import torch
 
+    restorable = _exactly_restorable()
     sub_states = []
     for env in envs.unwrapped.envs:
         core = env.unwrapped
-        physical = getattr(core, "state", None)
+        kind = restorable.get(type(core))
+        physical = getattr(core, "state", None) if kind == "physical" else None
         grid = None
-        if physical is None and hasattr(core, "s"):
+        if kind == "grid":
             grid = {name: _plain(getattr(core, name)) for name in GRID_EPISODE_ATTRIBUTES if hasattr(core, name)}
         limit = _time_limit(env)
         sub_states.append({
             "rng": core.np_random.bit_generator.state,
-            "physical": None if physical is None else torch.as_tensor(np.asarray(physical, dtype=np.float64)),
+            # in its own dtype: Acrobot's state is float32 after a reset and float64 after a step, and the dtype
+            # changes the next step's rounding (a tuple, as MountainCar's, becomes float64: the same numbers)
+            "physical": None if physical is None else torch.as_tensor(np.array(physical)),
             "grid": grid,
             "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
             "elapsed_steps": None if limit is None else limit._elapsed_steps,
@@ -283,13 +358,15 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
 def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
     """Put captured state back into freshly reset envs; False when some episode could not be continued."""
     exact = True
+    restorable = _exactly_restorable()
     for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
         core = env.unwrapped
         core.np_random.bit_generator.state = sub["rng"]
+        if type(core) not in restorable:  # e.g. a checkpoint from before the allow-list saved CarRacing's frame
+            exact = False
+            continue
         if sub["physical"] is not None:
-            physical = sub["physical"].numpy()
-            core.state = physical.astype(np.asarray(core.state).dtype) if isinstance(core.state, np.ndarray) \
-                else tuple(physical.tolist())
+            core.state = sub["physical"].numpy().copy()
         elif sub.get("grid") is not None:
             for name, value in sub["grid"].items():
                 setattr(core, name, value)

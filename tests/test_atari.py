@@ -199,3 +199,105 @@ def test_breakout_evaluate_mode_with_video_and_compare(tmp_path, breakout_run):
         frame = reader.get_data(0)
     assert frame.shape[2] == 3 and frame.shape[:2] == (210, 160)  # the colour screen, not the 84 x 84 input
     assert not np.allclose(frame[..., 0], frame[..., 1])  # colour
+
+
+# ----------------------------------------------------------------------------- lives and episode caps
+@needs_atari
+def test_a_lost_life_ends_the_agents_episode_but_the_game_goes_on():
+    """env.terminal_on_life_loss: terminated at every lost life (5 per Breakout game), one game per `episode`."""
+    cfg = load_config(["env=breakout", "env.terminal_on_life_loss=true"])
+    envs = make_vector_env(cfg.env)
+    obs, _ = envs.reset(seed=0)
+    ale = envs.envs[0].unwrapped.ale
+    actions = np.random.default_rng(0).integers(0, 4, (1500, 1))
+    lives_seen, games, terminations, life_steps, steps_in_game = set(), [], 0, [], 0
+    for action in actions:
+        frame_before = ale.getEpisodeFrameNumber()
+        next_obs, _, terminated, truncated, infos = envs.step(action)
+        lives_seen.add(ale.lives())
+        steps_in_game += 1
+        if terminated[0]:
+            terminations += 1
+            life_steps.append(steps_in_game)
+        if "_episode" in infos and infos["_episode"][0]:  # a whole game
+            games.append((int(infos["episode"]["l"][0]), terminations))
+            steps_in_game, terminations = 0, 0
+        elif terminated[0]:  # a lost life: the same game, the same screen, the frame stack going on
+            assert infos["_final_obs"][0]
+            np.testing.assert_array_equal(next_obs[0], infos["final_obs"][0])
+            assert ale.getEpisodeFrameNumber() > frame_before and ale.lives() >= 1
+        assert not truncated[0]
+    assert {5, 4, 3, 2, 1} <= lives_seen
+    assert len(games) >= 3
+    for length, lives_lost in games:
+        assert lives_lost == 5  # every life's end was terminal for the agent, the game's too
+        assert length > 5 * 20  # the game's length, not one life's
+    envs.close()
+
+
+@needs_atari
+def test_training_episode_statistics_count_whole_games(tmp_path):
+    from rlrun.loop import Trainer
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("env=breakout", "env.terminal_on_life_loss=true", "agent=random", "total_steps=1000",
+                      "eval.every=100000", "eval.episodes=1", "device=cpu", "seed=1")
+    trainer = Trainer(cfg, tmp_path)
+    step, terminations = trainer.envs.step, []
+
+    def counting_step(actions):
+        out = step(actions)
+        terminations.append(bool(out[2][0]))
+        return out
+
+    trainer.envs.step = counting_step
+    result = trainer.run()
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    lengths = [int(e.value) for e in events.Scalars("charts/episodic_length")]
+    game_ends = np.flatnonzero(terminations)[4::5] + 1  # every fifth lost life is a game over, at these steps
+    assert len(game_ends) >= 2
+    assert result["episodes"] == len(lengths) == len(game_ends)
+    assert lengths == np.diff(game_ends, prepend=0).tolist()
+
+
+def test_atari_evaluation_is_capped_where_the_ale_caps_an_episode():
+    from rlrun.config import ALE_EPISODE_FRAMES, eval_step_cap
+
+    assert ALE_EPISODE_FRAMES == 108_000
+    assert eval_step_cap(load_config(["env=breakout"])) == 27_000  # 108,000 frames at 4 per agent step
+    assert eval_step_cap(load_config(["env=pong", "env.frame_skip=5"])) == 21_600
+    assert eval_step_cap(load_config(["env=gym", "env.id=ALE/Pong-v5"])) == 27_000  # the emulator skips 4
+    assert eval_step_cap(load_config(["env=gym", "env.id=ALE/Pong-v5", "+env.kwargs.frameskip=2"])) == 54_000
+    assert eval_step_cap(load_config(["env=breakout", "eval.max_episode_steps=500"])) == 500  # set: it wins
+    assert eval_step_cap(load_config(["env=cartpole"])) == 10_000  # other envs: as before
+
+
+@needs_atari
+def test_atari_training_and_evaluation_episodes_end_at_the_same_108000_frames():
+    from rlrun.config import ALE_EPISODE_FRAMES, eval_step_cap
+    from rlrun.envs import episode_step_limit, make_eval_env
+
+    cfg = load_config(["env=breakout"])
+    training = make_env(cfg.env, training=True)
+    evaluation = make_eval_env(cfg.env, eval_step_cap(cfg))
+    for env in (training, evaluation):  # the emulator's own cap, in frames, in both
+        assert env.unwrapped.ale.getInt("max_num_frames_per_episode") == ALE_EPISODE_FRAMES
+    assert episode_step_limit(evaluation) * cfg.env.frame_skip == ALE_EPISODE_FRAMES  # not 10,000 agent steps
+    training.close()
+    evaluation.close()
+
+
+@needs_atari
+def test_atari_max_episode_steps_counts_agent_steps_not_emulator_frames():
+    cfg = load_config(["env=breakout", "env.max_episode_steps=40", "env.repeat_action_probability=0.0"])
+    env = make_env(cfg.env, training=True)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for length in range(1, 41):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
+        if terminated or truncated:
+            break
+    assert (length, truncated) == (40, True)  # a random Breakout game lasts far longer than 40 agent steps
+    env.close()

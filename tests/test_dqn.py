@@ -236,3 +236,22 @@ def test_soft_default_moves_the_target_most_of_the_way_within_a_run():
     assert 1 - (1 - cfg.tau) ** updates_in_50k > 0.999
     assert target_update_interval(DQNConfig(target_update="hard")) == 500
     assert target_update_interval(DQNConfig(target_update="soft", target_update_every=7)) == 7
+
+
+# ----------------------------------------------------------------------------- image layout
+@pytest.mark.parametrize("overrides,instead", [
+    (["env=gym", "env.id=CarRacing-v3", "+env.kwargs.continuous=false"], r"\(96, 96, 3\).*vector observations"),
+    (["env=gym", "env.id=ALE/Breakout-v5"], r"\(210, 160, 3\).*env=atari env\.id=ALE/Breakout-v5"),
+], ids=["car_racing", "raw_ale"])
+def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_training(tmp_path, overrides,
+                                                                                         instead):
+    from rlrun.errors import ConfigError
+    from rlrun.loop import Trainer
+    from tests.conftest import compose_cfg
+
+    pytest.importorskip("ale_py" if "ALE" in overrides[1] else "Box2D")
+    with pytest.raises(ConfigError, match=r"(?s)env\.id=\S+ gives images of shape " + instead) as error:
+        Trainer(compose_cfg(*overrides, "device=cpu"), tmp_path)
+    assert "(height, width, channels)" in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained
+

@@ -62,6 +62,28 @@ def _require_box_observations(cfg: DictConfig, obs_space: gym.Space) -> None:
         )
 
 
+def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
+    """Refuse images in Gymnasium's own (H, W, C) layout (CarRacing, a raw ``ALE/...`` id): DQN reads a 3-D
+    observation as a (C, H, W) frame stack, and the CNN would end in a torch kernel-size error.
+
+    Refused rather than transposed: a transpose alone would train on full-size colour screens, without the
+    grayscale, resizing and frame stacking the Atari preset gives, at two such screens per stored transition.
+    """
+    shape = tuple(obs_space.shape)
+    channels_last = len(shape) == 3 and shape[2] <= 4 < min(shape[0], shape[1])
+    if not channels_last or cfg.env.get("preprocessing") == "atari":
+        return
+    instead = (f"For an Atari game use the Atari preset, which gives 84 x 84 grayscale frame stacks: env=atari "
+               f"env.id={cfg.env.id} (or env=breakout, env=pong)." if str(cfg.env.id).startswith("ALE/") else
+               "rlrun has no such conversion for other image envs: use an env with vector observations (e.g. "
+               "env=lunarlander), or one registered to return (channels, height, width) images.")
+    raise ConfigError(
+        f"env.id={cfg.env.id} gives images of shape {shape}, Gymnasium's (height, width, channels) layout, but "
+        f"agent={cfg.agent.name} takes 3-D observations as (channels, height, width) frame stacks, for its CNN "
+        f"and its frame-by-frame replay buffer. {instead}"
+    )
+
+
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
     """The agent for ``cfg.agent.algo``, checked against the env's spaces before anything trains."""
     algo = cfg.agent.algo
@@ -79,6 +101,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
     if algo == "dqn":
         _require_discrete_actions(cfg, action_space)
         _require_box_observations(cfg, obs_space)
+        _require_channels_first(cfg, obs_space)
         buffer = build_buffer(
             cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, cfg.seed, cfg.total_steps,
             cfg.agent.gamma, cfg.env.num_envs,
