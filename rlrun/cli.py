@@ -84,7 +84,9 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
 def main(cfg: DictConfig) -> float | dict | None:
     """A single run returns its best eval return; a multirun job returns its results dict (or failure record)."""
     hydra_cfg = HydraConfig.get()
-    run_dir, overrides = Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task)
+    # unresolved: an override such as seed=${seed} is a string here, to be refused by validate(), not resolved
+    overrides = [str(item) for item in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from rlrun.sweeps.job import run_sweep_job
         from rlrun.sweeps.optuna_study import trial_listener

@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import MissingConfigException
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from rlrun.errors import ConfigError
 
@@ -306,6 +307,18 @@ def validate(cfg: DictConfig) -> None:
 
     Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training.
     """
+    try:
+        _validate(cfg)
+    except InterpolationResolutionError as error:  # e.g. seed=${seed}: reading any key that refers to it fails
+        key = getattr(error, "full_key", None) or "a key"
+        raise ConfigError(
+            f"{key} cannot be resolved: {str(error).splitlines()[0]}. An ${{...}} value must name "
+            f"another key that resolves without referring back to itself, e.g. total_steps=100000, not "
+            f"seed=${{seed}}."
+        ) from None
+
+
+def _validate(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(

@@ -109,3 +109,13 @@ def test_fuzzed_overrides_give_a_valid_config_or_a_clear_config_error(pairs):
         assert str(error).strip()
         return
     assert cfg.total_steps > 0 and cfg.agent.name and cfg.env.id  # a config that passed is usable
+
+
+@pytest.mark.parametrize("override, key", [("seed=${seed}", "seed"), ("total_steps=${nothere}", "total_steps")])
+def test_an_interpolation_that_cannot_resolve_is_one_paragraph_naming_the_key(override, key, tmp_path):
+    """Found by the fuzz: a self-referring ${...} ended in OmegaConf's traceback before any rlrun check ran."""
+    result = run_cli(override, *(["total_steps=10"] if key != "total_steps" else []), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "Set the environment variable" not in result.stderr
+    assert f"rlrun: error: {key} cannot be resolved" in result.stderr
+
