@@ -10,12 +10,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import optuna
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from rlrun.hparams import HPARAM_KEYS, relevant_hparams, sweep_hparam_columns
 from rlrun.sweeps.layout import SweepLayout, folder_naming, shared_overrides, varying_keys
+from rlrun.sweeps.optuna_search import configs_to_inspect
 from tests.conftest import compose_cfg, run_cli
 from tests.test_sweeps import TINY_SWEEP, job_dirs
 
@@ -52,6 +54,13 @@ def test_a_sweep_s_columns_are_its_swept_keys_then_what_its_families_have():
     assert "buffer" not in relevant_hparams(reinforce) and "baseline" in relevant_hparams(reinforce)
     mixed = sweep_hparam_columns(["agent"], [dqn, reinforce])
     assert {"batch_size", "baseline"} <= set(mixed) and list(HPARAM_KEYS)[0] == mixed[0] == "agent"
+
+
+def test_an_optuna_study_takes_its_columns_from_each_agent_it_may_pick():
+    space = {"agent": optuna.distributions.CategoricalDistribution(["dqn", "reinforce"]),
+             "agent.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
+    assert configs_to_inspect(space, ["total_steps=300"]) == [["total_steps=300", "agent=dqn"],
+                                                               ["total_steps=300", "agent=reinforce"]]
 
 
 # ----------------------------------------------------------------------------- TensorBoard, over its HTTP API

@@ -91,10 +91,19 @@ def configs_to_inspect(jobs: Sequence[Sequence[str]]) -> list[list[str]]:
 
 def plan_sweep(sweep_dir: Path, varying: list[str], every_job: list[str], inspected: Sequence[Sequence[str]],
                compose: Callable[[list[str]], DictConfig]) -> SweepLayout:
-    """Settle the sweep's layout from the configs of ``inspected`` jobs (composed by ``compose``) and save it."""
+    """Settle the sweep's layout from the configs of ``inspected`` jobs (composed by ``compose``) and save it.
+
+    A job whose config does not compose is left out here: launching it reports the error, as without a layout.
+    """
     from rlrun.hparams import hparam_column, sweep_hparam_columns
 
-    columns = sweep_hparam_columns(varying, [compose(list(job)) for job in inspected])
+    configs = []
+    for job in inspected:
+        try:
+            configs.append(compose(list(job)))
+        except Exception:  # noqa: BLE001 - Hydra's composition errors have no common base class
+            continue
+    columns = sweep_hparam_columns(varying, configs)
     layout = SweepLayout(varying, every_job, columns, list(dict.fromkeys(hparam_column(key) for key in varying)))
     layout.save(sweep_dir)
     return layout

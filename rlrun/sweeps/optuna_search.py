@@ -82,7 +82,8 @@ def configs_to_inspect(space: dict[str, optuna.distributions.BaseDistribution], 
                        limit: int = 16) -> List[List[str]]:
     """Jobs whose configs cover the key sets a trial can have (for the HParams columns): one per combination of
     the categorical dimensions with names as choices (config groups: agent=dqn,reinforce), the others at defaults."""
-    named = [[studies.override_for(key, choice) for choice in distribution.choices] for key, distribution in space.items()
+    named = [[studies.override_for(key, choice) for choice in distribution.choices]
+             for key, distribution in space.items()
              if isinstance(distribution, optuna.distributions.CategoricalDistribution)
              and all(isinstance(choice, str) for choice in distribution.choices)]
     return [fixed + list(choices) for choices in itertools.islice(itertools.product(*named), limit)]

@@ -1,4 +1,4 @@
-"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and its resolvers.
+"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its sweepers, and its resolvers.
 
 ``joblib``, ``submitit_local`` and ``submitit_slurm`` are re-registered in Hydra's ConfigStore under their own
 names with rlrun's defaults, built from the plugins' typed schemas (so a misspelt launcher key still fails at
@@ -7,9 +7,10 @@ ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matc
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
 rlrun's sweepers (hydra_plugins/rlrun_basic_sweeper/, registered as ``basic``, Hydra's default, and
-hydra_plugins/rlrun_optuna_sweeper/: both name job folders by what varies, rlrun/sweeps/layout.py) and submitit launchers (hydra_plugins/rlrun_submitit_launcher/:
-a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists
-``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
+hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and submitit
+launchers (hydra_plugins/rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered
+explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an
+editable install (pip install -e).
 """
 
 from __future__ import annotations
