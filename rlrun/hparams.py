@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import target_update_interval
 
-# The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
-# Keys an agent lacks get NaN (numbers) or "-" (names).
+# Every key a run can log, in reading order. A single run logs them all, so TensorBoard's HParams tab lines up runs
+# of different agents; keys an agent lacks get NaN (numbers) or "-" (names).
 HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "agent": ("agent.name", "-"),
     "env": ("env.id", "-"),

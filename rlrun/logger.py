@@ -7,11 +7,12 @@ from typing import Any, Mapping
 
 import imageio.v3 as iio
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 from rlrun.hparams import HPARAM_METRICS, flat_hparams
+
 
 def hparams_summaries(values: Mapping[str, Any], swept: list[str]) -> list[Summary]:
     """The HParams plugin's experiment, session-start and session-end summaries for one run.

@@ -30,8 +30,8 @@ from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, mak
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
-from rlrun.sweeps.layout import SweepLayout
 from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
+from rlrun.sweeps.layout import SweepLayout
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
