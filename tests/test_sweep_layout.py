@@ -43,6 +43,14 @@ def test_a_job_folder_leaves_the_shared_keys_to_hydra_s_exclude_keys():
     assert folder_naming(["seed=3"], []) == ["seed=3"], "a one-job sweep names all its overrides"
 
 
+def test_a_sweep_layout_is_read_back_and_a_foreign_sweep_yaml_is_ignored(tmp_path):
+    layout = SweepLayout(["agent", "seed"], ["total_steps=300"], ["agent", "seed", "lr"], ["agent", "seed"])
+    layout.save(tmp_path)
+    assert SweepLayout.load(tmp_path) == layout
+    (tmp_path / "sweep.yaml").write_text("name: not a layout\n")
+    assert SweepLayout.load(tmp_path) is None and SweepLayout.load(tmp_path / "nowhere") is None
+
+
 # ----------------------------------------------------------------------------- HParams columns
 def test_a_sweep_s_columns_are_its_swept_keys_then_what_its_families_have():
     dqn, reinforce = compose_cfg("agent=dqn"), compose_cfg("agent=reinforce")

@@ -14,11 +14,14 @@ every job; rlrun's Optuna sweeper: the search space), so it settles here, once p
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.yaml"
 SEED_KEYS = ("seed",)  # never changes which keys a config has: one composition covers every seed
@@ -38,12 +41,19 @@ class SweepLayout:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> Optional["SweepLayout"]:
-        """The layout a sweeper saved in ``sweep_dir``, or None (not a sweep, or one from before sweep.yaml)."""
+        """The layout a sweeper saved in ``sweep_dir``, or None (not a sweep, or one from before sweep.yaml).
+
+        A run asks at its very end, so a file it cannot read is a warning, never a failed run.
+        """
         path = Path(sweep_dir) / SWEEP_FILE
         if not path.is_file():
             return None
-        saved = OmegaConf.to_container(OmegaConf.load(path))
-        return cls(**{key: [str(item) for item in saved.get(key) or []] for key in cls.__dataclass_fields__})
+        try:
+            saved = OmegaConf.to_container(OmegaConf.load(path))
+            return cls(**{key: [str(item) for item in saved[key] or []] for key in cls.__dataclass_fields__})
+        except Exception as error:  # noqa: BLE001 - YAML, type and missing-key errors alike
+            log.warning("%s is not a sweep layout (%s): this run logs every hparams key", path, error)
+            return None
 
 
 def override_key(override: str) -> str:
