@@ -2,75 +2,39 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
 import imageio.v3 as iio
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
-from rlrun.config import target_update_interval
-
-# The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
-# Keys an agent lacks get NaN (numbers) or "-" (names).
-HPARAM_KEYS: dict[str, tuple[str, Any]] = {
-    "agent": ("agent.name", "-"),
-    "env": ("env.id", "-"),
-    "buffer": ("buffer.name", "-"),
-    "schedule": ("schedule.name", "-"),
-    "seed": ("seed", math.nan),
-    "total_steps": ("total_steps", math.nan),
-    "num_envs": ("env.num_envs", math.nan),
-    "lr": ("agent.lr", math.nan),
-    "lr_end": ("agent.lr_end", math.nan),
-    "gamma": ("agent.gamma", math.nan),
-    "batch_size": ("agent.batch_size", math.nan),
-    "train_freq": ("agent.train_freq", math.nan),
-    "gradient_steps": ("agent.gradient_steps", math.nan),
-    "learning_starts": ("agent.learning_starts", math.nan),
-    "target_update": ("agent.target_update", "-"),
-    "target_update_every": ("agent.target_update_every", math.nan),
-    "double": ("agent.double", "-"),
-    "dueling": ("agent.dueling", "-"),
-    "hidden_sizes": ("agent.hidden_sizes", "-"),
-    "tau": ("agent.tau", math.nan),
-    "loss": ("agent.loss", "-"),
-    "max_grad_norm": ("agent.max_grad_norm", math.nan),
-    "capacity": ("buffer.capacity", math.nan),
-    "per_alpha": ("buffer.alpha", math.nan),
-    "per_beta_start": ("buffer.beta_start", math.nan),
-    "n_step": ("buffer.n_step", math.nan),
-    # REINFORCE
-    "episodes_per_update": ("agent.episodes_per_update", math.nan),
-    "baseline": ("agent.baseline", "-"),
-    "normalize_returns": ("agent.normalize_returns", "-"),
-    "entropy_coef": ("agent.entropy_coef", math.nan),
-    "temperature": ("agent.temperature", math.nan),
-    # tabular Q-learning
-    "alpha": ("agent.alpha", math.nan),
-    "alpha_decay": ("agent.alpha_decay", math.nan),
-    "initial_q": ("agent.initial_q", math.nan),
-}
+from rlrun.hparams import HPARAM_METRICS, flat_hparams
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The fixed hparam key set, read from a run's config."""
-    values = {}
-    for key, (path, missing) in HPARAM_KEYS.items():
-        value = OmegaConf.select(cfg, path, default=None)
-        if value is None:
-            value = missing
-        elif not isinstance(value, (int, float, str, bool)):
-            value = str(list(value))  # lists, e.g. hidden_sizes
-        elif isinstance(value, bool):
-            value = str(value)  # one type per key: "-" for agents without the switch
-        values[key] = value
-    if OmegaConf.select(cfg, "agent.algo", default=None) == "dqn":
-        values["target_update_every"] = target_update_interval(cfg.agent)  # null stands for a default: log it
-    return values
+def hparams_summaries(values: Mapping[str, Any], swept: list[str]) -> list[Summary]:
+    """The HParams plugin's experiment, session-start and session-end summaries for one run.
+
+    TensorBoard (2.21) orders the HParams columns by its ``differs`` flag, then by name, and shows the first five
+    hparams and five metrics by default: the swept keys are marked ``differs``, so they come first, and the
+    metrics are HPARAM_METRICS, best and final eval return.
+    """
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+    from torch.utils.tensorboard.summary import hparams
+
+    _, session_start, session_end = hparams(dict(values), {})
+    string, number = api_pb2.DataType.Value("DATA_TYPE_STRING"), api_pb2.DataType.Value("DATA_TYPE_FLOAT64")
+    infos = [api_pb2.HParamInfo(name=key, type=string if isinstance(value, str) else number, differs=key in swept)
+             for key, value in values.items()]
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=f"hparam/{key}"), display_name=label)
+               for key, label in HPARAM_METRICS.items()]
+    experiment = plugin_data_pb2.HParamsPluginData(
+        experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics), version=metadata.PLUGIN_DATA_VERSION)
+    summary = Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG,
+                                           metadata=metadata.create_summary_metadata(experiment))])
+    return [summary, session_start, session_end]
 
 
 class RunLogger:
@@ -97,10 +61,17 @@ class RunLogger:
         image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=gif)
         self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
-    def hparams(self, cfg: DictConfig, results: Mapping[str, float]) -> None:
-        """Write the run's hparams and final metrics into this same run (``run_name='.'``)."""
-        metrics = {f"hparam/{key}": float(value) for key, value in results.items()}
-        self.writer.add_hparams(flat_hparams(cfg), metrics, run_name=".")
+    def hparams(self, cfg: DictConfig, results: Mapping[str, float], columns: list[str] | None = None,
+                swept: list[str] | None = None) -> None:
+        """Write the run's hparams and final metrics into this same run.
+
+        A sweep job gets its sweep's ``columns`` and ``swept`` keys (rlrun.sweeps.layout), so every job of the sweep
+        writes the same key set and the same experiment; a single run writes every HPARAM_KEYS key.
+        """
+        writer = self.writer._get_file_writer()
+        for summary in hparams_summaries(flat_hparams(cfg, columns), swept or []):
+            writer.add_summary(summary)
+        self.scalars({f"hparam/{key}": results[key] for key in HPARAM_METRICS if key in results}, 0)
 
     def close(self) -> None:
         self.writer.flush()

@@ -31,6 +31,7 @@ from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
 from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
+from rlrun.sweeps.layout import SweepLayout
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,8 @@ class Trainer:
             return self.stop_for_signal(logger)
         self.save("last.pt", for_resume=True)
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
-        logger.hparams(cfg, results)
+        sweep = SweepLayout.load(self.run_dir.parent)  # a sweep job (also resumed): the key set of its whole sweep
+        logger.hparams(cfg, results, *((sweep.hparams, sweep.swept_hparams) if sweep else ()))
         logger.close()
         self.close()
         wall = time.perf_counter() - start_time

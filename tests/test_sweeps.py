@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -48,10 +49,10 @@ def test_2x2_multirun_runs_in_parallel_and_reports_one_row_per_config(tmp_path):
     assert "Joblib.Parallel(n_jobs=" in result.stdout + result.stderr  # the default launcher is joblib
 
     jobs = job_dirs(tmp_path)
-    assert len(jobs) == 4
+    assert [job.name for job in jobs] == ["0_agent=dqn,seed=0", "1_agent=dqn,seed=1", "2_agent=double_dqn,seed=0",
+                                          "3_agent=double_dqn,seed=1"], "folders (run names) say what varies"
     for job in jobs:
         assert list(job.glob("events.out.tfevents*")), f"no TensorBoard events in {job}"
-        assert job.name.split("_", 1)[1].count("agent=") == 1, "the folder (TensorBoard run name) names the agent"
 
     rows = read_summary(tmp_path)
     assert [row["config"] for row in rows] != [] and len(rows) == 2
@@ -77,6 +78,7 @@ def test_a_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
     assert result.returncode == 1, "a partly failed sweep exits non-zero, after the report"
     assert "Traceback" not in result.stderr, result.stderr
     good, bad = job_dirs(tmp_path)
+    assert (good.name, bad.name) == ("0_agent.lr=0.001", "1_agent.lr=0"), "a single-key sweep names that key"
     assert (good / "results.json").is_file()
     assert "agent.lr=0.0 is not allowed" in json.loads((bad / FAILURE_FILE).read_text())["error"]
 
@@ -202,6 +204,8 @@ def test_optuna_study_with_sqlite_is_stopped_then_resumed_to_finish(tmp_path):
     assert second.returncode == 0, second.stderr
     assert completed_trials(storage, "tiny") == 4
     assert len(job_dirs(tmp_path / "second")) == 4 - done_before, "the resumed study runs only the missing trials"
+    for job in job_dirs(tmp_path / "second"):  # trials are named by the search space, the plain overrides left out
+        assert re.fullmatch(r"\d+_agent\.batch_size=(16|32),agent\.lr=[0-9.e-]+", job.name), job.name
     assert "best_params" in (tmp_path / "second" / "optuna_results.yaml").read_text()
     assert len(read_summary(tmp_path / "second")) == 4 - done_before
 

@@ -35,12 +35,12 @@ class RlrunOptunaSweeper(Sweeper):
         from rlrun.errors import ConfigError, RlrunError
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
-        launcher = self.launcher
+        launcher, loader, config = self.launcher, self.hydra_context.config_loader, self.config
         try:
-            return run_study(self.settings, arguments, self.config,
-                             OverridesParser.create(config_loader=self.hydra_context.config_loader),
+            return run_study(self.settings, arguments, self.config, OverridesParser.create(config_loader=loader),
                              launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
-                             validate=self.validate_batch_is_legal)
+                             validate=self.validate_batch_is_legal,
+                             compose=lambda job: loader.load_sweep_config(config, job))
         except RlrunError as error:  # a bad setting or an unreachable storage: one paragraph, as the CLI's errors
             print(f"rlrun: error: {error}", file=sys.stderr)
             sys.exit(2 if isinstance(error, ConfigError) else 1)

@@ -6,6 +6,7 @@ the jobs are ordinary rlrun runs with their own folders, TensorBoard events and 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any, Callable, List, Sequence
@@ -16,6 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.errors import ConfigError
+from rlrun.sweeps import layout
 from rlrun.sweeps import optuna_study as studies
 
 log = logging.getLogger(__name__)
@@ -24,11 +26,17 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 RESULTS_FILE = "optuna_results.yaml"
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]]  # (job overrides, first job index)
+Compose = Callable[[List[str]], DictConfig]  # a job's overrides -> its config, as the launcher will compose it
 
 
 def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, parser: OverridesParser,
-              launch: Launch, validate: Callable[[Sequence[Sequence[str]]], None]) -> List[Sequence[JobReturn]]:
-    """Run trials until the study holds ``n_trials`` finished ones; return every batch's job returns."""
+              launch: Launch, validate: Callable[[Sequence[Sequence[str]]], None],
+              compose: Compose) -> List[Sequence[JobReturn]]:
+    """Run trials until the study holds ``n_trials`` finished ones; return every batch's job returns.
+
+    Trials are made one batch at a time, so what will vary is not known upfront: job folders name the search
+    space's keys (``0_agent.batch_size=32,agent.lr=0.0012``), and the plain overrides are said once in sweep.yaml.
+    """
     studies.check_settings(settings)
     space, fixed = studies.parse_search_space(dict(settings.params), arguments, parser)
     if not space:
@@ -37,6 +45,8 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
     sweep_dir = Path(config.hydra.sweep.dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    varying, excluded = list(space), layout.excluded_keys(config)
+    layout.plan_sweep(sweep_dir, varying, fixed, configs_to_inspect(space, fixed), compose)
     url = studies.storage_url(settings, sweep_dir)
     study = optuna.create_study(
         study_name=settings.study_name, storage=studies.open_storage(url), sampler=studies.build_sampler(settings),
@@ -50,8 +60,9 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
     while (missing := settings.n_trials - finished_trials(study)) > 0:
         trials = [study.ask(space) for _ in range(min(settings.n_jobs, missing))]
         # The trial's number tells the job which trial of the study to report its eval returns to.
-        batch = [fixed + [studies.override_for(key, trial.params[key]) for key in space]
-                 + [f"++hydra.job.env_set.{studies.TRIAL_NUMBER_VARIABLE}={trial.number}"] for trial in trials]
+        batch = [layout.folder_naming(fixed + [studies.override_for(key, trial.params[key]) for key in space]
+                                      + [f"++hydra.job.env_set.{studies.TRIAL_NUMBER_VARIABLE}={trial.number}"],
+                                      varying, excluded) for trial in trials]
         try:
             validate(batch)
         except Exception:
@@ -65,6 +76,17 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
         returns.append(results)
     write_results(study, sweep_dir, url, settings)
     return returns
+
+
+def configs_to_inspect(space: dict[str, optuna.distributions.BaseDistribution], fixed: List[str],
+                       limit: int = 16) -> List[List[str]]:
+    """Jobs whose configs cover the key sets a trial can have (for the HParams columns): one per combination of
+    the categorical dimensions with names as choices (config groups: agent=dqn,reinforce), the others at defaults."""
+    named = [[studies.override_for(key, choice) for choice in distribution.choices]
+             for key, distribution in space.items()
+             if isinstance(distribution, optuna.distributions.CategoricalDistribution)
+             and all(isinstance(choice, str) for choice in distribution.choices)]
+    return [fixed + list(choices) for choices in itertools.islice(itertools.product(*named), limit)]
 
 
 def tell(study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn, settings: DictConfig) -> None:

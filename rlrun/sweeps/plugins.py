@@ -1,4 +1,4 @@
-"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its Optuna sweeper, and its resolvers.
+"""Hydra plugin setup for sweeps: rlrun's launcher defaults, its sweepers, and its resolvers.
 
 ``joblib``, ``submitit_local`` and ``submitit_slurm`` are re-registered in Hydra's ConfigStore under their own
 names with rlrun's defaults, built from the plugins' typed schemas (so a misspelt launcher key still fails at
@@ -6,9 +6,11 @@ composition). This is done in Python, not with YAML files in conf/hydra/launcher
 ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matching" (a warning on every run),
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
-rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) and submitit launchers (hydra_plugins/rlrun_submitit_launcher/:
-a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists
-``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
+rlrun's sweepers (hydra_plugins/rlrun_basic_sweeper/, registered as ``basic``, Hydra's default, and
+hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and submitit
+launchers (hydra_plugins/rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered
+explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an
+editable install (pip install -e).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def parallel_jobs(threads_per_job: int) -> int:
 def job_folder(job_number: int, override_dirname: str) -> str:
     """``3_agent=dqn,seed=1``: the job number, then its overrides, so TensorBoard's run names say what ran.
 
+    rlrun's sweepers leave the overrides every job shares out of ``override_dirname`` (rlrun/sweeps/layout.py).
+
     Long names keep whole ``key=value`` items up to JOB_FOLDER_MAX_CHARS and end in ``,...``.
     """
     name = str(job_number)
@@ -68,6 +72,11 @@ def register_sweep_plugins() -> None:
     from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
 
     plugins.register(RlrunOptunaSweeper)
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
+
+    from hydra_plugins.rlrun_basic_sweeper.basic_sweeper import RlrunBasicSweeper
+
+    plugins.register(RlrunBasicSweeper)
     from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
 
     plugins.register(RlrunLocalLauncher)
@@ -92,6 +101,8 @@ def register_sweep_plugins() -> None:
     store = ConfigStore.instance()
     for name, node in launchers.items():
         store.store(group="hydra/launcher", name=name, node=node, provider="rlrun")
+    store.store(group="hydra/sweeper", name="basic", provider="rlrun",
+                node=BasicSweeperConf(_target_="hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper"))
     OmegaConf.register_new_resolver("rlrun.parallel_jobs", parallel_jobs, replace=True)
     OmegaConf.register_new_resolver("rlrun.job_folder", job_folder, replace=True)
     OmegaConf.register_new_resolver("rlrun.slurm_job_name", slurm_job_name, replace=True)

@@ -1,0 +1,123 @@
+"""What a run's row in TensorBoard's HParams tab holds: the config keys per agent family, and their values.
+
+A single run logs every HPARAM_KEYS key, so runs of different agents line up; a sweep's jobs log one key set
+chosen for the sweep (sweep_hparam_columns, settled by rlrun.sweeps.layout before the first job starts).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlrun.config import target_update_interval
+
+# Every key a run can log, in reading order. A single run logs them all, so TensorBoard's HParams tab lines up runs
+# of different agents; keys an agent lacks get NaN (numbers) or "-" (names).
+HPARAM_KEYS: dict[str, tuple[str, Any]] = {
+    "agent": ("agent.name", "-"),
+    "env": ("env.id", "-"),
+    "buffer": ("buffer.name", "-"),
+    "schedule": ("schedule.name", "-"),
+    "seed": ("seed", math.nan),
+    "total_steps": ("total_steps", math.nan),
+    "num_envs": ("env.num_envs", math.nan),
+    "lr": ("agent.lr", math.nan),
+    "lr_end": ("agent.lr_end", math.nan),
+    "gamma": ("agent.gamma", math.nan),
+    "batch_size": ("agent.batch_size", math.nan),
+    "train_freq": ("agent.train_freq", math.nan),
+    "gradient_steps": ("agent.gradient_steps", math.nan),
+    "learning_starts": ("agent.learning_starts", math.nan),
+    "target_update": ("agent.target_update", "-"),
+    "target_update_every": ("agent.target_update_every", math.nan),
+    "double": ("agent.double", "-"),
+    "dueling": ("agent.dueling", "-"),
+    "hidden_sizes": ("agent.hidden_sizes", "-"),
+    "tau": ("agent.tau", math.nan),
+    "loss": ("agent.loss", "-"),
+    "max_grad_norm": ("agent.max_grad_norm", math.nan),
+    "capacity": ("buffer.capacity", math.nan),
+    "per_alpha": ("buffer.alpha", math.nan),
+    "per_beta_start": ("buffer.beta_start", math.nan),
+    "n_step": ("buffer.n_step", math.nan),
+    # REINFORCE
+    "episodes_per_update": ("agent.episodes_per_update", math.nan),
+    "baseline": ("agent.baseline", "-"),
+    "normalize_returns": ("agent.normalize_returns", "-"),
+    "entropy_coef": ("agent.entropy_coef", math.nan),
+    "temperature": ("agent.temperature", math.nan),
+    # tabular Q-learning
+    "alpha": ("agent.alpha", math.nan),
+    "alpha_decay": ("agent.alpha_decay", math.nan),
+    "initial_q": ("agent.initial_q", math.nan),
+}
+
+
+# Config groups beyond ``agent`` that a family reads: buffer and schedule keys matter only to these families.
+FAMILY_GROUPS: dict[str, tuple[str, ...]] = {"dqn": ("buffer", "schedule"), "tabular_q": ("schedule",)}
+OPTIONAL_GROUPS = ("buffer", "schedule")  # always composed, read by some families only
+_ABSENT = object()
+
+# The metrics of the HParams table, in the order its first columns show them.
+HPARAM_METRICS = {"best_eval_return": "best eval return", "final_eval_return": "final eval return"}
+
+
+def relevant_hparams(cfg: DictConfig) -> list[str]:
+    """The HPARAM_KEYS that matter for this run's agent family and are set, in HPARAM_KEYS order.
+
+    A key matters when the composed config has it (each family's schema holds only its own keys), and, for
+    buffer and schedule keys, when the family uses that group (REINFORCE has a buffer in its config, unused).
+    A null there (``lr_end``: no anneal, ``max_grad_norm``: no clipping) says the setting is off: no column for it.
+    """
+    groups = FAMILY_GROUPS.get(OmegaConf.select(cfg, "agent.algo", default=""), ())
+    keys = []
+    for key, (path, missing) in HPARAM_KEYS.items():
+        group = path.split(".", 1)[0]
+        if group in OPTIONAL_GROUPS and group not in groups:
+            continue
+        value = hparam_value(cfg, key)
+        if value is not missing and value == value:  # NaN is not equal to itself
+            keys.append(key)
+    return keys
+
+
+def hparam_column(override_key: str) -> str:
+    """The HParams column of a swept override key: ``agent`` and ``agent.lr`` are HPARAM_KEYS' ``agent`` and
+    ``lr``; a key with no such column (``eval.episodes``) is a column of its own, named by the key."""
+    for key, (path, _) in HPARAM_KEYS.items():
+        if override_key in (key, path):
+            return key
+    return override_key
+
+
+def sweep_hparam_columns(swept_keys: list[str], configs: list[DictConfig]) -> list[str]:
+    """One key set for every job of a sweep: the swept keys' columns, then the keys that matter for any
+    of the sweep's configs (one per distinct agent family and groups), in HPARAM_KEYS order."""
+    columns = list(dict.fromkeys(hparam_column(key) for key in swept_keys))
+    relevant = {key for cfg in configs for key in relevant_hparams(cfg)}
+    return columns + [key for key in HPARAM_KEYS if key in relevant and key not in columns]
+
+
+def hparam_value(cfg: DictConfig, key: str) -> Any:
+    """One column's value in this run, as TensorBoard takes it: a number, or a string for names, lists and
+    switches (one type per column: ``-`` for agents without the switch); NaN or ``-`` where the run lacks it."""
+    path, missing = HPARAM_KEYS.get(key, (key, "-"))
+    value = OmegaConf.select(cfg, path, default=None)
+    if key == "target_update_every" and OmegaConf.select(cfg, "agent.algo", default=None) == "dqn":
+        return target_update_interval(cfg.agent)  # null stands for a default: log the interval it means
+    if value is None:
+        return missing
+    if isinstance(value, DictConfig):  # a swept group without a column of its own, e.g. device=cpu,cuda
+        return str(value.get("name", value.get("type", OmegaConf.to_yaml(value).strip())))
+    if isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, (int, float, str)):
+        return str(list(value))  # lists, e.g. hidden_sizes
+    return value
+
+
+def flat_hparams(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, Any]:
+    """The hparam values of a run's config, for ``keys`` (default: every HPARAM_KEYS key)."""
+    return {key: hparam_value(cfg, key) for key in (keys if keys is not None else HPARAM_KEYS)}
