@@ -143,12 +143,18 @@ class NumpyGreedyPolicy:
     def pays_for(self, batch_size: int) -> bool:
         return batch_size <= self.max_batch
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = obs.reshape(len(obs), -1)
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values in float32, as the module computes them: float64 observations are cast first, like the
+        torch path's ``as_tensor(..., dtype=float32)``. NumPy's BLAS sums in another order than torch's, so the
+        values equal the module's up to float32 rounding, not bit for bit."""
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         *hidden, (head_weight, head_bias) = self.layers
         for weight, bias in hidden:
             x = x @ weight
             x += bias
             np.maximum(x, 0.0, out=x)
-        return (x @ head_weight + head_bias).argmax(axis=1)
+        return x @ head_weight + head_bias
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.q_values(obs).argmax(axis=1)
 

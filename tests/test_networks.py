@@ -61,6 +61,24 @@ def test_numpy_greedy_equals_the_modules_argmax(hidden_sizes):
     np.testing.assert_array_equal(policy(obs[:1]), expected[:1])  # one observation, as when acting
 
 
+@pytest.mark.parametrize("hidden_sizes", [[128, 128], [16], [64, 32, 16]])
+def test_numpy_greedy_computes_float64_observations_in_float32_like_the_module(hidden_sizes):
+    # Box spaces declared float64 hand out float64 observations; the torch path casts them to float32.
+    torch.manual_seed(0)
+    network = QNetwork(6, 5, hidden_sizes)
+    policy = NumpyGreedyPolicy(network)
+    obs = 3 * np.random.default_rng(0).standard_normal((200, 6))  # float64
+    q = np.concatenate([policy.q_values(obs[i:i + 1]) for i in range(len(obs))])  # one at a time, as when acting
+    assert q.dtype == np.float32
+    # the cast comes first: exactly what the float32 observations give
+    np.testing.assert_array_equal(q, np.concatenate([policy.q_values(row[None].astype(np.float32)) for row in obs]))
+    with torch.no_grad():
+        expected = network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    # equal to the module's up to float32 rounding: NumPy's BLAS and torch's sum in different orders
+    np.testing.assert_allclose(q, expected, rtol=0, atol=16 * np.finfo(np.float32).eps * np.abs(expected).max())
+    np.testing.assert_array_equal(policy(obs), expected.argmax(axis=1))
+
+
 def test_numpy_greedy_sees_optimizer_steps_and_loaded_weights_without_a_refresh():
     torch.manual_seed(0)
     network, other = QNetwork(4, 3, [32, 32]), QNetwork(4, 3, [32, 32])
