@@ -93,6 +93,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or "config" not in payload or "agent" not in payload:
         raise ConfigError(f"checkpoint={str(path)!r} is a torch file but not an rlrun checkpoint (no config/agent).")
+    online = payload["agent"].get("online") if isinstance(payload["agent"], dict) else None
+    if isinstance(online, dict) and "value.weight" in online:
+        raise ConfigError(
+            f"checkpoint={str(path)!r} has the dueling head of rlrun before Wang et al. (2016)'s architecture: its "
+            f"value and advantage layers (value.weight, advantage.weight) share the last hidden layer. The dueling "
+            f"head now gives each stream its own hidden layer, so these weights do not fit it and cannot be loaded or "
+            f"resumed. Train the run again, or use an rlrun from before the change for this checkpoint."
+        )
     return payload
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from rlrun.checkpoints import load_checkpoint, save_checkpoint
+from rlrun.errors import ConfigError
+from rlrun.networks import QNetwork
 
 PAYLOAD = {"config": {}, "agent": {"weights": torch.arange(4.0)}}
 
@@ -46,3 +48,20 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", replace)
     save_checkpoint(tmp_path / "last.pt", PAYLOAD)
     assert events == ["fsync file", "rename", "fsync folder"]
+
+
+def test_a_dueling_checkpoint_from_before_the_papers_streams_is_refused_clearly(tmp_path):
+    # Before: value and advantage were single Linear layers on the last shared hidden layer.
+    old_online = {"trunk.0.weight": torch.zeros(16, 4), "trunk.0.bias": torch.zeros(16),
+                  "value.weight": torch.zeros(1, 16), "value.bias": torch.zeros(1),
+                  "advantage.weight": torch.zeros(2, 16), "advantage.bias": torch.zeros(2)}
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, {"config": {"agent": {"dueling": True}}, "agent": {"online": old_online}})
+    with pytest.raises(ConfigError, match=r"best\.pt.*dueling head of rlrun before Wang et al.*cannot be loaded"):
+        load_checkpoint(path)
+
+
+def test_todays_dueling_checkpoint_loads(tmp_path):
+    online = QNetwork(4, 2, [16, 16], dueling=True).state_dict()
+    save_checkpoint(tmp_path / "best.pt", {"config": {}, "agent": {"online": online}})
+    QNetwork(4, 2, [16, 16], dueling=True).load_state_dict(load_checkpoint(tmp_path / "best.pt")["agent"]["online"])
