@@ -30,7 +30,8 @@ from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, mak
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
-from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
+from rlrun.runtime import (global_rng_state, random_streams, seed_everything, select_device,
+                           set_global_rng_state, space_seed)
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class Trainer:
         self.agent: Agent = build_agent(
             cfg, self.envs.single_observation_space, self.envs.single_action_space, self.device
         )
-        self.envs.action_space.seed(cfg.seed)
+        self.envs.action_space.seed(space_seed(random_streams(cfg.seed)["action_space"]))
         self.step = 0
         self.episode = 0
         self.best_eval_return = -math.inf

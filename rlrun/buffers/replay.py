@@ -86,7 +86,7 @@ class ReplayBuffer:
         obs_dtype: np.dtype,
         batch_size: int,
         device: torch.device,
-        seed: int,
+        seed: int | np.random.SeedSequence,
         observations: ObservationArrays | None = None,
         *,
         gamma: float = 0.99,
