@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,6 +14,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
 from rlrun.config import target_update_interval
+from rlrun.errors import OutputWriteError
 
 # The same keys for every run, so TensorBoard's HParams tab lines up runs of different agents.
 # Keys an agent lacks get NaN (numbers) or "-" (names).
@@ -74,15 +76,28 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 class RunLogger:
-    """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run."""
+    """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run.
+
+    An event file that cannot be written (a full disk) raises :class:`OutputWriteError`; the writer's thread
+    reports such an error at the next call, so it surfaces from whichever method comes next.
+    """
 
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+        with self.writing():
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+
+    @contextmanager
+    def writing(self):
+        try:
+            yield
+        except OSError as error:
+            raise OutputWriteError(self.run_dir, error, "the TensorBoard event file in") from None
 
     def scalars(self, metrics: Mapping[str, Any], step: int) -> None:
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, float(value), step)
+        with self.writing():
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, float(value), step)
 
     def video(self, tag: str, frames: list[np.ndarray], fps: int, step: int, downscale: int = 2) -> None:
         """An animated GIF in TensorBoard's Images tab: the summary ``SummaryWriter.add_video`` writes.
@@ -95,13 +110,16 @@ class RunLogger:
         gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=1000 / fps, loop=0)
         _, height, width, channels = clip.shape
         image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=gif)
-        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        with self.writing():
+            self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def hparams(self, cfg: DictConfig, results: Mapping[str, float]) -> None:
         """Write the run's hparams and final metrics into this same run (``run_name='.'``)."""
         metrics = {f"hparam/{key}": float(value) for key, value in results.items()}
-        self.writer.add_hparams(flat_hparams(cfg), metrics, run_name=".")
+        with self.writing():
+            self.writer.add_hparams(flat_hparams(cfg), metrics, run_name=".")
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        with self.writing():
+            self.writer.flush()
+            self.writer.close()
