@@ -1,5 +1,11 @@
 """Exceptions users see: explained in a paragraph by the CLI, never as a traceback."""
 
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
 
 class RlrunError(Exception):
     """Base of the errors the CLI reports as a plain message."""
@@ -23,16 +29,12 @@ class OutputWriteError(RlrunError):
         self.path, self.error, self.what, self.verb = path, error, what, verb
         super().__init__(f"{describe_write_failure(path, error, what, verb)}{' ' + advice if advice else ''}")
 
-    def with_advice(self, advice: str) -> "OutputWriteError":
+    def with_advice(self, advice: str) -> OutputWriteError:
         return OutputWriteError(self.path, self.error, self.what, advice, self.verb)
 
 
 def describe_write_failure(path, error: OSError, what: str = "", verb: str = "write") -> str:
     """``could not <verb> <what> PATH: <reason>; <free space> on the file system that holds it.``"""
-    import errno
-    import shutil
-    from pathlib import Path
-
     path = Path(path)
     existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
     try:
