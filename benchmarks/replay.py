@@ -8,14 +8,23 @@ O(capacity) way (normalise the whole priority array, then np.random.choice over 
 Atari part: bytes per transition of 4 x 84 x 84 uint8 frame stacks (FrameStackStore) at the same capacity,
 then add() and sample(32) timed on a buffer filled with --atari-fill transitions of synthetic episodes.
 
+Checkpoint part: the peak memory of saving a buffer (``torch.save(buffer.state_dict())``, what ``last.pt`` does),
+each in a fresh subprocess: its peak resident memory during the save (VmHWM, reset just before) less its memory
+before the buffer existed, as a ratio to the buffer's size; 1.0 is the buffer alone, 2.0 a full copy of it.
+
     python benchmarks/replay.py [--capacity 1000000] [--repeats 2000] [--atari-only] [--atari-fill 20000]
+    python benchmarks/replay.py --save-memory-only [--capacity 1000000] [--atari-fill 20000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,9 +58,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2000)
     parser.add_argument("--atari-only", action="store_true", help="only the Atari frame-stack part")
     parser.add_argument("--atari-fill", type=int, default=20_000, help="transitions added for the Atari timings")
+    parser.add_argument("--save-memory-only", action="store_true", help="only the checkpoint peak-memory part")
+    parser.add_argument("--save-child", nargs=3, metavar=("KIND", "CAPACITY", "FILL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.save_child:
+        kind, capacity, filled = args.save_child
+        save_memory_child(kind, int(capacity), int(filled))
+        return
     print(f"command: python {' '.join(sys.argv)}")
+    save_memory(args)
+    if args.save_memory_only:
+        return
     atari_frames(args)
     if args.atari_only:
         return
@@ -169,6 +187,54 @@ def atari_frames(args) -> None:
     grew = "" if len(buffer.observations.frames) == pool else " (the frame pool grew)"
     print(f"Atari add() per transition {add_us:.1f} us, sample({ATARI_BATCH}) {sample_us:.1f} us, "
           f"pool frames used {buffer.observations.used:,} for {fill:,} transitions{grew}")
+
+
+def resident_kib(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in KiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def save_memory_child(kind: str, capacity: int, filled: int) -> None:
+    """In a fresh process: build and fill one buffer, save it as a checkpoint does, print the memory figures."""
+    cpu, rng = torch.device("cpu"), np.random.default_rng(0)
+    before_buffer = resident_kib("VmRSS")
+    if kind == "atari":
+        dtype = np.dtype(np.uint8)
+        buffer = ReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
+                              observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+        one = np.zeros(1, dtype=np.int64)
+        for stack, next_stack, ended in atari_episode_steps(rng, filled):
+            buffer.add(stack[None], one, one, next_stack[None], [ended])
+    else:
+        buffer = ReplayBuffer(capacity, OBS_SHAPE, np.dtype(np.float32), BATCH, cpu, 0)
+        fill(buffer, filled, rng)
+        for array in (buffer.observations.obs, buffer.observations.next_obs, *buffer._fields().values()):
+            array[filled:] = 0  # touch the unfilled rest too: the buffer's whole size is resident, as in a run
+    before_save = resident_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save({"replay": buffer.state_dict()}, os.path.join(folder, "last.pt"))
+        written = os.path.getsize(os.path.join(folder, "last.pt"))
+    peak = resident_kib("VmHWM")
+    print(buffer.nbytes, written, (before_save - before_buffer) * 1024, (peak - before_buffer) * 1024,
+          (peak - before_save) * 1024)
+
+
+def save_memory(args) -> None:
+    cases = [("uniform", args.capacity, args.capacity, f"LunarLander-sized, full ({args.capacity:,})"),
+             ("uniform", args.capacity, args.capacity // 2, "LunarLander-sized, half full"),
+             ("atari", args.atari_fill, args.atari_fill, f"Atari frame store, full ({args.atari_fill:,})")]
+    print("checkpoint save, peak resident memory (fresh process each) / buffer size; target <= 1.1x")
+    print(f"{'buffer':<40} {'buffer MB':>10} {'file MB':>8} {'resident':>9} {'peak':>6} {'save extra':>11}")
+    for kind, capacity, filled, label in cases:
+        out = subprocess.run([sys.executable, __file__, "--save-child", kind, str(capacity), str(filled)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        nbytes, written, resident, peak, extra = (int(value) for value in out)
+        print(f"{label:<40} {nbytes / 1e6:>10.1f} {written / 1e6:>8.1f} {resident / nbytes:>8.2f}x "
+              f"{peak / nbytes:>5.2f}x {extra / nbytes:>10.2f}x")
 
 
 if __name__ == "__main__":

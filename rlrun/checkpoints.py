@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,16 @@ def space_signature(obs_space: gym.Space, action_space: gym.Space) -> dict[str, 
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: a crash leaves the old file intact."""
+    """Write to a temporary file in the same folder, then rename: a crash leaves the old file intact.
+
+    The file is created with mode 0666 less the umask, like any other file the run writes (``mkstemp``'s 0600
+    would hide ``best.pt`` from the group on a shared cluster). The folder is fsynced after the rename, so the
+    rename itself survives a power cut. On any failure (a full disk: OSError) the temporary file is removed and
+    the error raised; the previous checkpoint stays in place.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"format_version": FORMAT_VERSION, **payload}, f)
@@ -35,8 +41,31 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
+
+
+def create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` (``.NAME.<random>.tmp``), opened for writing, mode 0666 filtered by the umask."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; Windows cannot open folders and needs nothing here)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -64,6 +93,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or "config" not in payload or "agent" not in payload:
         raise ConfigError(f"checkpoint={str(path)!r} is a torch file but not an rlrun checkpoint (no config/agent).")
+    online = payload["agent"].get("online") if isinstance(payload["agent"], dict) else None
+    if isinstance(online, dict) and "value.weight" in online:
+        raise ConfigError(
+            f"checkpoint={str(path)!r} has the dueling head of rlrun before Wang et al. (2016)'s architecture: its "
+            f"value and advantage layers (value.weight, advantage.weight) share the last hidden layer. The dueling "
+            f"head now gives each stream its own hidden layer, so these weights do not fit it and cannot be loaded or "
+            f"resumed. Train the run again, or use an rlrun from before the change for this checkpoint."
+        )
     return payload
 
 

@@ -12,11 +12,12 @@ from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import override_keys, register_configs, validate
-from rlrun.errors import ConfigError, RlrunError
+from rlrun.errors import ConfigError, OutputWriteError, RlrunError
 
 register_configs()
 log = logging.getLogger("rlrun")
@@ -53,6 +54,33 @@ def config_groups_help() -> str:
 
 if not OmegaConf.has_resolver("rlrun_config_groups"):
     OmegaConf.register_new_resolver("rlrun_config_groups", config_groups_help)
+
+
+class RunFolderCheck(Callback):
+    """Makes the run (or sweep) folder before Hydra does, so one that cannot be made is a paragraph, not a traceback.
+
+    Hydra creates ``hydra.run.dir`` itself, outside anything ``main`` can catch, and reports an OSError there as a
+    stack trace. This callback (conf/config.yaml ``hydra.callbacks``) runs first; Hydra's ``${now:}`` is resolved
+    once per run, so the folder made here is the one Hydra then uses.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        make_output_folder(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        make_output_folder(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def make_output_folder(folder: str, key: str) -> None:
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        message = OutputWriteError(folder, error, "the output folder",
+                                   f"Nothing was run. Pass a folder rlrun can create and write, e.g. {key}=/scratch/"
+                                   f"$USER/run, or start rlrun from a writable working directory (the default folder "
+                                   f"is outputs/<date>/<time> under it).", verb="create")
+        print(f"rlrun: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None  # SystemExit: Hydra turns other exceptions raised by a callback into warnings
 
 
 def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
+from rlrun.errors import OutputWriteError
 from rlrun.hparams import HPARAM_METRICS, flat_hparams
 
 
@@ -38,15 +40,28 @@ def hparams_summaries(values: Mapping[str, Any], swept: list[str]) -> list[Summa
 
 
 class RunLogger:
-    """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run."""
+    """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run.
+
+    An event file that cannot be written (a full disk) raises :class:`OutputWriteError`; the writer's thread
+    reports such an error at the next call, so it surfaces from whichever method comes next.
+    """
 
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+        with self.writing():
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
+
+    @contextmanager
+    def writing(self):
+        try:
+            yield
+        except OSError as error:
+            raise OutputWriteError(self.run_dir, error, "the TensorBoard event file in") from None
 
     def scalars(self, metrics: Mapping[str, Any], step: int) -> None:
-        for key, value in metrics.items():
-            self.writer.add_scalar(key, float(value), step)
+        with self.writing():
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, float(value), step)
 
     def video(self, tag: str, frames: list[np.ndarray], fps: int, step: int, downscale: int = 2) -> None:
         """An animated GIF in TensorBoard's Images tab: the summary ``SummaryWriter.add_video`` writes.
@@ -59,7 +74,8 @@ class RunLogger:
         gif = iio.imwrite("<bytes>", clip, extension=".gif", duration=1000 / fps, loop=0)
         _, height, width, channels = clip.shape
         image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=gif)
-        self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        with self.writing():
+            self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
     def hparams(self, cfg: DictConfig, results: Mapping[str, float], columns: list[str] | None = None,
                 swept: list[str] | None = None) -> None:
@@ -69,10 +85,12 @@ class RunLogger:
         writes the same key set and the same experiment; a single run writes every HPARAM_KEYS key.
         """
         writer = self.writer._get_file_writer()
-        for summary in hparams_summaries(flat_hparams(cfg, columns), swept or []):
-            writer.add_summary(summary)
+        with self.writing():
+            for summary in hparams_summaries(flat_hparams(cfg, columns), swept or []):
+                writer.add_summary(summary)
         self.scalars({f"hparam/{key}": results[key] for key in HPARAM_METRICS if key in results}, 0)
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        with self.writing():
+            self.writer.flush()
+            self.writer.close()

@@ -13,7 +13,7 @@ import shlex
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,10 +27,11 @@ from rlrun.agents import Agent, build_agent
 from rlrun.checkpoints import check_spaces, load_checkpoint, save_checkpoint, space_signature
 from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_saved_config, tuned_settings_line, validate
 from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
-from rlrun.errors import ConfigError, TrainingDiverged
+from rlrun.errors import ConfigError, OutputWriteError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.logger import RunLogger
-from rlrun.runtime import global_rng_state, seed_everything, select_device, set_global_rng_state
+from rlrun.runtime import (global_rng_state, random_streams, seed_everything, select_device,
+                           set_global_rng_state, space_seed)
 from rlrun.sweeps.layout import SweepLayout
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
@@ -89,7 +90,7 @@ class Trainer:
         self.agent: Agent = build_agent(
             cfg, self.envs.single_observation_space, self.envs.single_action_space, self.device
         )
-        self.envs.action_space.seed(cfg.seed)
+        self.envs.action_space.seed(space_seed(random_streams(cfg.seed)["action_space"]))
         self.step = 0
         self.episode = 0
         self.best_eval_return = -math.inf
@@ -110,6 +111,8 @@ class Trainer:
         self.stop_signal: int | None = None
         self.evaluating = False  # a signal during a greedy episode interrupts it (it may never end soon)
         self.video_env = None  # made on the first recording (eval.video_every), rendering to arrays
+        self.logger: RunLogger | None = None
+        self.last_saved_step: int | None = None  # env step of the last.pt on disk, if any
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_payload(self, for_resume: bool) -> dict[str, Any]:
@@ -135,13 +138,19 @@ class Trainer:
 
     def save(self, name: str, for_resume: bool) -> Path:
         path = self.checkpoint_dir / name
-        save_checkpoint(path, self.checkpoint_payload(for_resume))
+        try:
+            save_checkpoint(path, self.checkpoint_payload(for_resume))
+        except OSError as error:  # save_checkpoint removed its temporary file; the previous checkpoint is intact
+            raise OutputWriteError(path, error, "the checkpoint") from None
+        if for_resume:
+            self.last_saved_step = self.step
         return path
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Continue from a ``last.pt`` payload: counters, agent, replay, RNGs and episodes in progress."""
         progress, state = payload["progress"], payload["run_state"]
         self.step, self.episode = progress["step"], progress["episode"]
+        self.last_saved_step = self.step
         self.best_eval_return = progress["best_eval_return"]
         self.agent.load_state_dict(payload["agent"])
         self.eval_history = [tuple(item) for item in state["eval_history"]]
@@ -236,6 +245,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
+        """Train to the end; a file that cannot be written (a full disk) stops the run with one paragraph."""
+        try:
+            return self.train_to_the_end()
+        except OutputWriteError as error:
+            self.abandon()
+            raise error.with_advice(self.how_to_continue()) from None
+
+    def how_to_continue(self) -> str:
+        """After a failed write: where training stopped, the checkpoint left in place and the command that resumes."""
+        last = self.checkpoint_dir / "last.pt"
+        if self.last_saved_step is None or not last.is_file():
+            return (f"Training stopped at env step {self.step}, before any checkpoint was written: make room (or "
+                    f"pick another hydra.run.dir), then start the run again.")
+        smaller = " (add save_buffer=false for smaller checkpoints)" if self.cfg.save_buffer and \
+            hasattr(self.agent, "buffer") else ""
+        return (f"Training stopped at env step {self.step}; the last good checkpoint, {last} (env step "
+                f"{self.last_saved_step}), is left in place. Make room, then continue with: "
+                f"{resume_command(self.run_dir)}{smaller}")
+
+    def abandon(self) -> None:
+        """Close what is open after a failed write, ignoring further write errors: the run stops anyway."""
+        with suppress(OSError, OutputWriteError):
+            if self.logger is not None:
+                self.logger.close()
+        with suppress(Exception):
+            self.close()
+
+    def train_to_the_end(self) -> dict[str, Any]:
         cfg = self.cfg
         if self.resume_from is not None:
             self.restore(self.resume_from)
@@ -245,7 +282,8 @@ class Trainer:
         log.info(tuned_settings_line(cfg))
         # purge_step drops events a crashed or stopped run wrote after its checkpoint (all at later steps):
         # the curves continue without a gap or doubled points
-        logger = RunLogger(self.run_dir, purge_step=self.step + 1 if self.resume_from is not None else None)
+        logger = self.logger = RunLogger(self.run_dir,
+                                         purge_step=self.step + 1 if self.resume_from is not None else None)
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
@@ -335,7 +373,11 @@ class Trainer:
             "eval_wall_seconds": self.eval_wall_seconds,
         }
         # Machine-readable outcome of the run, e.g. for sweep reports (no event-file parsing needed).
-        (self.run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+        results_file = self.run_dir / "results.json"
+        try:
+            results_file.write_text(json.dumps(summary, indent=2))
+        except OSError as error:
+            raise OutputWriteError(results_file, error) from None
         return summary
 
     def stop_for_signal(self, logger: RunLogger) -> dict[str, Any]:

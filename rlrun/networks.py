@@ -24,11 +24,13 @@ class NatureCNN(nn.Module):
 
     Takes stacked frames ``(batch, C, H, W)`` of pixel values 0..255 in any dtype (uint8 from the replay
     buffer, so a batch crosses to the GPU at a quarter of float32's size) and scales them to [0, 1] itself.
+    ``hidden=False`` leaves out the 512-unit layer: the shared torso of the dueling head, whose two streams
+    each have their own.
     """
 
     width = 512
 
-    def __init__(self, in_shape: Sequence[int]):
+    def __init__(self, in_shape: Sequence[int], hidden: bool = True):
         super().__init__()
         channels, height, width = in_shape
         self.convs = nn.Sequential(
@@ -39,7 +41,8 @@ class NatureCNN(nn.Module):
         )
         with torch.no_grad():  # the flattened size for this frame size (7 x 7 x 64 at 84 x 84)
             flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(flat, self.width), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(flat, self.width), nn.ReLU()) if hidden else nn.Identity()
+        self.out_features = self.width if hidden else flat
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convs(frames.float() / 255.0))
@@ -50,28 +53,39 @@ def is_image_shape(obs_shape: Sequence[int]) -> bool:
     return len(obs_shape) == 3
 
 
+def stream(in_features: int, width: int, out_features: int) -> nn.Sequential:
+    """One stream of the dueling head: its own hidden layer, then the output (``[0]`` and ``[2]`` are the Linears)."""
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, out_features))
+
+
 class QNetwork(nn.Module):
     """Q-values for every discrete action, optionally with a dueling head.
 
     The trunk is an MLP over the flattened observation (``network="mlp"``) or the Nature-DQN CNN over
-    stacked frames (``network="cnn"``). The dueling head (Wang et al. 2016) splits Q into a state value
-    and action advantages, ``Q = V + A - mean(A)``; subtracting the mean makes V and A identifiable.
+    stacked frames (``network="cnn"``), then a linear layer to the Q-values.
+
+    The dueling head is Wang et al. (2016)'s: a shared torso, then a value stream and an advantage stream,
+    each with its own fully connected hidden layer, combined as ``Q = V + A - mean(A)`` (subtracting the mean
+    makes V and A identifiable). The torso is the MLP's hidden layers but the last (none for one hidden layer)
+    and each stream's hidden layer has the last width; for the CNN the torso is the conv layers and each stream
+    has its own 512-unit layer, as in the paper.
     """
 
     def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], dueling: bool = False,
                  network: str = "mlp", obs_shape: Sequence[int] | None = None):
         super().__init__()
         if network == "cnn":
-            self.trunk = NatureCNN(obs_shape)
-            width = NatureCNN.width
+            self.trunk = NatureCNN(obs_shape, hidden=not dueling)
+            width, stream_width = self.trunk.out_features, NatureCNN.width
         else:
-            self.trunk = mlp(obs_dim, hidden_sizes)  # same parameter names as before the CNN existed
-            width = hidden_sizes[-1]
+            shared = hidden_sizes[:-1] if dueling else hidden_sizes
+            self.trunk = mlp(obs_dim, shared)  # same parameter names as before the CNN existed
+            width, stream_width = (shared[-1] if shared else obs_dim), hidden_sizes[-1]
         self.flatten = network != "cnn"
         self.dueling = dueling
         if dueling:
-            self.value = nn.Linear(width, 1)
-            self.advantage = nn.Linear(width, n_actions)
+            self.value = stream(width, stream_width, 1)
+            self.advantage = stream(width, stream_width, n_actions)
         else:
             self.head = nn.Linear(width, n_actions)
         # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
@@ -87,9 +101,14 @@ class QNetwork(nn.Module):
             features = self.trunk(obs)
         if not self.dueling:
             return F.linear(features, self.head.weight, self.head.bias)
-        advantage = F.linear(features, self.advantage.weight, self.advantage.bias)
-        value = F.linear(features, self.value.weight, self.value.bias)
+        advantage = self.stream_output(self.advantage, features)
+        value = self.stream_output(self.value, features)
         return value + advantage - advantage.mean(dim=1, keepdim=True)
+
+    @staticmethod
+    def stream_output(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
+        hidden, output = layers[0], layers[2]
+        return F.linear(F.linear(features, hidden.weight, hidden.bias).relu(), output.weight, output.bias)
 
 
 def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
@@ -143,12 +162,18 @@ class NumpyGreedyPolicy:
     def pays_for(self, batch_size: int) -> bool:
         return batch_size <= self.max_batch
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        x = obs.reshape(len(obs), -1)
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values in float32, as the module computes them: float64 observations are cast first, like the
+        torch path's ``as_tensor(..., dtype=float32)``. NumPy's BLAS sums in another order than torch's, so the
+        values equal the module's up to float32 rounding, not bit for bit."""
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         *hidden, (head_weight, head_bias) = self.layers
         for weight, bias in hidden:
             x = x @ weight
             x += bias
             np.maximum(x, 0.0, out=x)
-        return (x @ head_weight + head_bias).argmax(axis=1)
+        return x @ head_weight + head_bias
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.q_values(obs).argmax(axis=1)
 

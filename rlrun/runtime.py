@@ -1,4 +1,4 @@
-"""Process-wide setup for a run: the torch device, thread count and global seeds."""
+"""Process-wide setup for a run: the torch device, thread count, global seeds and the run's random streams."""
 
 from __future__ import annotations
 
@@ -39,6 +39,32 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# The consumers of randomness in a run, each with a stream of its own. The order is the spawn order: a new
+# consumer goes at the end, so the existing streams keep their values for a given seed.
+RANDOM_STREAMS = (
+    "exploration",  # the agent's training actions (DQN's epsilon-greedy, REINFORCE's sampling, tabular Q, random)
+    "replay",  # which transitions the replay buffer samples
+    "evaluation",  # random draws of evaluation-time acting (the random agent's evaluation actions)
+    "action_space",  # the training envs' action space (Gymnasium's own generator for .sample())
+)
+
+
+def random_streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    """One independent stream per consumer, all spawned from ``SeedSequence(seed)``.
+
+    Spawned children are independent of each other and of the root, so exploration and replay sampling no
+    longer draw the same numbers (both were ``default_rng(seed)``). Pass one to ``np.random.default_rng``, or
+    to :func:`space_seed` for a Gymnasium space. Checkpoints hold each generator's state, so a resumed run
+    continues the streams it had, whichever seeding made them.
+    """
+    return dict(zip(RANDOM_STREAMS, np.random.SeedSequence(seed).spawn(len(RANDOM_STREAMS))))
+
+
+def space_seed(stream: np.random.SeedSequence) -> int:
+    """An int seed for a Gymnasium space (``Space.seed`` takes ints only), drawn from the stream."""
+    return int(stream.generate_state(1, np.uint64)[0])
 
 
 def global_rng_state() -> dict:

@@ -100,3 +100,52 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
 def test_missing_device_fails_clearly(tmp_path):
     result = run_cli("device=cuda", *TINY_RUN[:-1], f"hydra.run.dir={tmp_path}")
     assert_clean_failure(result, "device=cuda", "device=auto")
+
+
+@pytest.mark.parametrize("args", [["total_steps=10"], ["-m", "seed=0,1", "total_steps=10"]], ids=["run", "sweep"])
+def test_an_output_folder_that_cannot_be_made_is_one_paragraph(tmp_path, args):
+    # A folder under a regular file cannot be made, not even by root (chmod would not stop root).
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    folder = blocker / "run"
+    key = "hydra.sweep.dir" if args[0] == "-m" else "hydra.run.dir"
+    cwd = tmp_path / "fresh"
+    cwd.mkdir()
+    result = run_cli(*args, f"{key}={folder}", cwd=cwd)
+    assert result.returncode == 1
+    assert_clean_failure(result, r"^rlrun: error: could not create the output folder " + re.escape(str(folder)),
+                         "Not a directory", re.escape(f"{blocker} is a file"), "GB free", "Nothing was run",
+                         re.escape(f"{key}="))
+    assert list(cwd.iterdir()) == []  # nothing was written elsewhere instead
+
+
+def test_a_full_disk_mid_run_is_one_paragraph_with_the_way_to_continue(tmp_path):
+    # ENOSPC from the third checkpoint write on (after two good last.pt saves), through rlrun's CLI entry point.
+    script = (
+        "import errno, os, sys, torch\n"
+        "real_save, calls = torch.save, []\n"
+        "def save(obj, f):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) >= 3:\n"
+        "        f.write(b'x' * 4096)\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "    real_save(obj, f)\n"
+        "torch.save = save\n"
+        "from rlrun.cli import main\n"
+        "sys.argv[0] = 'rlrun'\n"
+        "main()\n"
+    )
+    import subprocess
+    import sys
+
+    args = [*TINY_RUN, "total_steps=1000", "save_every=200", "eval.every=100000", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
+    last = tmp_path / "checkpoints" / "last.pt"
+    assert result.returncode == 1
+    assert_clean_failure(result, "rlrun: error: could not write the checkpoint " + re.escape(str(last)),
+                         r"No space left on device \(ENOSPC\)", "GB free",
+                         re.escape(f"the last good checkpoint, {last} (env step 400), is left in place"),
+                         re.escape(f"continue with: rlrun resume={tmp_path}"))
+    assert result.stderr.count("rlrun: error:") == 1
+    assert torch.load(last, weights_only=True)["progress"]["step"] == 400
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))

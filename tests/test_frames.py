@@ -11,11 +11,11 @@ K, FRAME = 4, (6, 6)
 CPU = torch.device("cpu")
 
 
-def episode_transitions(rng, num_envs, steps, max_len):
+def episode_transitions(rng, num_envs, steps, max_len, frame=FRAME):
     """Transitions as Gymnasium's FrameStackObservation (padding with the reset frame) makes them, several
     sub-envs interleaved, episodes of random length; frames drawn from few values, so some repeat."""
     def new_frame():
-        return rng.integers(0, 3, FRAME, dtype=np.uint8)
+        return rng.integers(0, 3, frame, dtype=np.uint8)
 
     stacks = [np.stack([new_frame()] * K) for _ in range(num_envs)]
     lengths = rng.integers(1, max_len, num_envs)
@@ -35,23 +35,23 @@ def episode_transitions(rng, num_envs, steps, max_len):
         yield obs, rng.integers(0, 4, num_envs), rng.random(num_envs).astype(np.float32), next_obs, terminated
 
 
-def twin_buffers(capacity, batch_size, prioritized=False, seed=0):
+def twin_buffers(capacity, batch_size, prioritized=False, seed=0, frame=FRAME):
     """The same buffer twice: with frames stored once, and naively with whole stacks."""
     def make(observations):
         if prioritized:
-            return PrioritizedReplayBuffer(capacity, (K, *FRAME), np.dtype(np.uint8), batch_size, CPU, seed,
+            return PrioritizedReplayBuffer(capacity, (K, *frame), np.dtype(np.uint8), batch_size, CPU, seed,
                                            alpha=0.6, beta=LinearSchedule(0.4, 1.0, 1000), eps=1e-6,
                                            observations=observations)
-        return ReplayBuffer(capacity, (K, *FRAME), np.dtype(np.uint8), batch_size, CPU, seed,
+        return ReplayBuffer(capacity, (K, *frame), np.dtype(np.uint8), batch_size, CPU, seed,
                             observations=observations)
 
-    return make(FrameStackStore(capacity, (K, *FRAME), np.dtype(np.uint8))), make(None)
+    return make(FrameStackStore(capacity, (K, *frame), np.dtype(np.uint8))), make(None)
 
 
 def assert_same_contents(frames_buffer, naive_buffer):
     assert len(frames_buffer) == len(naive_buffer)
-    size = len(naive_buffer)
-    obs, next_obs = np.empty((size, K, *FRAME), np.uint8), np.empty((size, K, *FRAME), np.uint8)
+    size, shape = len(naive_buffer), naive_buffer.observations.obs.shape[1:]
+    obs, next_obs = np.empty((size, *shape), np.uint8), np.empty((size, *shape), np.uint8)
     frames_buffer.observations.gather(np.arange(size), obs, next_obs)
     np.testing.assert_array_equal(obs, naive_buffer.observations.obs[:size])
     np.testing.assert_array_equal(next_obs, naive_buffer.observations.next_obs[:size])
@@ -196,3 +196,29 @@ def test_cuda_batches_come_from_pinned_memory_and_match_the_cpu_ones():
         a, b = on_gpu.sample(0), on_cpu.sample(0)
         assert a.obs.device.type == "cuda" and a.obs.dtype == torch.uint8
         assert torch.equal(a.obs.cpu(), b.obs) and torch.equal(a.next_obs.cpu(), b.next_obs)
+
+
+def test_a_checkpoint_of_the_frame_store_holds_views_not_copies(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    buffer, naive = twin_buffers(capacity=400, batch_size=4, frame=(84, 84))  # 3 MB of frames
+    for transition in episode_transitions(rng, 2, steps=300, max_len=30, frame=(84, 84)):
+        buffer.add(*transition)
+        naive.add(*transition)
+    store, state = buffer.observations, buffer.state_dict()
+    for name, array in (("frames", store.frames), ("frame_refcount", store.refcount), ("frame_keys", store.keys),
+                        ("obs_refs", store.obs_refs), ("next_obs_refs", store.next_refs)):
+        assert np.shares_memory(state[name].numpy(), array), name
+    tracemalloc.start()
+    torch.save(buffer.state_dict(), tmp_path / "last.pt")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.05 * store.frames[:store.used].nbytes  # a copy would be 1.0x of it
+    restored, _ = twin_buffers(capacity=400, batch_size=4, frame=(84, 84))
+    restored.load_state_dict(torch.load(tmp_path / "last.pt", weights_only=True))
+    assert_same_contents(restored, naive)
+    older = {**state, "frame_keys": torch.from_numpy(store.keys[:store.used].astype(np.int64))}  # before: int64 keys
+    restored, _ = twin_buffers(capacity=400, batch_size=4, frame=(84, 84))
+    restored.load_state_dict(older)
+    np.testing.assert_array_equal(restored.observations.keys, store.keys)

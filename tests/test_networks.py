@@ -4,6 +4,7 @@ the module's, for plain and dueling heads, and it follows weight changes)."""
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from rlrun.agents.dqn import resolve_network
 from rlrun.errors import ConfigError
@@ -19,7 +20,7 @@ def test_cnn_q_network_gives_one_q_value_per_action(dueling):
     q = net(frames)
     assert q.shape == (5, 6) and q.dtype == torch.float32
     assert isinstance(net.trunk, NatureCNN)
-    assert net.trunk.fc[0].in_features == 7 * 7 * 64  # Nature DQN's flattened size at 84 x 84
+    assert net.trunk.out_features == (7 * 7 * 64 if dueling else 512)  # Nature DQN's flattened size at 84 x 84
     if dueling:  # Q = V + A - mean(A): the mean over actions is V
         features = net.trunk(frames)
         torch.testing.assert_close(q.mean(dim=1, keepdim=True), net.value(features))
@@ -59,6 +60,24 @@ def test_numpy_greedy_equals_the_modules_argmax(hidden_sizes):
         expected = network(torch.from_numpy(obs)).argmax(dim=1).numpy()
     np.testing.assert_array_equal(policy(obs), expected)
     np.testing.assert_array_equal(policy(obs[:1]), expected[:1])  # one observation, as when acting
+
+
+@pytest.mark.parametrize("hidden_sizes", [[128, 128], [16], [64, 32, 16]])
+def test_numpy_greedy_computes_float64_observations_in_float32_like_the_module(hidden_sizes):
+    # Box spaces declared float64 hand out float64 observations; the torch path casts them to float32.
+    torch.manual_seed(0)
+    network = QNetwork(6, 5, hidden_sizes)
+    policy = NumpyGreedyPolicy(network)
+    obs = 3 * np.random.default_rng(0).standard_normal((200, 6))  # float64
+    q = np.concatenate([policy.q_values(obs[i:i + 1]) for i in range(len(obs))])  # one at a time, as when acting
+    assert q.dtype == np.float32
+    # the cast comes first: exactly what the float32 observations give
+    np.testing.assert_array_equal(q, np.concatenate([policy.q_values(row[None].astype(np.float32)) for row in obs]))
+    with torch.no_grad():
+        expected = network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    # equal to the module's up to float32 rounding: NumPy's BLAS and torch's sum in different orders
+    np.testing.assert_allclose(q, expected, rtol=0, atol=16 * np.finfo(np.float32).eps * np.abs(expected).max())
+    np.testing.assert_array_equal(policy(obs), expected.argmax(axis=1))
 
 
 def test_numpy_greedy_sees_optimizer_steps_and_loaded_weights_without_a_refresh():
@@ -106,3 +125,37 @@ def test_numpy_greedy_refuses_the_cnn():
     cnn_q = QNetwork(2 * 36 * 36, 3, [16], network="cnn", obs_shape=(2, 36, 36))
     with pytest.raises(ValueError, match="MLP Q-networks only"):
         NumpyGreedyPolicy(cnn_q)
+
+
+def linear_shapes(module):
+    return [(layer.in_features, layer.out_features) for layer in module.modules() if isinstance(layer, nn.Linear)]
+
+
+@pytest.mark.parametrize("hidden_sizes,torso", [([64, 32], [(6, 64)]), ([16], []), ([64, 48, 32], [(6, 64), (64, 48)])])
+def test_dueling_mlp_streams_each_have_their_own_hidden_layer(hidden_sizes, torso):
+    # Wang et al. 2016: a shared torso, then value and advantage streams with a fully connected layer each.
+    network = QNetwork(6, 5, hidden_sizes, dueling=True)
+    shared_width, last = (torso[-1][1] if torso else 6), hidden_sizes[-1]
+    assert linear_shapes(network.trunk) == torso
+    assert linear_shapes(network.value) == [(shared_width, last), (last, 1)]
+    assert linear_shapes(network.advantage) == [(shared_width, last), (last, 5)]
+    plain = QNetwork(6, 5, hidden_sizes)
+    assert linear_shapes(plain.trunk) == list(zip([6, *hidden_sizes[:-1]], hidden_sizes))  # the plain head keeps all
+
+
+def test_dueling_cnn_streams_each_have_their_own_512_unit_layer():
+    network = QNetwork(4 * 84 * 84, 6, [128], dueling=True, network="cnn", obs_shape=(4, 84, 84))
+    assert linear_shapes(network.trunk) == []  # the shared torso is the conv layers
+    assert linear_shapes(network.value) == [(7 * 7 * 64, 512), (512, 1)]
+    assert linear_shapes(network.advantage) == [(7 * 7 * 64, 512), (512, 6)]
+
+
+@pytest.mark.parametrize("network,obs_shape", [("mlp", (6,)), ("cnn", (2, 36, 36))])
+def test_dueling_q_is_value_plus_advantage_minus_its_mean(network, obs_shape):
+    torch.manual_seed(0)
+    net = QNetwork(int(np.prod(obs_shape)), 4, [32, 16], dueling=True, network=network, obs_shape=obs_shape)
+    obs = torch.rand(7, *obs_shape) * (255 if network == "cnn" else 1)
+    features = net.trunk(obs)
+    value, advantage = net.value(features), net.advantage(features)  # streams as plain module calls
+    torch.testing.assert_close(net(obs), value + advantage - advantage.mean(dim=1, keepdim=True))
+    assert value.shape == (7, 1) and advantage.shape == (7, 4)

@@ -1,5 +1,6 @@
-"""Nothing lost: exact resume, signals, SIGKILL at random moments, divergence."""
+"""Nothing lost: exact resume, signals, SIGKILL at random moments, divergence, a full disk."""
 
+import errno
 import os
 import random
 import signal
@@ -224,3 +225,41 @@ def test_every_agent_family_resumes_exactly(tmp_path, overrides):
     assert len(scalars(whole, "charts/episodic_return")) > 10
     assert_same_state(load_checkpoint(whole / "checkpoints" / "last.pt")["agent"],
                       load_checkpoint(parts / "checkpoints" / "last.pt")["agent"])
+
+
+def test_a_full_disk_under_the_event_files_stops_with_the_checkpoint_and_the_way_to_continue(tmp_path, monkeypatch):
+    # TensorBoard's writer thread reports a failed write at the next call; here add_scalar raises it, past step 450.
+    from torch.utils.tensorboard import SummaryWriter
+
+    from rlrun.errors import OutputWriteError
+
+    trainer = Trainer(compose_cfg(*TINY_RUN, "total_steps=900", "save_every=200", "eval.every=100000"), tmp_path)
+    real_add_scalar = SummaryWriter.add_scalar
+
+    def add_scalar(writer, tag, value, step=None, *args, **kwargs):
+        if step is not None and step > 450:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_add_scalar(writer, tag, value, step, *args, **kwargs)
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", add_scalar)
+    with pytest.raises(OutputWriteError) as raised:
+        trainer.run()
+    message = str(raised.value)
+    assert f"could not write the TensorBoard event file in {tmp_path}: No space left on device" in message
+    assert "GB free" in message and f"continue with: rlrun resume={tmp_path}" in message
+    assert "(env step 400), is left in place" in message
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
+
+
+def test_a_full_disk_before_any_checkpoint_says_to_start_again(tmp_path, monkeypatch):
+    from rlrun.errors import OutputWriteError
+
+    def no_space(obj, f):
+        f.write(b"x" * 100)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(OutputWriteError, match=r"could not write the checkpoint .*last\.pt: No space left on device "
+                                               r"\(ENOSPC\).*before any checkpoint was written.*start the run again"):
+        train(compose_cfg(*TINY_RUN, "total_steps=300", "save_every=200", "eval.every=100000"), tmp_path)
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no temporary file left behind

@@ -87,3 +87,18 @@ def test_the_run_logs_which_tuned_file_applied(tmp_path, caplog):
     assert len(lines) == 2
     assert lines[0].startswith("tuned settings: conf/tuned/cartpole_dqn.yaml")
     assert lines[1].startswith("tuned settings: none for env=cartpole agent=dqn")
+
+
+def test_breakout_file_has_cleanrls_atari_values_where_its_header_credits_cleanrl():
+    # CleanRL's dqn_atari.py: what the header credits to it must be CleanRL's; what differs must be said.
+    entry = importlib.resources.files("rlrun.conf") / "tuned" / "breakout_double_dqn.yaml"
+    header = "\n".join(line for line in entry.read_text().splitlines() if line.startswith("#"))
+    cfg = compose_cfg("env=breakout", "agent=double_dqn")
+    cleanrl = {"total_steps": 10_000_000, "agent.lr": 1e-4, "agent.batch_size": 32, "agent.gamma": 0.99,
+               "agent.learning_starts": 80_000, "agent.train_freq": 4, "agent.target_update": "hard",
+               "agent.target_update_every": 1000, "buffer.capacity": 1_000_000, "schedule.start": 1.0,
+               "schedule.end": 0.01, "schedule.duration": 1_000_000}
+    assert {key: OmegaConf.select(cfg, key) for key in cleanrl} == cleanrl
+    assert "CleanRL's dqn_atari.py" in header
+    assert (cfg.agent.loss, cfg.agent.max_grad_norm) == ("huber", 10.0)  # not CleanRL's, and the header says so
+    assert "CleanRL uses MSE with no gradient clipping" in header

@@ -18,6 +18,7 @@ from rlrun.agents.tabular_q import TabularQAgent
 from rlrun.buffers import build_buffer
 from rlrun.config import DQNConfig, ReinforceConfig, TabularQConfig
 from rlrun.errors import ConfigError
+from rlrun.runtime import random_streams
 from rlrun.schedules import LinearSchedule, build_schedule
 
 __all__ = ["Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
@@ -87,9 +88,10 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
     """The agent for ``cfg.agent.algo``, checked against the env's spaces before anything trains."""
     algo = cfg.agent.algo
+    streams = random_streams(cfg.seed)  # each consumer its own stream (rlrun/runtime.py)
     # Plain dataclasses below: OmegaConf attribute access is far too slow for the per-step hot path.
     if algo == "random":
-        return RandomAgent(action_space, cfg.seed)
+        return RandomAgent(action_space, streams["exploration"], streams["evaluation"])
     if algo == "heuristic":
         policy = heuristic_for(cfg.env.id)
         if policy is None:
@@ -103,7 +105,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         _require_box_observations(cfg, obs_space)
         _require_channels_first(cfg, obs_space)
         buffer = build_buffer(
-            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, cfg.seed, cfg.total_steps,
+            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"], cfg.total_steps,
             cfg.agent.gamma, cfg.env.num_envs,
         )
         epsilon = build_schedule(cfg.schedule)
@@ -111,7 +113,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         learning_rate = None
         if params.lr_end is not None:
             learning_rate = LinearSchedule(params.lr, params.lr_end, params.lr_decay_steps or cfg.total_steps)
-        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, cfg.seed,
+        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
                         skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate)
     if algo == "reinforce":
         if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
@@ -121,7 +123,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             )
         _require_box_observations(cfg, obs_space)
         params = ReinforceConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
-        return ReinforceAgent(params, obs_space.shape, action_space, device, cfg.seed)
+        return ReinforceAgent(params, obs_space.shape, action_space, device, streams["exploration"])
     if algo == "tabular_q":
         if not isinstance(obs_space, gym.spaces.Discrete):
             raise ConfigError(
@@ -132,5 +134,6 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             )
         _require_discrete_actions(cfg, action_space)
         params = TabularQConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
-        return TabularQAgent(params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule), cfg.seed)
+        return TabularQAgent(params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule),
+                             streams["exploration"])
     raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: {', '.join(AGENT_CLASSES)}.")

@@ -75,7 +75,7 @@ class DQNAgent:
         buffer: ReplayBuffer,
         epsilon: Callable[[int, int], float],
         device: torch.device,
-        seed: int,
+        seed: int | np.random.SeedSequence,
         skip_nonfinite_loss: bool = False,
         learning_rate: Callable[[int], float] | None = None,
     ):

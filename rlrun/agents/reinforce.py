@@ -233,7 +233,7 @@ class ReinforceAgent:
         obs_shape: tuple[int, ...],
         action_space: gym.spaces.Discrete | gym.spaces.Box,
         device: torch.device,
-        seed: int,
+        seed: int | np.random.SeedSequence,
     ):
         self.cfg = cfg
         self.device = device

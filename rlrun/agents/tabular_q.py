@@ -26,7 +26,7 @@ class TabularQAgent:
         n_states: int,
         n_actions: int,
         epsilon: Callable[[int, int], float],
-        seed: int,
+        seed: int | np.random.SeedSequence,
     ):
         self.cfg = cfg
         self.n_actions = n_actions

@@ -22,8 +22,8 @@ def stores_frames(obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:
     return len(obs_shape) == 3 and obs_dtype == np.uint8
 
 
-def build_buffer(cfg: DictConfig, obs_shape, obs_dtype, batch_size: int, device: torch.device, seed: int,
-                 total_steps: int, gamma: float, num_envs: int) -> ReplayBuffer:
+def build_buffer(cfg: DictConfig, obs_shape, obs_dtype, batch_size: int, device: torch.device,
+                 seed: int | np.random.SeedSequence, total_steps: int, gamma: float, num_envs: int) -> ReplayBuffer:
     """The buffer named by the ``buffer`` group, with n-step returns over ``cfg.n_step`` steps of each sub-env;
     stacked frames are stored one frame at a time."""
     shape, dtype = tuple(obs_shape), np.dtype(obs_dtype)

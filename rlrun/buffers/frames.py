@@ -92,14 +92,16 @@ class FrameStackStore:
         return sum(a.nbytes for a in (self.frames, self.refcount, self.keys, self.obs_refs, self.next_refs))
 
     def state_dict(self, size: int) -> dict:
-        """The pool's written part and the stacks of the first ``size`` slots (the filled ones)."""
+        """The pool's written part and the stacks of the first ``size`` slots (the filled ones), as views of the
+        arrays, not copies (see ``ReplayBuffer.state_dict``). The uint32 CRC keys travel as int32 bit patterns,
+        torch's nearest dtype."""
         used = self.used
         return {
-            "frames": torch.from_numpy(self.frames[:used].copy()),
-            "frame_refcount": torch.from_numpy(self.refcount[:used].copy()),
-            "frame_keys": torch.from_numpy(self.keys[:used].astype(np.int64)),
-            "obs_refs": torch.from_numpy(self.obs_refs[:size].copy()),
-            "next_obs_refs": torch.from_numpy(self.next_refs[:size].copy()),
+            "frames": torch.from_numpy(self.frames[:used]),
+            "frame_refcount": torch.from_numpy(self.refcount[:used]),
+            "frame_keys": torch.from_numpy(self.keys[:used].view(np.int32)),
+            "obs_refs": torch.from_numpy(self.obs_refs[:size]),
+            "next_obs_refs": torch.from_numpy(self.next_refs[:size]),
             "frame_cursor": self.cursor,
         }
 
@@ -109,7 +111,7 @@ class FrameStackStore:
             self._grow()
         self.frames[:used] = state["frames"].numpy()
         self.refcount[:used] = state["frame_refcount"].numpy()
-        self.keys[:used] = state["frame_keys"].numpy().astype(np.uint32)
+        self.keys[:used] = state["frame_keys"].numpy().astype(np.uint32)  # int32 bits, or int64 from older checkpoints
         self.obs_refs[:size] = state["obs_refs"].numpy()
         self.next_refs[:size] = state["next_obs_refs"].numpy()
         self.used, self.cursor = used, state["frame_cursor"]

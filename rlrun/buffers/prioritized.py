@@ -58,7 +58,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree.update(indices, priorities**self.alpha)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "priorities": torch.from_numpy(self.tree.leaves[: self.size].copy()),
+        return {**super().state_dict(), "priorities": torch.from_numpy(self.tree.leaves[: self.size]),
                 "max_priority": self.max_priority}
 
     def load_state_dict(self, state: dict) -> None:

@@ -60,7 +60,8 @@ class ObservationArrays:
         return self.obs.nbytes + self.next_obs.nbytes
 
     def state_dict(self, size: int) -> dict:
-        return {"obs": torch.from_numpy(self.obs[:size].copy()), "next_obs": torch.from_numpy(self.next_obs[:size].copy())}
+        """Views of the filled part, no copies (see ``ReplayBuffer.state_dict``)."""
+        return {"obs": torch.from_numpy(self.obs[:size]), "next_obs": torch.from_numpy(self.next_obs[:size])}
 
     def load_state_dict(self, state: dict, size: int) -> None:
         self.obs[:size] = state["obs"].numpy()
@@ -85,7 +86,7 @@ class ReplayBuffer:
         obs_dtype: np.dtype,
         batch_size: int,
         device: torch.device,
-        seed: int,
+        seed: int | np.random.SeedSequence,
         observations: ObservationArrays | None = None,
         *,
         gamma: float = 0.99,
@@ -197,9 +198,14 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict:
         """The stored transitions (filled part only) as tensors, the ring position, the sampling RNG and
-        the n-step windows in progress."""
+        the n-step windows in progress.
+
+        The tensors are views of the buffer's arrays, not copies: ``torch.save`` writes a view's bytes straight
+        from the array's memory, so a checkpoint of a 7 GB buffer does not need another 7 GB. Save the state
+        before the buffer changes again (the training loop saves at once).
+        """
         state = {
-            **{name: torch.from_numpy(array[: self.size].copy()) for name, array in self._fields().items()},
+            **{name: torch.from_numpy(array[: self.size]) for name, array in self._fields().items()},
             **self.observations.state_dict(self.size),
             "position": self.position,
             "size": self.size,
