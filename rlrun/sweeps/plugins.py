@@ -6,8 +6,9 @@ composition). This is done in Python, not with YAML files in conf/hydra/launcher
 ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matching" (a warning on every run),
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
-rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) and submitit launchers (hydra_plugins/rlrun_submitit_launcher/:
-a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists
+rlrun's sweeper (hydra_plugins/rlrun_optuna_sweeper/) and its joblib and submitit launchers
+(hydra_plugins/rlrun_joblib_launcher/ and rlrun_submitit_launcher/: a job killed from outside does not end the sweep)
+are registered explicitly as well: Hydra's scan lists
 ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install (pip install -e).
 """
 
@@ -23,6 +24,7 @@ from omegaconf import OmegaConf
 
 JOB_FOLDER_MAX_CHARS = 120  # well under the 255-byte file name limit; the job number keeps names unique
 SUBMITIT_LAUNCHERS = "hydra_plugins.rlrun_submitit_launcher.launchers"  # see rlrun/sweeps/submitit_jobs.py
+JOBLIB_LAUNCHER = "hydra_plugins.rlrun_joblib_launcher.launcher.RlrunJoblibLauncher"  # see rlrun/sweeps/joblib_jobs.py
 
 
 def usable_cores() -> int:
@@ -68,6 +70,9 @@ def register_sweep_plugins() -> None:
     from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
 
     plugins.register(RlrunOptunaSweeper)
+    from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
+
+    plugins.register(RlrunJoblibLauncher)
     from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
 
     plugins.register(RlrunLocalLauncher)
@@ -77,8 +82,8 @@ def register_sweep_plugins() -> None:
 
     threads = "${device.threads}"
     launchers = {
-        # as many jobs as fit with jobs x device.threads <= usable cores
-        "joblib": JobLibLauncherConf(n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
+        # as many jobs as fit with jobs x device.threads <= usable cores, each in a process of its own
+        "joblib": JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
         "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads,
                                          tasks_per_node=1, timeout_min=60),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
