@@ -60,7 +60,8 @@ def record_interruption(run_dir: Path, signal_number: int, step: Optional[int]) 
     from rlrun.loop import resume_command  # torch and the envs: imported only when a run was interrupted
 
     name = signal.Signals(signal_number).name
-    cause = "Ctrl-C, or a stop of its sweep" if signal_number == signal.SIGINT else "scancel, a time limit or preemption"
+    cause = ("Ctrl-C, or a stop of its sweep" if signal_number == signal.SIGINT
+             else "scancel, a time limit or preemption")
     error = (f"stopped from outside by {name} at env step {step} ({cause}); "
              f"checkpoints/last.pt is saved: continue with {resume_command(run_dir)}")
     failure = {"error": error, "type": "interrupted", "signal": name, "step": step}

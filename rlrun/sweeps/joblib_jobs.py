@@ -1,19 +1,19 @@
-"""Running the jobs of ``hydra/launcher=joblib`` (rlrun's default) each in a process of its own, sweep-safe.
+"""Running the jobs of ``hydra/launcher=joblib`` (rlrun's default) in worker processes of rlrun's own, sweep-safe.
 
 hydra-joblib-launcher runs the jobs in a loky process pool. When one worker dies (the out-of-memory killer, SIGKILL),
 loky marks the pool broken and terminates the other workers mid-job (no checkpoint), and joblib raises
 TerminatedWorkerError, which ends the sweep before its report. Here (called by rlrun's launcher in
-hydra_plugins/rlrun_joblib_launcher/) each job is a child process of the sweep, at most ``n_jobs`` at a time, and
-runs exactly as a loky worker would run it (Hydra's ``execute_job``). A job that dies is recorded as killed, like a
-failed job, and the others go on.
+hydra_plugins/rlrun_joblib_launcher/) ``n_jobs`` worker processes run the jobs one after another, as loky's do, each
+job exactly as a loky worker runs it (Hydra's ``execute_job``). A worker that dies loses only the job it was running,
+which is recorded as killed, like a failed job; the other workers go on and a new one takes the next job.
 
-A SIGINT or SIGTERM to the sweep process is passed on to every running job, once (jobs are in process groups of
-their own, so Ctrl-C in a terminal reaches them only this way): each saves ``last.pt`` and records the interruption.
-No job starts after it; those not started are listed in ``stopped.json`` for the report.
+A SIGINT or SIGTERM to the sweep process is passed on to every running job, once (workers are in sessions of their
+own, so Ctrl-C in a terminal reaches them only this way): each saves ``last.pt`` and records the interruption. No job
+starts after it; those not started are listed in ``stopped.json`` for the report.
 
 Of the launcher's settings, ``n_jobs`` (joblib's meaning: -1 is every core) and ``timeout`` (seconds; a job past it
-gets SIGTERM, so it saves ``last.pt``) apply. The rest tune how joblib batches and ships tasks to a pool, which
-has no counterpart for one process per job; ``backend`` is loky-like processes, as hydra-joblib-launcher hard-codes.
+gets SIGTERM, so it saves ``last.pt``) apply. The rest tune how joblib batches and ships tasks to a pool and have no
+counterpart here; ``backend`` is processes, as hydra-joblib-launcher hard-codes loky.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     sweep_dir.mkdir(parents=True, exist_ok=True)
     jobs = [Job(initial_job_idx + index, list(overrides)) for index, overrides in enumerate(job_overrides)]
     if launcher.stopped_by is not None:
-        return finish(launcher, sweep_dir, jobs, not_started=jobs)
+        return finish(launcher, sweep_dir, jobs)
 
     at_once = min(len(jobs), max(1, effective_n_jobs(settings.get("n_jobs"))))
     timeout = settings.get("timeout")
@@ -147,26 +147,29 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                 if worker.connection.poll() and receive(worker) == READY:
                     if pending and stop.signal is None:
                         hand_over(worker, pending.pop(0), context)
+                        if stop.signal is not None:  # the stop came while it was handed the job: not passed on
+                            send_signal(worker, stop.signal)
                     else:
                         worker.connection.close()
                         workers.remove(worker)
                         leaving.append(worker)
                         continue
                 if worker.connection.closed or worker.process.poll() is not None:
-                    retire(worker, sweep_dir)
+                    retire(worker, sweep_dir, stopping=stop.signal is not None)
                     workers.remove(worker)
                 elif timeout and worker.job and worker.job.signalled is None \
                         and time.monotonic() - worker.job.started_at > timeout:
                     log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.job.label,
                               timeout)
                     send_signal(worker, signal.SIGTERM)
-        for worker in workers:  # still starting when the sweep was stopped: no job of theirs is lost
-            worker.process.kill()
         for worker in workers + leaving:
-            worker.connection.close()
+            worker.connection.close()  # an idle worker exits on it
+            if not worker.has_context:
+                worker.process.kill()  # still starting when the sweep was stopped: it has no job to lose
+        for worker in workers + leaving:
             worker.process.wait()
         launcher.stopped_by = stop.signal
-    return finish(launcher, sweep_dir, jobs, not_started=pending)
+    return finish(launcher, sweep_dir, jobs)
 
 
 def busy(workers: list[Worker]) -> int:
@@ -201,17 +204,16 @@ def receive(worker: Worker) -> Optional[bytes]:
 
 
 def hand_over(worker: Worker, job: Job, context: bytes) -> None:
-    """Give a READY worker its next job; from now on a stop of the sweep is passed on to it."""
-    worker.job, job.started_at = job, time.monotonic()
+    """Give a READY worker its next job; from then on a stop of the sweep is passed on to it."""
     try:
         worker.connection.send_bytes(b"" if worker.has_context else context)
         worker.connection.send_bytes(pickle.dumps((job.number, job.overrides)))
     except OSError:
         worker.connection.close()  # it died as it was handed the job: recorded by retire()
-    worker.has_context = True
+    worker.job, job.started_at, worker.has_context = job, time.monotonic(), True
 
 
-def retire(worker: Worker, sweep_dir: Path) -> None:
+def retire(worker: Worker, sweep_dir: Path, stopping: bool) -> None:
     """The worker has ended: take its last messages, reap it, and record its job if it left no result."""
     while not worker.connection.closed and worker.connection.poll():
         receive(worker)
@@ -221,13 +223,16 @@ def retire(worker: Worker, sweep_dir: Path) -> None:
     if job is None:
         return
     job_dir = find_job_dir(sweep_dir, job.number)
+    if stopping and job_dir is None:
+        return  # stopped before Hydra made its folder: reported as not started
     if job.signalled is not None:
         name = signal.Signals(job.signalled).name
-        error = f"stopped by {name} (passed on by the sweep) before it could record itself"
+        error = f"stopped by {name}, sent by the sweep, before it could record itself"
         failure = record_ended_without_result(job_dir, error, kind="interrupted", signal=name)
     elif code < 0:
         name = signal.Signals(-code).name
-        error = f"{KILLED_FROM_OUTSIDE} by {name}" + (" (as the out-of-memory killer does)" if name == "SIGKILL" else "")
+        note = " (as the out-of-memory killer does)" if name == "SIGKILL" else ""
+        error = f"{KILLED_FROM_OUTSIDE} by {name}{note}"
         failure = record_ended_without_result(job_dir, error, signal=name)
     else:
         error = f"{KILLED_FROM_OUTSIDE}: its process ended with exit status {code} and no result"
@@ -237,12 +242,14 @@ def retire(worker: Worker, sweep_dir: Path) -> None:
                            _return_value={"failed": True, **failure})
 
 
-def finish(launcher: Any, sweep_dir: Path, jobs: list[Job], not_started: list[Job]) -> list[JobReturn]:
-    """The JobReturns in job order; jobs a stopped sweep never started get a failure record and are listed in
-    stopped.json. A job that Hydra could not set up raises its error, as hydra-joblib-launcher would."""
+def finish(launcher: Any, sweep_dir: Path, jobs: list[Job]) -> list[JobReturn]:
+    """The JobReturns in job order. After a stop, the jobs left without a result were not started: they get a
+    failure record and are listed in stopped.json. A job that Hydra could not set up raises its error, as
+    hydra-joblib-launcher would."""
     raised = next((job.raised for job in jobs if job.raised is not None), None)
     if raised is not None:
         raise raised
+    not_started = [job for job in jobs if job.result is None]
     if launcher.stopped_by is not None:
         name = signal.Signals(launcher.stopped_by).name
         path = sweep_dir / STOPPED_FILE

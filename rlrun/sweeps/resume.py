@@ -38,7 +38,7 @@ def sweep_command(args: list[str]) -> list[str]:
     if not (sweep_dir / SWEEP_RECORD).is_file():
         return args  # a run folder: rlrun's single-run resume
     saved = OmegaConf.load(sweep_dir / SWEEP_RECORD).hydra
-    sweeper = OmegaConf.select(saved, "sweeper._target_")
+    sweeper = sweeper_of(sweep_dir)
     if sweeper != BASIC_SWEEPER:
         raise ConfigError(
             f"resume={sweep_dir} is a sweep by {sweeper}, which rlrun cannot continue job by job. An Optuna study "
@@ -51,10 +51,16 @@ def sweep_command(args: list[str]) -> list[str]:
             f"resume={sweep_dir} continues the sweep with the settings it started with, so it cannot take "
             f"{' '.join(refused)}. Only hydra.* overrides may be added (e.g. hydra.launcher.n_jobs=1); to change a "
             f"job's settings, start a new sweep, or resume that job on its own (rlrun resume=JOB_DIR total_steps=...).")
-    hydra_overrides = [item for item in saved.overrides.hydra
-                       if not item.lstrip("+").startswith(("hydra.sweep.dir=", f"hydra.job.env_set.{CONTINUE_VARIABLE}="))]
+    replaced = ("hydra.sweep.dir=", f"hydra.job.env_set.{CONTINUE_VARIABLE}=")  # set below
+    hydra_overrides = [item for item in saved.overrides.hydra if not item.lstrip("+").startswith(replaced)]
     return ["-m", *hydra_overrides, *extra, *saved.overrides.task, f"hydra.sweep.dir={quoted(str(sweep_dir))}",
             f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1"]
+
+
+def sweeper_of(sweep_dir: Path) -> Optional[str]:
+    """The sweeper class that ran the sweep in ``sweep_dir`` (from its multirun.yaml), or None if none is recorded."""
+    path = Path(sweep_dir) / SWEEP_RECORD
+    return OmegaConf.select(OmegaConf.load(path), "hydra.sweeper._target_") if path.is_file() else None
 
 
 def unquoted(value: str) -> str:
