@@ -108,8 +108,23 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
     return train(cfg, run_dir, eval_listener)
 
 
+def run_in_sweep(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
+                 eval_listener: Callable[[int, float], bool] | None = None) -> dict:
+    """One sweep job; in a continued sweep (``rlrun resume=SWEEP_DIR``), one that goes on from what its folder holds."""
+    from rlrun.sweeps.resume import FINISHED, FROM_CHECKPOINT, continue_job, finished_results
+
+    how = continue_job(run_dir)
+    if how == FINISHED:
+        log.info("%s finished in an earlier attempt of this sweep: skipped", run_dir)
+        return finished_results(run_dir)
+    if how == FROM_CHECKPOINT:
+        cfg.resume = str(run_dir)  # as rlrun resume=JOB_DIR would: its saved config, from its last.pt
+        return run(cfg, run_dir, [])
+    return run(cfg, run_dir, cli_overrides, eval_listener)
+
+
 @hydra.main(version_base=None, config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> float | dict | None:
+def hydra_main(cfg: DictConfig) -> float | dict | None:
     """A single run returns its best eval return; a multirun job returns its results dict (or failure record)."""
     hydra_cfg = HydraConfig.get()
     # unresolved: an override such as seed=${seed} is a string here, to be refused by validate(), not resolved
@@ -119,7 +134,8 @@ def main(cfg: DictConfig) -> float | dict | None:
         from rlrun.sweeps.job import run_sweep_job
         from rlrun.sweeps.optuna_study import trial_listener
 
-        return run_sweep_job(lambda listener: run(cfg, run_dir, overrides, listener), run_dir, trial_listener())
+        return run_sweep_job(lambda listener: run_in_sweep(cfg, run_dir, overrides, listener), run_dir,
+                             trial_listener())
     try:
         result = run(cfg, run_dir, overrides)
     except RlrunError as error:
@@ -128,6 +144,18 @@ def main(cfg: DictConfig) -> float | dict | None:
     if isinstance(result, dict) and result.get("interrupted_by"):
         sys.exit(128 + result["interrupted_by"])  # 130 for SIGINT, 143 for SIGTERM, as shells expect
     return result.get("best_eval_return") if isinstance(result, dict) else None
+
+
+def main() -> float | dict | None:
+    """The ``rlrun`` command: Hydra's, once ``rlrun resume=SWEEP_DIR`` has become that sweep's own command line."""
+    from rlrun.sweeps.resume import sweep_command
+
+    try:
+        sys.argv[1:] = sweep_command(sys.argv[1:])
+    except RlrunError as error:
+        print(f"rlrun: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return hydra_main()
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from rlrun.checkpoints import load_checkpoint
 from rlrun.errors import ConfigError
 from rlrun.loop import resume_command
 from rlrun.sweeps.job import FAILURE_FILE, run_sweep_job
 from rlrun.sweeps.optuna_study import TrialReporter, masked, objective, open_storage, parse_search_space
 from rlrun.sweeps.plugins import job_folder, slurm_job_name
+from rlrun.sweeps.resume import CONTINUE_VARIABLE, FINISHED, FROM_CHECKPOINT, START_AGAIN, continue_job, sweep_command
 from rlrun.sweeps.submitit_jobs import JobStateWatcher
-from tests.conftest import run_cli
+from tests.conftest import RLRUN, run_cli
 
 # Tiny budgets: a job is ~0.5 s of training, the rest is process start-up.
 TINY_SWEEP = ["total_steps=300", "agent.learning_starts=50", "agent.batch_size=16", "eval.every=150",
@@ -46,7 +48,7 @@ def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
 def test_2x2_multirun_runs_in_parallel_and_reports_one_row_per_config(tmp_path):
     result = run_cli("-m", "agent=dqn,double_dqn", "seed=0,1", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr
-    assert "Joblib.Parallel(n_jobs=" in result.stdout + result.stderr  # the default launcher is joblib
+    assert "(hydra/launcher=joblib)" in result.stdout + result.stderr  # the default launcher is joblib
 
     jobs = job_dirs(tmp_path)
     assert [job.name for job in jobs] == ["0_agent=dqn,seed=0", "1_agent=dqn,seed=1", "2_agent=double_dqn,seed=0",
@@ -297,3 +299,136 @@ def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_p
     assert rows["total_steps=300"]["runs"] == "1"
     killed_row = rows["total_steps=10000000"]
     assert killed_row["failed"] == "1" and "killed from outside" in killed_row["errors"]
+
+
+# ----------------------------------------------------------------------------- joblib: a killed job, Ctrl-C, resume
+REPO = Path(__file__).resolve().parent.parent
+# 4 jobs, 2 at a time, of 1200 env steps slowed to >= 2 ms each (tests/slow_env.py): a job saves last.pt at step 300
+# and still has >= 1.8 s to go, time enough to kill it or stop the sweep before it ends.
+SLOW_SWEEP = ["seed=range(4)", "hydra.launcher.n_jobs=2", "env=gym", "env.id=tests.slow_env:SlowCartPole-v1",
+              "total_steps=1200", "save_every=300", "eval.every=600", "eval.episodes=1", "agent.learning_starts=100",
+              "agent.batch_size=16", "device=cpu"]
+
+
+@pytest.fixture
+def slow_env_importable(monkeypatch):
+    """Jobs import tests.slow_env by the env id: the repository on the path of the sweep and its workers."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+
+
+def start_slow_sweep(sweep_dir: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
+    """The installed ``rlrun -m`` from a fresh folder, as a terminal starts it (a process group of its own)."""
+    output = cwd / "sweep.log"
+    process = subprocess.Popen([RLRUN, "-m", *SLOW_SWEEP, f"hydra.sweep.dir={sweep_dir}"], cwd=cwd,
+                               stdout=output.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return process, output
+
+
+def wait_for_files(folder: Path, pattern: str, count: int, process: subprocess.Popen,
+                   timeout: float = 300) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while len(found := sorted(folder.glob(pattern))) < count:
+        assert process.poll() is None, f"the sweep ended (status {process.returncode}) before {pattern} appeared"
+        assert time.monotonic() < deadline, f"{pattern} did not appear in {timeout} s"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_job_killed_in_a_joblib_sweep_is_recorded_the_others_finish_and_resume_completes_it(
+        tmp_path, slow_env_importable):
+    sweep = tmp_path / "sweep"
+    process, output = start_slow_sweep(sweep, tmp_path)
+    (last,) = wait_for_files(sweep, "0_*/checkpoints/last.pt", 1, process)
+    killed = last.parent.parent
+    (events,) = killed.glob("events.out.tfevents*")  # events.out.tfevents.<time>.<host>.<pid>.<n>: the job's process
+    os.kill(int(events.name.split(".")[-2]), signal.SIGKILL)  # as the out-of-memory killer would
+    assert process.wait(timeout=300) == 1, output.read_text()[-3000:]
+    log = output.read_text()
+    assert "Traceback" not in log and "TerminatedWorkerError" not in log, log[-3000:]
+
+    jobs = job_dirs(sweep)
+    assert [job.name.split("_", 1)[0] for job in jobs] == ["0", "1", "2", "3"] and jobs[0] == killed
+    failure = json.loads((killed / FAILURE_FILE).read_text())
+    assert failure["type"] == "killed from outside" and failure["signal"] == "SIGKILL"
+    assert failure["resume"] == resume_command(killed) and failure["resume"] in failure["error"]
+    assert not (killed / "results.json").exists()
+    for job in jobs[1:]:  # the neighbour kept running, and the two jobs not yet started still ran
+        assert json.loads((job / "results.json").read_text())["steps"] == 1200, job.name
+    (row,) = read_summary(sweep)
+    assert row["runs"] == "3" and row["failed"] == "1" and row["jobs"].split() == [job.name for job in jobs]
+    assert "killed from outside by SIGKILL" in row["errors"]
+    assert f"rlrun resume={sweep}" in log, "the report says how to continue the sweep"
+
+    finished = {job.name: (job / "results.json").read_text() for job in jobs[1:]}
+    continued = run_cli(f"resume={sweep}", "hydra.launcher.n_jobs=1", cwd=tmp_path)  # hydra.* may be added
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    assert "Traceback" not in continued.stdout + continued.stderr
+    assert json.loads((killed / "results.json").read_text())["steps"] == 1200
+    assert not (killed / FAILURE_FILE).exists()
+    assert f"resuming {killed} at env step" in (killed / "rlrun.log").read_text(), "from last.pt, not from step 0"
+    assert {job.name: (job / "results.json").read_text() for job in jobs[1:]} == finished, "finished jobs skipped"
+    (row,) = read_summary(sweep)
+    assert row["runs"] == "4" and row["failed"] == "0"
+
+
+def test_ctrl_c_on_a_joblib_sweep_checkpoints_its_running_jobs_reports_them_and_exits_130(
+        tmp_path, slow_env_importable):
+    sweep = tmp_path / "sweep"
+    process, output = start_slow_sweep(sweep, tmp_path)
+    wait_for_files(sweep, "[01]_*/checkpoints/last.pt", 2, process)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal: to the sweep's whole process group
+    assert process.wait(timeout=300) == 130, output.read_text()[-3000:]
+    log = output.read_text()
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+
+    running = job_dirs(sweep)
+    assert [job.name.split("_", 1)[0] for job in running] == ["0", "1"], "no job started after Ctrl-C"
+    for job in running:
+        failure = json.loads((job / FAILURE_FILE).read_text())
+        assert failure["type"] == "interrupted" and failure["signal"] == "SIGINT", job.name
+        checkpoint = load_checkpoint(job / "checkpoints" / "last.pt")
+        assert checkpoint["progress"]["step"] == failure["step"] > 0 and "run_state" in checkpoint
+    (row,) = read_summary(sweep)
+    assert row["runs"] == "0" and row["failed"] == "2" and row["errors"].count("stopped from outside by SIGINT") == 2
+    report = (sweep / "summary.md").read_text()
+    assert "stopped by SIGINT" in report and "Not started (2):" in report and "- #2 seed=2" in report
+    assert "- #3 seed=3" in report and f"rlrun resume={sweep}" in report and "Not started (2):" in log, "printed too"
+
+
+def test_resume_of_a_sweep_folder_is_the_sweep_command_again_into_that_folder(tmp_path):
+    sweep = tmp_path / "multirun" / "10-00-00"
+    sweep.mkdir(parents=True)
+    record = {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+                        "overrides": {"hydra": ["hydra.launcher.n_jobs=2", "hydra.mode=MULTIRUN",
+                                                f"hydra.sweep.dir={sweep}"],
+                                      "task": ["seed=range(4)", "agent=dqn,double_dqn"]}}}
+    OmegaConf.save(OmegaConf.create(record), sweep / "multirun.yaml")
+    assert sweep_command([f"resume={sweep}", "hydra.launcher.n_jobs=1"]) == [
+        "-m", "hydra.launcher.n_jobs=2", "hydra.mode=MULTIRUN", "hydra.launcher.n_jobs=1", "seed=range(4)",
+        "agent=dqn,double_dqn", f"hydra.sweep.dir={sweep}", f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1"]
+    assert sweep_command([f"resume={tmp_path}"]) == [f"resume={tmp_path}"], "a run folder: the single-run resume"
+    assert sweep_command(["-m", f"resume={sweep}"]) == ["-m", f"resume={sweep}"]
+    with pytest.raises(ConfigError, match="cannot take total_steps=10"):
+        sweep_command([f"resume={sweep}", "total_steps=10"])
+    record["hydra"]["sweeper"]["_target_"] = "hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper.RlrunOptunaSweeper"
+    OmegaConf.save(OmegaConf.create(record), sweep / "multirun.yaml")
+    with pytest.raises(ConfigError, match="An Optuna study continues from its storage"):
+        sweep_command([f"resume={sweep}"])
+
+
+def test_a_job_of_a_continued_sweep_goes_on_from_what_its_folder_holds(tmp_path, monkeypatch):
+    job = tmp_path / "0_seed=0"
+    (job / "checkpoints").mkdir(parents=True)
+    (job / "events.out.tfevents.1.host.2.0").write_text("")
+    (job / FAILURE_FILE).write_text("{}")
+    assert continue_job(job) is None, "in a new sweep a job just runs"
+    monkeypatch.setenv(CONTINUE_VARIABLE, "1")
+    assert continue_job(job) == START_AGAIN and not (job / FAILURE_FILE).exists()
+    assert not list(job.glob("events.out.tfevents*")), "the curves of the attempt that starts over are dropped"
+    (job / "checkpoints" / "last.pt").write_bytes(b"")
+    (job / FAILURE_FILE).write_text("{}")
+    assert continue_job(job) == FROM_CHECKPOINT and not (job / FAILURE_FILE).exists()
+    (job / "results.json").write_text("{}")
+    assert continue_job(job) == FINISHED

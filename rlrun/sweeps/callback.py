@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rlrun.sweeps.report import SUMMARY_CSV, SUMMARY_MD, write_summary
+from rlrun.sweeps.report import SUMMARY_CSV, SUMMARY_MD, read_stop, write_summary
 
 log = logging.getLogger("rlrun")
 
@@ -17,7 +18,8 @@ log = logging.getLogger("rlrun")
 class SweepReport(Callback):
     """Writes summary.csv and summary.md in the sweep directory and prints the table.
 
-    Exits with status 1 after the report when any job failed, so scripts and CI notice a partly failed sweep.
+    Exits with status 1 after the report when any job failed, so scripts and CI notice a partly failed sweep, and
+    with 128 + the signal (130 for Ctrl-C) when a signal stopped the sweep, as shells expect.
     """
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -26,6 +28,9 @@ class SweepReport(Callback):
             return  # nothing was launched (e.g. the sweep failed to compose)
         rows, table = write_summary(sweep_dir)
         print(f"\nSweep summary ({sweep_dir / SUMMARY_CSV}, {sweep_dir / SUMMARY_MD}):\n\n{table}", flush=True)
+        stop = read_stop(sweep_dir)
+        if stop:
+            raise SystemExit(128 + signal.Signals[stop["signal"]])
         failed = sum(row.failed for row in rows)
         if failed:
             jobs = sum(len(row.jobs) for row in rows)

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 FAILURE_FILE = "failure.json"
 RESULTS_FILE = "results.json"
+EVAL_FILE = "eval.json"  # what a mode=evaluate job writes instead of results.json
+LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
+KILLED_FROM_OUTSIDE = "killed from outside"  # the error "type" of a job that left no result
+NOT_STARTED = "not started"  # the error "type" of a job that a stopped sweep never started
 
 EvalListener = Callable[[int, float], bool]  # (env step, greedy mean return) -> stop training now?
 
@@ -56,12 +60,43 @@ def record_interruption(run_dir: Path, signal_number: int, step: Optional[int]) 
     from rlrun.loop import resume_command  # torch and the envs: imported only when a run was interrupted
 
     name = signal.Signals(signal_number).name
-    error = (f"stopped from outside by {name} at env step {step} (scancel, a time limit or preemption); "
+    cause = ("Ctrl-C, or a stop of its sweep" if signal_number == signal.SIGINT
+             else "scancel, a time limit or preemption")
+    error = (f"stopped from outside by {name} at env step {step} ({cause}); "
              f"checkpoints/last.pt is saved: continue with {resume_command(run_dir)}")
     failure = {"error": error, "type": "interrupted", "signal": name, "step": step}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
     return {"failed": True, **failure}
+
+
+def record_ended_without_result(job_dir: Optional[Path], error: str, kind: str = KILLED_FROM_OUTSIDE,
+                                **details: Any) -> dict[str, Any]:
+    """The failure record of a job that left no result (killed from outside, out of memory, a node failure),
+    written by its launcher to the job's ``failure.json`` unless the job wrote its own outcome first.
+
+    Says how to go on: ``resume=`` from its ``last.pt`` when it saved one, else that its sweep starts it again.
+    """
+    failure: dict[str, Any] = {"error": error, "type": kind, **details}
+    if job_dir is None:
+        return failure
+    if (job_dir / LAST_CHECKPOINT).is_file():
+        from rlrun.loop import resume_command  # torch and the envs: imported only when a job was lost
+
+        failure["resume"] = resume_command(job_dir)
+        failure["error"] += f"; {LAST_CHECKPOINT} is its last checkpoint: continue with {failure['resume']}"
+    else:
+        failure["error"] += "; it saved no checkpoint: continuing its sweep (rlrun resume=SWEEP_DIR) starts it again"
+    if job_dir.is_dir() and not any((job_dir / name).exists() for name in (RESULTS_FILE, EVAL_FILE, FAILURE_FILE)):
+        (job_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+    return failure
+
+
+def find_job_dir(sweep_dir: Path, number: int) -> Optional[Path]:
+    """The folder of job ``number`` (``3`` or ``3_agent=dqn,...``, see plugins.job_folder), if it was created."""
+    folders = [path for path in Path(sweep_dir).glob(f"{number}*")
+               if (path.name == str(number) or path.name.startswith(f"{number}_")) and (path / ".hydra").is_dir()]
+    return folders[0] if len(folders) == 1 else None
 
 
 def mark_pruned(run_dir: Path, step: int) -> None:

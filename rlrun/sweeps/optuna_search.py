@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.errors import ConfigError
 from rlrun.sweeps import layout
 from rlrun.sweeps import optuna_study as studies
+from rlrun.sweeps.job import NOT_STARTED
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,13 @@ def run_study(settings: DictConfig, arguments: List[str], config: DictConfig, pa
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         results = launch(batch, job_index)
-        for trial, result in zip(trials, results):
+        started = [(trial, result) for trial, result in zip(trials, results) if not never_started(result)]
+        for trial, result in started:
             tell(study, trial, result, settings)
         job_index += len(batch)
         returns.append(results)
+        if len(started) < len(trials):  # a signal stopped the sweep: its unstarted trials stay RUNNING, uncounted
+            break
     write_results(study, sweep_dir, url, settings)
     return returns
 
@@ -87,6 +91,12 @@ def configs_to_inspect(space: dict[str, optuna.distributions.BaseDistribution], 
              if isinstance(distribution, optuna.distributions.CategoricalDistribution)
              and all(isinstance(choice, str) for choice in distribution.choices)]
     return [fixed + list(choices) for choices in itertools.islice(itertools.product(*named), limit)]
+
+
+def never_started(job: JobReturn) -> bool:
+    """A job that a stopped sweep did not start (rlrun/sweeps/joblib_jobs.py), unlike a failed one."""
+    outcome = job._return_value if job.status == JobStatus.COMPLETED else None
+    return isinstance(outcome, dict) and outcome.get("type") == NOT_STARTED
 
 
 def tell(study: optuna.Study, trial: optuna.trial.Trial, job: JobReturn, settings: DictConfig) -> None:

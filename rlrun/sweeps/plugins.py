@@ -7,10 +7,10 @@ ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matc
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
 rlrun's sweepers (hydra_plugins/rlrun_basic_sweeper/, registered as ``basic``, Hydra's default, and
-hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and submitit
-launchers (hydra_plugins/rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered
-explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an
-editable install (pip install -e).
+hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and its joblib
+and submitit launchers (hydra_plugins/rlrun_joblib_launcher/ and rlrun_submitit_launcher/: a job killed from outside
+does not end the sweep) are registered explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which
+cannot see into the import hook of an editable install (pip install -e).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 JOB_FOLDER_MAX_CHARS = 120  # well under the 255-byte file name limit; the job number keeps names unique
 SUBMITIT_LAUNCHERS = "hydra_plugins.rlrun_submitit_launcher.launchers"  # see rlrun/sweeps/submitit_jobs.py
+JOBLIB_LAUNCHER = "hydra_plugins.rlrun_joblib_launcher.launcher.RlrunJoblibLauncher"  # see rlrun/sweeps/joblib_jobs.py
 
 
 def usable_cores() -> int:
@@ -77,6 +78,9 @@ def register_sweep_plugins() -> None:
     from hydra_plugins.rlrun_basic_sweeper.basic_sweeper import RlrunBasicSweeper
 
     plugins.register(RlrunBasicSweeper)
+    from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
+
+    plugins.register(RlrunJoblibLauncher)
     from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
 
     plugins.register(RlrunLocalLauncher)
@@ -86,8 +90,8 @@ def register_sweep_plugins() -> None:
 
     threads = "${device.threads}"
     launchers = {
-        # as many jobs as fit with jobs x device.threads <= usable cores
-        "joblib": JobLibLauncherConf(n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
+        # as many jobs as fit with jobs x device.threads <= usable cores, each in a process of its own
+        "joblib": JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
         "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads,
                                          tasks_per_node=1, timeout_min=60),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster

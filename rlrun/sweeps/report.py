@@ -16,12 +16,13 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from rlrun.sweeps.job import FAILURE_FILE, RESULTS_FILE
-
-EVAL_FILE = "eval.json"  # what a mode=evaluate job writes instead of results.json
+from rlrun.sweeps.job import EVAL_FILE, FAILURE_FILE, RESULTS_FILE
+from rlrun.sweeps.resume import BASIC_SWEEPER, sweeper_of
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
+# Written by rlrun's joblib launcher when a signal stopped the sweep: {"signal": "SIGINT", "not_started": [...]}
+STOPPED_FILE = "stopped.json"
 SEED_KEYS = ("seed", "+seed", "++seed")
 UNFINISHED = f"no {RESULTS_FILE} and no {FAILURE_FILE}: the job did not finish (killed, out of memory or timed out)"
 
@@ -232,6 +233,27 @@ def markdown_table(rows: list[ConfigRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_stop(sweep_dir: Path) -> Optional[dict[str, Any]]:
+    """How a signal stopped the sweep (its name and the jobs it never started), or None if none did."""
+    path = Path(sweep_dir) / STOPPED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def how_to_continue(sweep_dir: Path, jobs: list[JobOutcome], stop: Optional[dict[str, Any]]) -> str:
+    """The lines under the table when some jobs did not finish: why, and the command that goes on."""
+    lines = []
+    if stop:
+        lines.append(f"The sweep was stopped by {stop['signal']}: its running jobs saved checkpoints/last.pt.")
+        if stop["not_started"]:
+            lines += [f"Not started ({len(stop['not_started'])}):"] + [f"- {job}" for job in stop["not_started"]]
+    if (stop or any(job.failed for job in jobs)) and sweeper_of(sweep_dir) == BASIC_SWEEPER:
+        from rlrun.loop import resume_command  # torch: imported only when the sweep has jobs to continue
+
+        lines.append(f"Continue the sweep (finished jobs are skipped, the others resume from their last.pt or start "
+                     f"again): {resume_command(sweep_dir)}")
+    return "\n".join(lines)
+
+
 def write_summary(sweep_dir: Path) -> tuple[list[ConfigRow], str]:
     """Write summary.csv and summary.md in the sweep directory; return the rows and the printable report."""
     sweep_dir = Path(sweep_dir)
@@ -245,5 +267,8 @@ def write_summary(sweep_dir: Path) -> tuple[list[ConfigRow], str]:
     report = (f"{len(jobs)} jobs, {len(rows)} configs. Greedy eval returns: mean ± sample std over seeds, sorted "
               f"by mean best return.\n" + (f"Every job: {' '.join(common)}\n" if common else "")
               + "\n" + markdown_table(rows))
+    ending = how_to_continue(sweep_dir, jobs, read_stop(sweep_dir))
+    if ending:
+        report += "\n" + ending + "\n"
     (sweep_dir / SUMMARY_MD).write_text(f"# Sweep {sweep_dir}\n\n{report}")
     return rows, report

@@ -12,7 +12,6 @@ not: submitit 1.5.4 always calls ``sacct`` and logs a warning on every poll when
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import subprocess
 from pathlib import Path
@@ -25,11 +24,10 @@ from omegaconf import OmegaConf
 from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from rlrun.sweeps.job import FAILURE_FILE, RESULTS_FILE
+from rlrun.sweeps.job import KILLED_FROM_OUTSIDE, find_job_dir, record_ended_without_result
 
 log = logging.getLogger(__name__)
 
-KILLED_FROM_OUTSIDE = "killed from outside"  # the error "type" of a job that left no result
 SLURM_POLL_MAX_DELAY_S = 60  # submitit polls at 0, 2, 4, 8, ... s after submission, then at least this often
 
 
@@ -93,17 +91,8 @@ def job_return(job: Any, overrides: Sequence[str], job_dir: Optional[Path]) -> J
         error = (f"{KILLED_FROM_OUTSIDE}: submitit job {job.job_id} ended ({state}) without a result "
                  f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}")
         log.error("job %s: %s", " ".join(filter_overrides(overrides)), error)
-        failure = {"error": error, "type": KILLED_FROM_OUTSIDE, "state": state}
-        if job_dir is not None and not (job_dir / RESULTS_FILE).exists() and not (job_dir / FAILURE_FILE).exists():
-            (job_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+        failure = record_ended_without_result(job_dir, error, state=state)
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value={"failed": True, **failure})
-
-
-def find_job_dir(sweep_dir: Path, number: int) -> Optional[Path]:
-    """The folder of job ``number`` (``3`` or ``3_agent=dqn,...``, see plugins.job_folder), if it was created."""
-    folders = [path for path in sweep_dir.glob(f"{number}*")
-               if (path.name == str(number) or path.name.startswith(f"{number}_")) and (path / ".hydra").is_dir()]
-    return folders[0] if len(folders) == 1 else None
 
 
 def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]],
