@@ -57,11 +57,14 @@ def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
 
 def progress_fields(last_return: float, last_eval: dict[str, float] | None, metrics: dict[str, Any]) -> dict[str, str]:
     """The progress bar's postfix: the last episode's return, the agent's exploration and learning rates where
-    it has them (no ``eps=nan`` for agents without epsilon), and the last greedy evaluation."""
+    it has them (no ``eps=nan`` for agents without epsilon), the actor-critic's approx KL and explained variance,
+    and the last greedy evaluation."""
     fields = {"ret": f"{last_return:.1f}"}
-    for key, label in (("train/epsilon", "eps"), ("train/alpha", "alpha"), ("train/beta", "beta")):
+    for key, label, form in (("train/epsilon", "eps", ".3f"), ("train/alpha", "alpha", ".3f"),
+                             ("train/beta", "beta", ".3f"), ("losses/approx_kl", "kl", ".4f"),
+                             ("losses/explained_variance", "ev", ".2f")):
         if key in metrics:
-            fields[label] = f"{float(metrics[key]):.3f}"
+            fields[label] = f"{float(metrics[key]):{form}}"
     fields["eval"] = f"{last_eval['mean']:.1f}" if last_eval else "-"
     return fields
 
