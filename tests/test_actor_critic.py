@@ -57,8 +57,10 @@ def brute_force_gae(rewards, values, dones, last_values, gamma, lam):
 @given(data=st.data(), steps=st.integers(1, 12), envs=st.integers(1, 3),
        gamma=st.sampled_from([0.0, 0.9, 0.99, 1.0]), lam=st.sampled_from([0.0, 0.5, 0.95, 1.0]))
 def test_gae_matches_its_definition(data, steps, envs, gamma, lam):
-    floats = st.floats(-10, 10)
-    draw = lambda shape: np.array(data.draw(st.lists(floats, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape)  # noqa: E731
+    def draw(shape):
+        size = int(np.prod(shape))
+        return np.array(data.draw(st.lists(st.floats(-10, 10), min_size=size, max_size=size))).reshape(shape)
+
     rewards, values, last_values = draw((steps, envs)), draw((steps, envs)), draw((envs,))
     dones = np.array(data.draw(st.lists(st.booleans(), min_size=steps * envs, max_size=steps * envs)),
                      dtype=float).reshape(steps, envs)
@@ -278,7 +280,8 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
 
     loaded = []
     load = ActorCriticAgent.load_state_dict
-    monkeypatch.setattr(ActorCriticAgent, "load_state_dict", lambda self, state: (loaded.append(self), load(self, state))[1])
+    monkeypatch.setattr(ActorCriticAgent, "load_state_dict",
+                        lambda self, state: (loaded.append(self), load(self, state))[1])
     (tmp_path / "eval").mkdir()
     report = evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", "eval.episodes=3"), tmp_path / "eval",
                       ["mode", "checkpoint", "eval.episodes"])

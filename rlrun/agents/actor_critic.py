@@ -270,7 +270,9 @@ class ActorCriticAgent:
                                                      rollout.last_values, cfg.gamma, cfg.gae_lambda)
         size = rollout.n_steps * rollout.num_envs
         # one NumPy -> torch conversion per update: the rollout flattened to (size, ...)
-        to_tensor = lambda array: torch.as_tensor(array.reshape(size, *array.shape[2:]), device=self.device)  # noqa: E731
+        def to_tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(array.reshape(size, *array.shape[2:]), device=self.device)
+
         obs, actions = to_tensor(rollout.obs), to_tensor(rollout.actions)
         old_log_probs, old_values = to_tensor(rollout.log_probs), to_tensor(rollout.values)
         advantages_t, returns_t = to_tensor(advantages), to_tensor(returns)
