@@ -115,6 +115,8 @@ class ActorCriticConfig:
     batch_size: Optional[int] = 64  # minibatch size; must divide the rollout; null: the whole rollout at once
     n_epochs: int = 10  # passes over the rollout per update, each over freshly shuffled minibatches
     clip_range: Optional[float] = 0.2  # PPO's epsilon; null: the plain policy-gradient loss (A2C)
+    # null keeps clip_range; a number anneals it linearly to clip_range_end over lr_decay_steps, like lr (RL Zoo's lin_)
+    clip_range_end: Optional[float] = None
     clip_range_vf: Optional[float] = None  # value clipping around the rollout's values; null disables it
     normalize_advantage: bool = True  # standardise the advantages within each minibatch
     ent_coef: float = 0.0  # weight of the entropy bonus
@@ -435,6 +437,9 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
     if agent.clip_range is not None:
         _check(agent.clip_range > 0, "agent.clip_range", agent.clip_range,
                "positive (PPO's epsilon, e.g. 0.2), or null for the unclipped policy gradient of A2C")
+    if agent.clip_range_end is not None:
+        _check(agent.clip_range is not None and agent.clip_range_end >= 0, "agent.clip_range_end", agent.clip_range_end,
+               "zero or more, with a clip_range to anneal from (not null), or null to keep clip_range")
     if agent.clip_range_vf is not None:
         _check(agent.clip_range_vf > 0, "agent.clip_range_vf", agent.clip_range_vf,
                "positive (in the units of the value, i.e. of the scaled rewards), or null to disable value clipping")

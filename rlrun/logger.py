@@ -54,6 +54,7 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "n_epochs": ("agent.n_epochs", math.nan),
     "gae_lambda": ("agent.gae_lambda", math.nan),
     "clip_range": ("agent.clip_range", math.nan),
+    "clip_range_end": ("agent.clip_range_end", math.nan),
     "clip_range_vf": ("agent.clip_range_vf", math.nan),
     "ent_coef": ("agent.ent_coef", math.nan),
     "vf_coef": ("agent.vf_coef", math.nan),

@@ -390,8 +390,9 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
         # PER's beta keeps annealing over the total_steps the run started with, whatever total_steps is now
         saved_buffer["beta_steps"] = payload["config"]["total_steps"]
     saved_agent = payload["config"].get("agent") or {}
-    if saved_agent.get("lr_end") is not None and saved_agent.get("lr_decay_steps") is None:
-        # likewise the learning rate keeps annealing over the run's original total_steps
+    annealed = saved_agent.get("lr_end") is not None or saved_agent.get("clip_range_end") is not None
+    if annealed and saved_agent.get("lr_decay_steps") is None:
+        # likewise the learning rate (and PPO's clip range) keeps annealing over the run's original total_steps
         saved_agent["lr_decay_steps"] = payload["config"]["total_steps"]
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None

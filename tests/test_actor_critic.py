@@ -233,19 +233,23 @@ def test_a2c_preset_is_one_unclipped_step_over_the_whole_rollout():
     assert agent.update(4 * cfg.agent.n_steps, 0)["losses/clip_fraction"] == 0.0 and steps == [1]
 
 
-def test_learning_rate_anneals_from_the_rollout_start():
+def test_learning_rate_and_clip_range_anneal_from_the_rollout_start():
     cfg = compose_cfg("agent=ppo", "~tuned", "agent.lr=1e-3", "agent.lr_end=0", "agent.n_steps=8",
-                      "agent.batch_size=8", "agent.n_epochs=1", "total_steps=32")
+                      "agent.batch_size=8", "agent.n_epochs=1", "total_steps=32", "agent.clip_range_end=0")
     validate(cfg)
     env = gym.make("CartPole-v1")
     agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
     obs = np.zeros((1, 4), dtype=np.float32)
-    rates = []
+    rates, clip_ranges = [], []
     for t in range(32):
         agent.act(obs, t, 0)
         agent.observe(obs, None, np.ones(1), obs, np.zeros(1, bool), np.zeros(1, bool))
-        rates.append(agent.update(t + 1, 0).get("train/lr"))
-    assert [r for r in rates if r is not None] == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+        metrics = agent.update(t + 1, 0)
+        if metrics:
+            rates.append(metrics["train/lr"])
+            clip_ranges.append(metrics["train/clip_range"])
+    assert rates == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
+    assert clip_ranges == pytest.approx([0.2, 0.15, 0.1, 0.05])
 
 
 def test_state_dict_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -306,6 +310,8 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
     ("agent.clip_range=0", "agent.clip_range"),
     ("agent.clip_range=-0.2", "agent.clip_range"),
     ("agent.clip_range_vf=0", "agent.clip_range_vf"),
+    ("agent.clip_range_end=-0.1", "agent.clip_range_end"),
+    ("agent.clip_range=null agent.clip_range_end=0", "agent.clip_range_end"),
     ("agent.gae_lambda=1.5", "agent.gae_lambda"),
     ("agent.gae_lambda=-0.1", "agent.gae_lambda"),
     ("agent.gamma=1.1", "agent.gamma"),
@@ -323,7 +329,7 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
 ])
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(compose_cfg("agent=ppo", "~tuned", "agent.n_steps=64", "env.num_envs=2", override))
+        validate(compose_cfg("agent=ppo", "~tuned", "agent.n_steps=64", "env.num_envs=2", *override.split()))
 
 
 def test_a_batch_size_that_does_not_divide_the_rollout_says_what_would():

@@ -110,8 +110,12 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             )
         _require_box_observations(cfg, obs_space)
         params = ActorCriticConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        clip_range = None
+        if params.clip_range_end is not None:
+            clip_range = LinearSchedule(params.clip_range, params.clip_range_end,
+                                        params.lr_decay_steps or cfg.total_steps)
         return ActorCriticAgent(params, obs_space.shape, action_space, device, cfg.seed,
-                                learning_rate=learning_rate_schedule(params, cfg.total_steps))
+                                learning_rate=learning_rate_schedule(params, cfg.total_steps), clip_range=clip_range)
     if algo == "tabular_q":
         if not isinstance(obs_space, gym.spaces.Discrete):
             raise ConfigError(

@@ -130,11 +130,15 @@ class ActorCriticAgent:
 
     def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
                  action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device, seed: int,
-                 learning_rate: Callable[[int], float] | None = None):
-        """``learning_rate`` maps the env step to Adam's step size (agent.lr_end); None keeps ``cfg.lr``."""
+                 learning_rate: Callable[[int], float] | None = None,
+                 clip_range: Callable[[int], float] | None = None):
+        """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
+        epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``."""
         self.cfg = cfg
         self.device = device
         self.learning_rate = learning_rate
+        self.clip_range_schedule = clip_range
+        self.clip_range = cfg.clip_range  # this update's epsilon
         self.rng = np.random.default_rng(seed)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = int(np.prod(obs_shape))
@@ -238,13 +242,15 @@ class ActorCriticAgent:
         if not self.rollout.full:
             return {}
         metrics = {}
+        # the values at the env step where this rollout began (CleanRL's anneal): the end values are never used
+        rollout_start = max(step - self.cfg.n_steps * self.rollout.num_envs, 0)
         if self.learning_rate is not None:
-            # the rate at the env step where this rollout began (CleanRL's anneal): lr_end itself is never used
-            rollout_start = step - self.cfg.n_steps * self.rollout.num_envs
-            lr = self.learning_rate(max(rollout_start, 0))
+            lr = self.learning_rate(rollout_start)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             metrics["train/lr"] = lr
+        if self.clip_range_schedule is not None:
+            self.clip_range = metrics["train/clip_range"] = self.clip_range_schedule(rollout_start)
         metrics.update(self.learn())
         self.rollout.position = 0
         return metrics
@@ -287,15 +293,15 @@ class ActorCriticAgent:
                 batch_advantages = advantages_t[index]
                 if cfg.normalize_advantage and len(index) > 1:
                     batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
-                pg_loss = policy_loss(log_probs, old_log_probs[index], batch_advantages, cfg.clip_range)
+                pg_loss = policy_loss(log_probs, old_log_probs[index], batch_advantages, self.clip_range)
                 v_loss = value_loss(values, old_values[index], returns_t[index], cfg.clip_range_vf)
                 entropy = entropy.mean()
                 with torch.no_grad():
                     log_ratio = log_probs - old_log_probs[index]
                     ratio = log_ratio.exp()
                     approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator of KL(old||new)
-                    clip_fraction = ((ratio - 1.0).abs() > cfg.clip_range).float().mean() \
-                        if cfg.clip_range is not None else torch.zeros(())
+                    clip_fraction = ((ratio - 1.0).abs() > self.clip_range).float().mean() \
+                        if self.clip_range is not None else torch.zeros(())
                 for key, value in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
                                    ("approx_kl", approx_kl), ("clip_fraction", clip_fraction)):
                     totals[key] += float(value.detach())
