@@ -122,6 +122,23 @@ def test_running_mean_std_matches_numpy_over_all_batches():
     np.testing.assert_allclose(stats.var, everything.var(axis=0), rtol=1e-4)
 
 
+def test_reward_scaling_divides_by_the_std_of_the_discounted_returns_seen():
+    from rlrun.agents.running_stats import RewardScaler
+
+    scaler = RewardScaler(gamma=0.5, clip=10.0)
+    rewards = [(np.array([1.0, 2.0]), np.array([False, False])), (np.array([3.0, -1.0]), np.array([True, False])),
+               (np.array([2.0, 0.5]), np.array([False, False]))]
+    seen, running = [], np.zeros(2)
+    for r, done in rewards:
+        running = 0.5 * running + r
+        seen.extend(running)
+        expected = np.clip(r / np.sqrt(np.var(seen) + 1e-8), -10, 10)
+        np.testing.assert_allclose(scaler(r, done), expected, rtol=1e-3)
+        running[done] = 0.0  # sub-env 0's return restarts after its episode ends
+    tight = RewardScaler(gamma=0.5, clip=0.1)
+    assert tight(np.array([1.0, 5.0]), np.zeros(2, bool)).tolist() == [0.1, 0.1]  # clipped
+
+
 # ----------------------------------------------------------------------------- the agent
 def make_agent(action_space, obs_dim=3, **overrides) -> ActorCriticAgent:
     cfg = ActorCriticConfig(**{"hidden_sizes": [16], **overrides})
