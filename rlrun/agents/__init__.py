@@ -21,8 +21,8 @@ from rlrun.config import ActorCriticConfig, DQNConfig, ReinforceConfig, TabularQ
 from rlrun.errors import ConfigError
 from rlrun.schedules import LinearSchedule, build_schedule
 
-__all__ = ["ActorCriticAgent", "Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
-           "build_agent", "non_learning_families"]
+__all__ = ["ActorCriticAgent", "Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent",
+           "agent_learns", "build_agent", "learning_rate_schedule", "non_learning_families"]
 
 AGENT_CLASSES: dict[str, type] = {
     "dqn": DQNAgent,
