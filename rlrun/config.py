@@ -101,6 +101,39 @@ class ReinforceConfig:
 
 
 @dataclass
+class ActorCriticConfig:
+    """PPO (clipped surrogate) and, as a preset of the same class, A2C: clip_range null, n_epochs 1, batch_size null."""
+
+    name: str = "ppo"  # preset name (ppo, a2c); the keys below define the variant
+    algo: str = "actor_critic"
+    gamma: float = 0.99
+    gae_lambda: float = 0.95  # generalised advantage estimation: 0 is one-step TD, 1 the Monte Carlo return
+    lr: float = 3e-4  # Adam (eps 1e-5), one optimizer over policy, value net and log std
+    # null keeps lr constant; a number anneals it linearly from lr to lr_end over lr_decay_steps (0 allowed here)
+    lr_end: Optional[float] = None
+    lr_decay_steps: Optional[int] = None  # env steps of that anneal; null: the run's total_steps (kept on resume)
+    n_steps: int = 2048  # env steps per sub-env in each rollout; a rollout is n_steps * env.num_envs transitions
+    batch_size: Optional[int] = 64  # minibatch size; must divide the rollout; null: the whole rollout at once
+    n_epochs: int = 10  # passes over the rollout per update, each over freshly shuffled minibatches
+    clip_range: Optional[float] = 0.2  # PPO's epsilon; null: the plain policy-gradient loss (A2C)
+    # null keeps clip_range; a number anneals it linearly to clip_range_end over lr_decay_steps, like lr (RL Zoo's lin_)
+    clip_range_end: Optional[float] = None
+    clip_range_vf: Optional[float] = None  # value clipping around the rollout's values; null disables it
+    normalize_advantage: bool = True  # standardise the advantages within each minibatch
+    ent_coef: float = 0.0  # weight of the entropy bonus
+    vf_coef: float = 0.5  # weight of the value loss (mean squared error) in the joint loss
+    max_grad_norm: Optional[float] = 0.5  # clipping of the joint gradient; null disables it
+    target_kl: Optional[float] = None  # stop an update's epochs once a minibatch's approx KL exceeds 1.5x this
+    init_log_std: float = 0.0  # initial log std of the Gaussian policy (Box actions); state-independent
+    hidden_sizes: List[int] = field(default_factory=lambda: [64, 64])  # of the policy and of the value MLP
+    activation: str = "tanh"  # tanh | relu
+    normalize_obs: bool = False  # running mean/std of observations (saved in checkpoints, frozen in evaluation)
+    normalize_reward: bool = False  # rewards divided by the running std of the discounted return
+    clip_obs: float = 10.0  # normalised observations are clipped to [-clip_obs, clip_obs]
+    clip_reward: float = 10.0  # scaled rewards are clipped to [-clip_reward, clip_reward]
+
+
+@dataclass
 class TabularQConfig:
     name: str = "tabular_q"
     algo: str = "tabular_q"
@@ -235,11 +268,13 @@ class RunConfig:
 AGENT_SCHEMAS = {
     "dqn": DQNConfig,
     "reinforce": ReinforceConfig,
+    "actor_critic": ActorCriticConfig,
     "tabular_q": TabularQConfig,
     "random": RandomAgentConfig,
     "heuristic": HeuristicAgentConfig,
 }
 REINFORCE_BASELINES = ("none", "mean", "value")
+ACTIVATIONS = ("tanh", "relu")
 DQN_NETWORKS = ("auto", "mlp", "cnn")
 BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
@@ -352,14 +387,7 @@ def _validate(cfg: DictConfig) -> None:
     agent = cfg.agent
     _check(agent.algo in AGENT_SCHEMAS, "agent.algo", agent.algo, f"one of {', '.join(AGENT_SCHEMAS)}")
     if agent.algo == "dqn":
-        _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
-        # .get: configs saved in checkpoints written before the learning-rate anneal existed lack the keys
-        if agent.get("lr_end") is not None:
-            _check(agent.lr_end > 0, "agent.lr_end", agent.lr_end,
-                   "a positive learning rate to anneal to (e.g. 1e-4), or null for a constant agent.lr")
-        if agent.get("lr_decay_steps") is not None:
-            _check(agent.lr_decay_steps > 0, "agent.lr_decay_steps", agent.lr_decay_steps,
-                   "a positive number of env steps, or null (total_steps)")
+        _validate_learning_rate(agent, lr_end_may_be_zero=False)
         _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
         _check(agent.batch_size > 0, "agent.batch_size", agent.batch_size, "a positive integer")
         _check(agent.train_freq > 0, "agent.train_freq", agent.train_freq, "a positive number of env steps")
@@ -390,11 +418,69 @@ def _validate(cfg: DictConfig) -> None:
         if agent.max_grad_norm is not None:
             _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
         _check_hidden_sizes(agent.hidden_sizes)
+    if agent.algo == "actor_critic":  # on-policy: neither the buffer nor the epsilon schedule applies
+        _validate_actor_critic(cfg)
     if agent.algo == "tabular_q":  # no buffer; epsilon comes from the schedule group
         _check(0.0 < agent.alpha <= 1.0, "agent.alpha", agent.alpha, "a learning rate in (0, 1]")
         _check(agent.alpha_decay >= 0, "agent.alpha_decay", agent.alpha_decay, "zero (no decay) or more")
         _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
         _validate_schedule(cfg.schedule)
+
+
+def _validate_learning_rate(agent: DictConfig, lr_end_may_be_zero: bool) -> None:
+    _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
+    # .get: configs saved in checkpoints written before the learning-rate anneal existed lack the keys
+    if agent.get("lr_end") is not None:
+        if lr_end_may_be_zero:  # each update uses the rate at its rollout's start, so 0 is never reached
+            _check(agent.lr_end >= 0, "agent.lr_end", agent.lr_end,
+                   "zero or a positive learning rate to anneal to, or null for a constant agent.lr")
+        else:
+            _check(agent.lr_end > 0, "agent.lr_end", agent.lr_end,
+                   "a positive learning rate to anneal to (e.g. 1e-4), or null for a constant agent.lr")
+    if agent.get("lr_decay_steps") is not None:
+        _check(agent.lr_decay_steps > 0, "agent.lr_decay_steps", agent.lr_decay_steps,
+               "a positive number of env steps, or null (total_steps)")
+
+
+def _validate_actor_critic(cfg: DictConfig) -> None:
+    agent = cfg.agent
+    _validate_learning_rate(agent, lr_end_may_be_zero=True)
+    _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
+    _check(0.0 <= agent.gae_lambda <= 1.0, "agent.gae_lambda", agent.gae_lambda,
+           "in [0, 1] (0: one-step TD advantages, 1: Monte Carlo returns minus the value)")
+    _check(agent.n_steps > 0, "agent.n_steps", agent.n_steps, "a positive number of env steps per sub-env")
+    _check(agent.n_epochs > 0, "agent.n_epochs", agent.n_epochs, "a positive number of passes over each rollout")
+    rollout = agent.n_steps * cfg.env.num_envs
+    if agent.batch_size is not None:
+        _check(agent.batch_size > 0, "agent.batch_size", agent.batch_size,
+               "a positive minibatch size, or null for the whole rollout")
+        if rollout % agent.batch_size:
+            divisors = [d for d in range(1, rollout + 1) if rollout % d == 0]
+            raise ConfigError(
+                f"agent.batch_size={agent.batch_size} does not divide the rollout of agent.n_steps={agent.n_steps} x "
+                f"env.num_envs={cfg.env.num_envs} = {rollout} transitions, so some would never be trained on. "
+                f"Use a divisor of {rollout} (e.g. {', '.join(map(str, divisors[-6:-1] or divisors))}), null for the "
+                f"whole rollout, or change agent.n_steps."
+            )
+    if agent.clip_range is not None:
+        _check(agent.clip_range > 0, "agent.clip_range", agent.clip_range,
+               "positive (PPO's epsilon, e.g. 0.2), or null for the unclipped policy gradient of A2C")
+    if agent.clip_range_end is not None:
+        _check(agent.clip_range is not None and agent.clip_range_end >= 0, "agent.clip_range_end", agent.clip_range_end,
+               "zero or more, with a clip_range to anneal from (not null), or null to keep clip_range")
+    if agent.clip_range_vf is not None:
+        _check(agent.clip_range_vf > 0, "agent.clip_range_vf", agent.clip_range_vf,
+               "positive (in the units of the value, i.e. of the scaled rewards), or null to disable value clipping")
+    _check(agent.ent_coef >= 0, "agent.ent_coef", agent.ent_coef, "zero or more")
+    _check(agent.vf_coef > 0, "agent.vf_coef", agent.vf_coef, "positive: the value net learns only through it")
+    if agent.max_grad_norm is not None:
+        _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
+    if agent.target_kl is not None:
+        _check(agent.target_kl > 0, "agent.target_kl", agent.target_kl, "positive (e.g. 0.015), or null to disable")
+    _check(agent.activation in ACTIVATIONS, "agent.activation", agent.activation, f"one of {', '.join(ACTIVATIONS)}")
+    _check(agent.clip_obs > 0, "agent.clip_obs", agent.clip_obs, "positive (in standard deviations, e.g. 10)")
+    _check(agent.clip_reward > 0, "agent.clip_reward", agent.clip_reward, "positive (e.g. 10)")
+    _check_hidden_sizes(agent.hidden_sizes)
 
 
 def _check_hidden_sizes(hidden_sizes: List[int]) -> None:

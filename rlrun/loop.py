@@ -59,11 +59,14 @@ def real_next_obs(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
 
 def progress_fields(last_return: float, last_eval: dict[str, float] | None, metrics: dict[str, Any]) -> dict[str, str]:
     """The progress bar's postfix: the last episode's return, the agent's exploration and learning rates where
-    it has them (no ``eps=nan`` for agents without epsilon), and the last greedy evaluation."""
+    it has them (no ``eps=nan`` for agents without epsilon), the actor-critic's approx KL and explained variance,
+    and the last greedy evaluation."""
     fields = {"ret": f"{last_return:.1f}"}
-    for key, label in (("train/epsilon", "eps"), ("train/alpha", "alpha"), ("train/beta", "beta")):
+    for key, label, form in (("train/epsilon", "eps", ".3f"), ("train/alpha", "alpha", ".3f"),
+                             ("train/beta", "beta", ".3f"), ("losses/approx_kl", "kl", ".4f"),
+                             ("losses/explained_variance", "ev", ".2f")):
         if key in metrics:
-            fields[label] = f"{float(metrics[key]):.3f}"
+            fields[label] = f"{float(metrics[key]):{form}}"
     fields["eval"] = f"{last_eval['mean']:.1f}" if last_eval else "-"
     return fields
 
@@ -431,8 +434,9 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
         # PER's beta keeps annealing over the total_steps the run started with, whatever total_steps is now
         saved_buffer["beta_steps"] = payload["config"]["total_steps"]
     saved_agent = payload["config"].get("agent") or {}
-    if saved_agent.get("lr_end") is not None and saved_agent.get("lr_decay_steps") is None:
-        # likewise the learning rate keeps annealing over the run's original total_steps
+    annealed = saved_agent.get("lr_end") is not None or saved_agent.get("clip_range_end") is not None
+    if annealed and saved_agent.get("lr_decay_steps") is None:
+        # likewise the learning rate (and PPO's clip range) keeps annealing over the run's original total_steps
         saved_agent["lr_decay_steps"] = payload["config"]["total_steps"]
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -10,11 +11,11 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def mlp(in_features: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
-    """ReLU trunk; its output width is ``hidden_sizes[-1]``."""
+def mlp(in_features: int, hidden_sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """ReLU (or ``activation``) trunk; its output width is ``hidden_sizes[-1]``."""
     layers: list[nn.Module] = []
     for width in hidden_sizes:
-        layers += [nn.Linear(in_features, width), nn.ReLU()]
+        layers += [nn.Linear(in_features, width), activation()]
         in_features = width
     return nn.Sequential(*layers)
 
@@ -111,9 +112,29 @@ class QNetwork(nn.Module):
         return F.linear(F.linear(features, hidden.weight, hidden.bias).relu(), output.weight, output.bias)
 
 
-def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int) -> nn.Sequential:
-    """ReLU trunk and a linear output layer: policy logits, a Gaussian mean or a state value."""
-    return nn.Sequential(mlp(in_features, hidden_sizes), nn.Linear(hidden_sizes[-1], out_features))
+def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int,
+                  activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """ReLU (or ``activation``) trunk and a linear output layer: policy logits, a Gaussian mean or a state value."""
+    return nn.Sequential(mlp(in_features, hidden_sizes, activation), nn.Linear(hidden_sizes[-1], out_features))
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def orthogonal_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int, activation: str = "tanh",
+                   output_gain: float = 1.0) -> nn.Sequential:
+    """An MLP with orthogonal weights and zero biases, the actor-critic initialisation of the PPO papers' code.
+
+    Hidden layers get gain sqrt(2); the output layer ``output_gain``: 0.01 for a policy head (near-uniform
+    logits, a Gaussian mean near 0 at the start), 1 for a value head.
+    """
+    network = mlp_with_head(in_features, hidden_sizes, out_features, ACTIVATIONS[activation])
+    linears = [module for module in network.modules() if isinstance(module, nn.Linear)]
+    for layer in linears:
+        gain = output_gain if layer is linears[-1] else math.sqrt(2.0)
+        nn.init.orthogonal_(layer.weight, gain=gain)
+        nn.init.zeros_(layer.bias)
+    return network
 
 
 class GaussianPolicyNetwork(nn.Module):
@@ -177,3 +198,17 @@ class NumpyGreedyPolicy:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.q_values(obs).argmax(axis=1)
 
+
+
+class ActorCriticNetworks(nn.Module):
+    """Separate policy and value MLPs (orthogonal init) and, for Box actions, a learned state-independent log std.
+
+    ``policy(obs)`` gives the logits (Discrete) or the Gaussian mean (Box); ``value(obs)`` has shape ``(batch, 1)``.
+    """
+
+    def __init__(self, obs_dim: int, policy_outputs: int, hidden_sizes: Sequence[int], activation: str = "tanh",
+                 gaussian: bool = False, init_log_std: float = 0.0):
+        super().__init__()
+        self.policy = orthogonal_mlp(obs_dim, hidden_sizes, policy_outputs, activation, output_gain=0.01)
+        self.value = orthogonal_mlp(obs_dim, hidden_sizes, 1, activation, output_gain=1.0)
+        self.log_std = nn.Parameter(torch.full((policy_outputs,), float(init_log_std))) if gaussian else None

@@ -7,8 +7,10 @@ from rlrun.errors import ConfigError
 from tests.conftest import compose_cfg
 
 GROUP_OPTIONS = {
-    "env": ["cartpole", "lunarlander", "acrobot", "mountaincar", "breakout", "pong"],
-    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random", "reinforce", "tabular_q", "heuristic"],
+    "env": ["cartpole", "lunarlander", "acrobot", "mountaincar", "breakout", "pong", "pendulum",
+            "lunarlander_continuous"],
+    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random", "reinforce", "tabular_q", "heuristic", "ppo",
+              "a2c"],
     "buffer": ["uniform", "prioritized"],
     "schedule": ["linear", "exponential", "multiplicative", "constant"],
     "device": ["auto", "cpu", "cuda", "mps"],

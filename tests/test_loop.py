@@ -120,6 +120,9 @@ def test_stop_at_return_ends_the_run_early(tmp_path):
 
 @pytest.mark.parametrize("agent,keys", [
     ("reinforce", {"baseline": "none", "episodes_per_update": 4.0, "normalize_returns": "True"}),
+    ("ppo", {"n_steps": 2048.0, "clip_range": 0.2, "gae_lambda": 0.95, "ent_coef": 0.0, "normalize_obs": "False",
+             "baseline": "-", "double": "-"}),
+    ("a2c", {"n_epochs": 1.0, "clip_range": float("nan"), "batch_size": float("nan"), "normalize_advantage": "False"}),
     ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan"), "target_update_every": 500}),
 ])
 def test_hparams_hold_each_agent_family_s_own_keys(agent, keys):
@@ -147,6 +150,9 @@ def test_progress_bar_shows_only_what_the_agent_has():
     assert fields == {"ret": "12.0", "eval": "-"}  # REINFORCE: no epsilon, so no eps=nan
     fields = progress_fields(12.0, {"mean": 50.0}, {"train/epsilon": 0.25})
     assert fields == {"ret": "12.0", "eps": "0.250", "eval": "50.0"}
+    fields = progress_fields(12.0, None, {"losses/approx_kl": 0.0123, "losses/explained_variance": 0.91,
+                                          "train/lr": 1e-3})
+    assert fields == {"ret": "12.0", "kl": "0.0123", "ev": "0.91", "eval": "-"}  # actor-critic
 
 
 def test_logged_episode_returns_and_lengths_are_the_true_ones(tmp_path):
@@ -180,6 +186,9 @@ FAMILY_RUNS = {
     "dqn": ["agent=dqn", "agent.learning_starts=100", "agent.batch_size=32"],
     "reinforce": ["agent=reinforce", "agent.episodes_per_update=2"],
     "tabular_q": ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1"],
+    "ppo": ["agent=ppo", "~tuned", "agent.n_steps=32", "agent.batch_size=16", "agent.n_epochs=2",
+            "agent.normalize_obs=true"],
+    "a2c": ["agent=a2c", "~tuned"],
     "random": ["agent=random"],
     "heuristic": ["agent=heuristic"],
 }

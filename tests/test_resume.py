@@ -201,7 +201,12 @@ def assert_same_state(a, b, where="agent"):
     ["agent=random"],
     ["agent=reinforce", "agent.episodes_per_update=2"],
     ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=true"],
-], ids=["random", "reinforce", "tabular_q"])
+    # rollouts of 2 x 64 steps: the stop at 600 falls in the fifth one
+    ["agent=ppo", "~tuned", "agent.n_steps=64", "agent.batch_size=32", "agent.n_epochs=2"],
+    ["agent=ppo", "env=pendulum", "env.max_episode_steps=50", "agent.n_steps=64", "agent.batch_size=32",
+     "agent.n_epochs=2", "agent.normalize_obs=true", "agent.normalize_reward=true"],
+    ["agent=a2c", "~tuned"],
+], ids=["random", "reinforce", "tabular_q", "ppo", "ppo_box_normalized", "a2c"])
 def test_every_agent_family_resumes_exactly(tmp_path, overrides):
     cfg = compose_cfg(*overrides, "env.num_envs=2", "total_steps=1200", "eval.every=300", "eval.episodes=2",
                       "save_every=300", "log_every=50", "device=cpu", "seed=5")

@@ -9,6 +9,7 @@ import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.agents.actor_critic import ActorCriticAgent
 from rlrun.agents.base import Agent
 from rlrun.agents.dqn import DQNAgent
 from rlrun.agents.heuristic import HEURISTICS, HeuristicAgent, heuristic_for
@@ -16,17 +17,18 @@ from rlrun.agents.random_agent import RandomAgent
 from rlrun.agents.reinforce import ReinforceAgent
 from rlrun.agents.tabular_q import TabularQAgent
 from rlrun.buffers import build_buffer
-from rlrun.config import DQNConfig, ReinforceConfig, TabularQConfig
+from rlrun.config import ActorCriticConfig, DQNConfig, ReinforceConfig, TabularQConfig
 from rlrun.errors import ConfigError
 from rlrun.runtime import random_streams
 from rlrun.schedules import LinearSchedule, build_schedule
 
-__all__ = ["Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent", "agent_learns",
-           "build_agent", "exportable_families", "non_learning_families"]
+__all__ = ["ActorCriticAgent", "Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent",
+           "agent_learns", "build_agent", "exportable_families", "learning_rate_schedule", "non_learning_families"]
 
 AGENT_CLASSES: dict[str, type] = {
     "dqn": DQNAgent,
     "reinforce": ReinforceAgent,
+    "actor_critic": ActorCriticAgent,
     "tabular_q": TabularQAgent,
     "random": RandomAgent,
     "heuristic": HeuristicAgent,
@@ -53,6 +55,14 @@ def _require_discrete_actions(cfg: DictConfig, action_space: gym.Space) -> None:
             f"agent={cfg.agent.name} needs a discrete action space, but env.id={cfg.env.id} has {action_space}. "
             f"Pick an env with Discrete actions (cartpole, lunarlander, acrobot, mountaincar)."
         )
+
+
+def learning_rate_schedule(params, total_steps: int) -> LinearSchedule | None:
+    """``agent.lr_end``: the learning rate annealed linearly from ``lr`` over ``lr_decay_steps`` (null: the run's
+    total_steps); None when the rate stays at ``lr``. Shared by every family with the keys."""
+    if params.lr_end is None:
+        return None
+    return LinearSchedule(params.lr, params.lr_end, params.lr_decay_steps or total_steps)
 
 
 def _require_box_observations(cfg: DictConfig, obs_space: gym.Space) -> None:
@@ -110,9 +120,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         )
         epsilon = build_schedule(cfg.schedule)
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
-        learning_rate = None
-        if params.lr_end is not None:
-            learning_rate = LinearSchedule(params.lr, params.lr_end, params.lr_decay_steps or cfg.total_steps)
+        learning_rate = learning_rate_schedule(params, cfg.total_steps)
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
                         skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate)
     if algo == "reinforce":
@@ -124,6 +132,20 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         _require_box_observations(cfg, obs_space)
         params = ReinforceConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
         return ReinforceAgent(params, obs_space.shape, action_space, device, streams["exploration"])
+    if algo == "actor_critic":
+        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+            raise ConfigError(
+                f"agent={cfg.agent.name} needs Discrete actions (categorical policy) or Box actions (Gaussian "
+                f"policy), but env.id={cfg.env.id} has {action_space}."
+            )
+        _require_box_observations(cfg, obs_space)
+        params = ActorCriticConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        clip_range = None
+        if params.clip_range_end is not None:
+            clip_range = LinearSchedule(params.clip_range, params.clip_range_end,
+                                        params.lr_decay_steps or cfg.total_steps)
+        return ActorCriticAgent(params, obs_space.shape, action_space, device, streams["exploration"],
+                                learning_rate=learning_rate_schedule(params, cfg.total_steps), clip_range=clip_range)
     if algo == "tabular_q":
         if not isinstance(obs_space, gym.spaces.Discrete):
             raise ConfigError(

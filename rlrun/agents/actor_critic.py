@@ -1,0 +1,360 @@
+"""The actor-critic family: PPO (Schulman et al. 2017) and A2C (Mnih et al. 2016) as one class.
+
+Every ``n_steps`` env steps per sub-env the agent has a rollout of ``n_steps * num_envs`` transitions played by one
+policy. Generalised advantage estimation (Schulman et al. 2016) turns it into advantages and value targets, and
+``n_epochs`` passes over shuffled minibatches minimise ``policy loss + vf_coef * value loss - ent_coef * entropy``
+with one Adam optimizer. PPO's policy loss is the clipped surrogate; with ``clip_range`` null it is the plain
+policy gradient ``-A log pi(a|s)``, and with one epoch over the whole rollout that is A2C (conf/agent/a2c.yaml).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlrun.agents.running_stats import ObservationNormalizer, RewardScaler
+from rlrun.config import ActorCriticConfig
+from rlrun.networks import ActorCriticNetworks
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def generalized_advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
+                           gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+    """GAE advantages and the value targets ``advantages + values``, arrays of shape ``(n_steps, num_envs)``.
+
+    ``dones[t]``: the episode ended at step t (terminated or truncated), so nothing flows back across it;
+    a truncated step's reward already holds ``gamma * V(true final obs)``. ``last_values``: V of the
+    observation after the rollout's last step.
+    """
+    advantages = np.zeros_like(values)
+    running = np.zeros_like(last_values)
+    next_values = last_values
+    for t in range(len(rewards) - 1, -1, -1):
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * not_done * next_values - values[t]
+        running = delta + gamma * gae_lambda * not_done * running
+        advantages[t] = running
+        next_values = values[t]
+    return advantages, advantages + values
+
+
+def policy_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                clip_range: float | None) -> torch.Tensor:
+    """PPO's clipped surrogate ``-mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` with ``r = pi / pi_old``;
+    with ``clip_range`` None the policy gradient ``-mean(A log pi)``."""
+    if clip_range is None:
+        return -(advantages * log_probs).mean()
+    ratio = torch.exp(log_probs - old_log_probs)
+    clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    return -torch.min(ratio * advantages, clipped * advantages).mean()
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+               clip_range_vf: float | None) -> torch.Tensor:
+    """Mean squared error to the GAE returns. With ``clip_range_vf``, the larger of it and the error of the value
+    clipped to ``old_values +- clip_range_vf`` (OpenAI Baselines' PPO2, CleanRL): a pessimistic bound."""
+    squared = (values - returns).pow(2)
+    if clip_range_vf is None:
+        return squared.mean()
+    clipped = old_values + torch.clamp(values - old_values, -clip_range_vf, clip_range_vf)
+    return torch.max(squared, (clipped - returns).pow(2)).mean()
+
+
+def explained_variance(predicted: np.ndarray, targets: np.ndarray) -> float:
+    """``1 - Var(targets - predicted) / Var(targets)``: 1 is a perfect value net, 0 no better than a constant."""
+    variance = targets.var()
+    return math.nan if variance == 0 else float(1.0 - (targets - predicted).var() / variance)
+
+
+class Rollout:
+    """One rollout, preallocated: rows are env steps, columns sub-envs (allocated at the first step)."""
+
+    def __init__(self, n_steps: int, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype):
+        self.n_steps, self.obs_dim = n_steps, obs_dim
+        self.action_shape, self.action_dtype = action_shape, np.dtype(action_dtype)
+        self.num_envs = 0
+        self.position = 0  # rows filled
+
+    def allocate(self, num_envs: int) -> None:
+        shape = (self.n_steps, num_envs)
+        self.num_envs = num_envs
+        self.obs = np.zeros((*shape, self.obs_dim), dtype=np.float32)
+        self.actions = np.zeros((*shape, *self.action_shape), dtype=self.action_dtype)
+        self.log_probs = np.zeros(shape, dtype=np.float32)
+        self.values = np.zeros(shape, dtype=np.float32)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.dones = np.zeros(shape, dtype=np.float32)
+        self.last_values = np.zeros(num_envs, dtype=np.float32)
+        self.position = 0
+
+    @property
+    def full(self) -> bool:
+        return self.num_envs > 0 and self.position == self.n_steps
+
+    ARRAYS = ("obs", "actions", "log_probs", "values", "rewards", "dones")
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.num_envs == 0:
+            return {"num_envs": 0}
+        rows = {name: torch.from_numpy(getattr(self, name)[: self.position].copy()) for name in self.ARRAYS}
+        return {"num_envs": self.num_envs, "position": self.position, **rows,
+                "last_values": torch.from_numpy(self.last_values.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["num_envs"] == 0:
+            self.num_envs, self.position = 0, 0
+            return
+        self.allocate(state["num_envs"])
+        self.position = state["position"]
+        for name in self.ARRAYS:
+            getattr(self, name)[: self.position] = state[name].numpy()
+        self.last_values[:] = state["last_values"].numpy()
+
+
+class ActorCriticAgent:
+    """On-policy actor-critic: a categorical policy for Discrete actions, a diagonal Gaussian for Box actions.
+
+    Truncation is not termination: at a time-limit cut the step's reward is bootstrapped with
+    ``gamma * V(true final obs)`` and the advantage recursion stops there; at termination it just stops.
+    Box actions are clipped to the bounds for the env only; log-probabilities are of the unclipped sample.
+    """
+
+    learns = True
+
+    def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
+                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device, seed: int | np.random.SeedSequence,
+                 learning_rate: Callable[[int], float] | None = None,
+                 clip_range: Callable[[int], float] | None = None):
+        """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
+        epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``."""
+        self.cfg = cfg
+        self.device = device
+        self.learning_rate = learning_rate
+        self.clip_range_schedule = clip_range
+        self.clip_range = cfg.clip_range  # this update's epsilon
+        self.rng = np.random.default_rng(seed)
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.obs_dim = int(np.prod(obs_shape))
+        if self.discrete:
+            self.n_actions = int(action_space.n)
+            outputs, action_shape, action_dtype = self.n_actions, (), np.int64
+        else:
+            self.action_shape = tuple(action_space.shape)
+            self.action_low = action_space.low.astype(np.float32)
+            self.action_high = action_space.high.astype(np.float32)
+            outputs, action_shape, action_dtype = int(np.prod(self.action_shape)), self.action_shape, np.float32
+        self.networks = ActorCriticNetworks(self.obs_dim, outputs, cfg.hidden_sizes, cfg.activation,
+                                            gaussian=not self.discrete, init_log_std=cfg.init_log_std).to(device)
+        self.parameters = list(self.networks.parameters())
+        self.optimizer = torch.optim.Adam(self.parameters, lr=cfg.lr, eps=1e-5)
+        self.obs_normalizer = ObservationNormalizer(self.obs_dim, cfg.clip_obs) if cfg.normalize_obs else None
+        self.reward_scaler = RewardScaler(cfg.gamma, cfg.clip_reward) if cfg.normalize_reward else None
+        self.rollout = Rollout(cfg.n_steps, self.obs_dim, action_shape, action_dtype)
+        self.pending: tuple[np.ndarray, ...] | None = None  # what act() computed for the step observe() stores
+        self.updates = 0
+
+    # ------------------------------------------------------------------ acting
+    def policy_input(self, obs: np.ndarray) -> np.ndarray:
+        """Flattened float32 observations, normalised with the current (not updated) statistics if enabled."""
+        flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        return flat if self.obs_normalizer is None else self.obs_normalizer(flat)
+
+    def values_of(self, policy_obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(policy_obs, device=self.device)
+            return self.networks.value(obs_t).squeeze(1).cpu().numpy()
+
+    def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
+        """Sample with the agent's own generator (seeded, saved in checkpoints); remember log pi and V for observe."""
+        if self.obs_normalizer is not None:  # training observations update the statistics; evaluation's never do
+            self.obs_normalizer.update(np.asarray(obs, dtype=np.float64).reshape(len(obs), -1))
+        policy_obs = self.policy_input(obs)
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(policy_obs, device=self.device)
+            out = self.networks.policy(obs_t)
+            values = self.networks.value(obs_t).squeeze(1).cpu().numpy()
+            if self.discrete:
+                log_all = F.log_softmax(out, dim=1).cpu().numpy()
+        rows = np.arange(len(obs))
+        if self.discrete:
+            # inverse-CDF sampling, one uniform per row; the clamp guards against rounding in the cumsum
+            uniforms = self.rng.random((len(obs), 1))
+            actions = np.minimum((np.exp(log_all).cumsum(axis=1) < uniforms).sum(axis=1), self.n_actions - 1)
+            self.pending = (policy_obs, actions, log_all[rows, actions], values)
+            return actions
+        log_std = self.networks.log_std.detach().cpu().numpy()
+        noise = self.rng.standard_normal((len(obs), len(log_std)))
+        samples = (out.cpu().numpy() + np.exp(log_std) * noise).astype(np.float32)
+        log_probs = (-0.5 * noise**2 - log_std - HALF_LOG_2PI).sum(axis=1)
+        self.pending = (policy_obs, samples, log_probs, values)
+        # the env gets actions inside its bounds; the update uses the sample the policy actually drew
+        return np.clip(samples.reshape(len(obs), *self.action_shape), self.action_low, self.action_high)
+
+    def act_greedy(self, obs: np.ndarray) -> np.ndarray:
+        """The most likely action: argmax of the logits, or the Gaussian mean clipped to the bounds."""
+        with torch.inference_mode():
+            out = self.networks.policy(torch.as_tensor(self.policy_input(obs), device=self.device))
+            if self.discrete:
+                return out.argmax(dim=1).cpu().numpy()
+            means = out.cpu().numpy().reshape(len(obs), *self.action_shape)
+        return np.clip(means, self.action_low, self.action_high)
+
+    def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        """Store the step act() chose; ``next_obs`` holds each finished episode's true final observation."""
+        policy_obs, sampled, log_probs, values = self.pending
+        self.pending = None
+        rollout = self.rollout
+        if rollout.num_envs != len(obs):
+            rollout.allocate(len(obs))
+        terminated, truncated = np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool)
+        done = terminated | truncated
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler(rewards, done)
+        cut = truncated & ~terminated
+        if cut.any():  # a time-limit cut: the return goes on past it, estimated by the value of the final obs
+            rewards = rewards + self.cfg.gamma * self.values_at(next_obs, cut)
+        row = rollout.position
+        rollout.obs[row] = policy_obs
+        rollout.actions[row] = sampled.reshape(rollout.actions[row].shape)
+        rollout.log_probs[row], rollout.values[row] = log_probs, values
+        rollout.rewards[row], rollout.dones[row] = rewards, done
+        rollout.position += 1
+        if rollout.full:
+            rollout.last_values[:] = self.values_of(self.policy_input(next_obs))
+
+    def values_at(self, next_obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """V of ``next_obs`` for the marked sub-envs, 0 elsewhere (only those rows are computed)."""
+        values = np.zeros(len(next_obs))
+        values[rows] = self.values_of(self.policy_input(np.asarray(next_obs)[rows]))
+        return values
+
+    # ------------------------------------------------------------------ learning
+    def update(self, step: int, episode: int) -> dict[str, float]:
+        """Learn from the rollout once it is complete; nothing otherwise."""
+        if not self.rollout.full:
+            return {}
+        metrics = {}
+        # the values at the env step where this rollout began (CleanRL's anneal): the end values are never used
+        rollout_start = max(step - self.cfg.n_steps * self.rollout.num_envs, 0)
+        if self.learning_rate is not None:
+            lr = self.learning_rate(rollout_start)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            metrics["train/lr"] = lr
+        if self.clip_range_schedule is not None:
+            self.clip_range = metrics["train/clip_range"] = self.clip_range_schedule(rollout_start)
+        metrics.update(self.learn())
+        self.rollout.position = 0
+        return metrics
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """log pi(a|s), the policy's entropy at each s, and V(s), in one pass over the minibatch."""
+        out = self.networks.policy(obs)
+        values = self.networks.value(obs).squeeze(1)
+        if self.discrete:
+            log_all = F.log_softmax(out, dim=1)
+            log_probs = log_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
+            entropy = -(log_all.exp() * log_all).sum(dim=1)
+            return log_probs, entropy, values
+        log_std = self.networks.log_std
+        z = (actions - out) / log_std.exp()
+        log_probs = (-0.5 * z.pow(2) - log_std - HALF_LOG_2PI).sum(dim=1)
+        entropy = (log_std + 0.5 + HALF_LOG_2PI).sum().expand(len(obs))
+        return log_probs, entropy, values
+
+    def learn(self) -> dict[str, float]:
+        cfg, rollout = self.cfg, self.rollout
+        advantages, returns = generalized_advantages(rollout.rewards, rollout.values, rollout.dones,
+                                                     rollout.last_values, cfg.gamma, cfg.gae_lambda)
+        size = rollout.n_steps * rollout.num_envs
+        # one NumPy -> torch conversion per update: the rollout flattened to (size, ...)
+        def to_tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(array.reshape(size, *array.shape[2:]), device=self.device)
+
+        obs, actions = to_tensor(rollout.obs), to_tensor(rollout.actions)
+        old_log_probs, old_values = to_tensor(rollout.log_probs), to_tensor(rollout.values)
+        advantages_t, returns_t = to_tensor(advantages), to_tensor(returns)
+        batch_size = cfg.batch_size or size
+        totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
+        minibatches, epochs_done, stopped = 0, 0, False
+        for _ in range(cfg.n_epochs):
+            order = torch.as_tensor(self.rng.permutation(size), device=self.device)
+            for start in range(0, size, batch_size):
+                index = order[start:start + batch_size]
+                log_probs, entropy, values = self.evaluate_actions(obs[index], actions[index])
+                batch_advantages = advantages_t[index]
+                if cfg.normalize_advantage and len(index) > 1:
+                    batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
+                pg_loss = policy_loss(log_probs, old_log_probs[index], batch_advantages, self.clip_range)
+                v_loss = value_loss(values, old_values[index], returns_t[index], cfg.clip_range_vf)
+                entropy = entropy.mean()
+                with torch.no_grad():
+                    log_ratio = log_probs - old_log_probs[index]
+                    ratio = log_ratio.exp()
+                    approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator of KL(old||new)
+                    clip_fraction = ((ratio - 1.0).abs() > self.clip_range).float().mean() \
+                        if self.clip_range is not None else torch.zeros(())
+                for key, value in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
+                                   ("approx_kl", approx_kl), ("clip_fraction", clip_fraction)):
+                    totals[key] += float(value.detach())
+                minibatches += 1
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                    stopped = True  # SB3's rule: this minibatch is not stepped, and the update ends
+                    break
+                loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
+                self.optimizer.step()
+            if stopped:
+                break
+            epochs_done += 1
+        self.updates += 1
+        metrics = {f"losses/{key}": total / minibatches for key, total in totals.items()}
+        metrics["losses/explained_variance"] = explained_variance(rollout.values.ravel(), returns.ravel())
+        metrics["train/epochs"] = float(epochs_done)
+        if not self.discrete:
+            metrics["train/action_std"] = float(self.networks.log_std.detach().exp().mean())
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        """Networks, statistics and, always, the rollout being collected (small: one rollout at most)."""
+        state = {
+            "networks": self.networks.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "rng": self.rng.bit_generator.state,
+            "rollout": self.rollout.state_dict(),
+        }
+        if self.obs_normalizer is not None:
+            state["obs_normalizer"] = self.obs_normalizer.state_dict()
+        if self.reward_scaler is not None:
+            state["reward_scaler"] = self.reward_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.networks.load_state_dict(state["networks"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
+        self.rng.bit_generator.state = state["rng"]
+        self.rollout.load_state_dict(state["rollout"])
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.load_state_dict(state["obs_normalizer"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
+
+    def episodes_restarted(self) -> None:
+        """The rollout's last steps lead into states the envs no longer hold: drop the rollout and start anew."""
+        self.rollout.position = 0
+        if self.reward_scaler is not None and self.reward_scaler.returns is not None:
+            self.reward_scaler.returns[:] = 0.0
