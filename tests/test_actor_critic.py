@@ -14,7 +14,7 @@ from rlrun.agents.running_stats import RunningMeanStd
 from rlrun.checkpoints import load_checkpoint, save_checkpoint
 from rlrun.config import ActorCriticConfig, validate
 from rlrun.errors import ConfigError
-from rlrun.evaluation import eval_seeds, run_greedy_episodes
+from rlrun.evaluation import run_greedy_episodes
 from rlrun.loop import train
 from tests.conftest import compose_cfg
 
@@ -312,7 +312,7 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
     assert stats.count == saved["obs_normalizer"]["count"]  # ... and frozen: three episodes later, unchanged
     # the same greedy episodes as the agent rebuilt here with its statistics; without them it plays another policy
     env = gym.make("CartPole-v1")
-    again = run_greedy_episodes(agent, env, eval_seeds(3, 3))
+    again = run_greedy_episodes(agent, env, report["seeds"])
     assert again["returns"] == report["returns"]
     probe = np.random.default_rng(0).normal(0, 3, size=(256, 4)).astype(np.float32)
     cfg = compose_cfg(*overrides)
