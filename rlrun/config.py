@@ -431,7 +431,7 @@ def _validate_learning_rate(agent: DictConfig, lr_end_may_be_zero: bool) -> None
     _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
     # .get: configs saved in checkpoints written before the learning-rate anneal existed lack the keys
     if agent.get("lr_end") is not None:
-        if lr_end_may_be_zero:  # each update uses the rate at its rollout's start, so 0 is never reached
+        if lr_end_may_be_zero:  # each update uses the rate at its rollout's start: 0 is not reached within the anneal
             _check(agent.lr_end >= 0, "agent.lr_end", agent.lr_end,
                    "zero or a positive learning rate to anneal to, or null for a constant agent.lr")
         else:

@@ -441,6 +441,15 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None
     validate(merged)
+    frozen = [key for key in ("lr_end", "clip_range_end") if saved_agent.get(key) == 0]
+    if frozen and merged.total_steps > max(saved_agent["lr_decay_steps"], payload["config"]["total_steps"]):
+        # past the anneal the rate (or clip range) stays at its end value, 0: the updates would change nothing
+        raise ConfigError(
+            f"resume={cfg.resume} total_steps={merged.total_steps} would train past the end of this run's anneal "
+            f"(agent.{' and agent.'.join(frozen)}=0 at env step {saved_agent['lr_decay_steps']}), where every "
+            f"update has a learning rate or clip range of 0 and leaves the weights as they are. Resume up to "
+            f"total_steps={saved_agent['lr_decay_steps']}, or start a new run with a longer total_steps."
+        )
     trainer = Trainer(merged, run_dir, resume_from=payload)
     check_spaces(checkpoint, payload["spaces"], trainer.spaces, merged.env.id)
     return trainer.run()

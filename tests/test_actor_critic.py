@@ -377,3 +377,48 @@ def test_ppo_solves_cartpole(tmp_path):
     assert cfg.tuned_settings == "cartpole_ppo" and cfg.total_steps == 100_000
     result = train(cfg, tmp_path)
     assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 50_000, result
+
+
+# ----------------------------------------------------------------------------- found by the review
+def fill_rollout_with_nan_rewards(agent):
+    obs = np.zeros((2, 3), dtype=np.float32)
+    for t in range(4):
+        agent.act(obs, t, 0)
+        agent.observe(obs, None, np.full(2, np.nan), obs, np.zeros(2, bool), np.zeros(2, bool))
+    return [param.detach().clone() for param in agent.parameters]
+
+
+def test_a_non_finite_loss_stops_the_run_or_is_skipped_as_train_nan_policy_says():
+    from rlrun.errors import TrainingDiverged
+
+    agent = make_agent(gym.spaces.Discrete(2), n_steps=4, batch_size=4, n_epochs=2)
+    fill_rollout_with_nan_rewards(agent)
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        agent.update(8, 0)
+    skipping = make_agent(gym.spaces.Discrete(2), n_steps=4, batch_size=4, n_epochs=2)
+    skipping.skip_nonfinite_loss = True
+    before = fill_rollout_with_nan_rewards(skipping)
+    metrics = skipping.update(8, 0)
+    assert metrics["train/skipped_batches"] == 4  # 2 minibatches x 2 epochs, none stepped
+    assert all(torch.equal(old, new) for old, new in zip(before, skipping.parameters))
+
+
+@pytest.mark.parametrize("space, message", [
+    (gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32), "shape \\(2, 2\\)"),
+    (gym.spaces.Discrete(3, start=-1), "start at -1"),
+])
+def test_action_spaces_the_policy_cannot_serve_are_refused_before_training(space, message):
+    cfg = compose_cfg(*SHORT_RUN)
+    obs_space = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
+    with pytest.raises(ConfigError, match=message):
+        build_agent(cfg, obs_space, space, torch.device("cpu"))
+
+
+def test_a_resume_past_an_anneal_that_ends_at_zero_is_refused(tmp_path):
+    from rlrun.loop import resume
+
+    run_dir = tmp_path / "run"
+    overrides = [*SHORT_RUN, "agent.lr_end=0"]
+    train(compose_cfg(*overrides), run_dir)
+    with pytest.raises(ConfigError, match="past the end of this run's anneal"):
+        resume(compose_cfg(f"resume={run_dir}", "total_steps=1536"), ["resume", "total_steps"])

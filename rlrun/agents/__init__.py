@@ -98,6 +98,12 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
     """The agent for ``cfg.agent.algo``, checked against the env's spaces before anything trains."""
     algo = cfg.agent.algo
+    if isinstance(action_space, gym.spaces.Discrete) and int(action_space.start) != 0 and agent_learns(algo):
+        raise ConfigError(
+            f"agent={cfg.agent.name} numbers actions 0..n-1, but env.id={cfg.env.id} has {action_space}, whose "
+            f"actions start at {int(action_space.start)}: the agent would send actions outside the space. Pick an "
+            f"env whose Discrete actions start at 0."
+        )
     streams = random_streams(cfg.seed)  # each consumer its own stream (rlrun/runtime.py)
     # Plain dataclasses below: OmegaConf attribute access is far too slow for the per-step hot path.
     if algo == "random":
@@ -144,8 +150,14 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         if params.clip_range_end is not None:
             clip_range = LinearSchedule(params.clip_range, params.clip_range_end,
                                         params.lr_decay_steps or cfg.total_steps)
+        if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
+            raise ConfigError(
+                f"agent={cfg.agent.name} takes Box actions of one dimension (a vector), but env.id={cfg.env.id} has "
+                f"actions of shape {action_space.shape}. Pick an env whose actions are a vector, of shape (n,)."
+            )
         return ActorCriticAgent(params, obs_space.shape, action_space, device, streams["exploration"],
-                                learning_rate=learning_rate_schedule(params, cfg.total_steps), clip_range=clip_range)
+                                learning_rate=learning_rate_schedule(params, cfg.total_steps), clip_range=clip_range,
+                                skip_nonfinite_loss=cfg.train.nan_policy == "skip")
     if algo == "tabular_q":
         if not isinstance(obs_space, gym.spaces.Discrete):
             raise ConfigError(

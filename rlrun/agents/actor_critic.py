@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from rlrun.agents.running_stats import ObservationNormalizer, RewardScaler
 from rlrun.config import ActorCriticConfig
+from rlrun.errors import TrainingDiverged
 from rlrun.networks import ActorCriticNetworks
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -131,10 +132,13 @@ class ActorCriticAgent:
     def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
                  action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device, seed: int | np.random.SeedSequence,
                  learning_rate: Callable[[int], float] | None = None,
-                 clip_range: Callable[[int], float] | None = None):
+                 clip_range: Callable[[int], float] | None = None, skip_nonfinite_loss: bool = False):
         """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
-        epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``."""
+        epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``. ``skip_nonfinite_loss``
+        (train.nan_policy=skip) drops a minibatch whose loss is not finite instead of stopping the run."""
         self.cfg = cfg
+        self.skip_nonfinite_loss = skip_nonfinite_loss
+        self.skipped_batches = 0
         self.device = device
         self.learning_rate = learning_rate
         self.clip_range_schedule = clip_range
@@ -302,9 +306,18 @@ class ActorCriticAgent:
                     approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator of KL(old||new)
                     clip_fraction = ((ratio - 1.0).abs() > self.clip_range).float().mean() \
                         if self.clip_range is not None else torch.zeros(())
-                for key, value in (("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
-                                   ("approx_kl", approx_kl), ("clip_fraction", clip_fraction)):
-                    totals[key] += float(value.detach())
+                read = {key: float(value.detach()) for key, value in (
+                    ("policy_loss", pg_loss), ("value_loss", v_loss), ("entropy", entropy),
+                    ("approx_kl", approx_kl), ("clip_fraction", clip_fraction))}
+                if not math.isfinite(read["policy_loss"] + read["value_loss"] + read["entropy"]):
+                    # read back as floats for the metrics anyway: checking them costs no extra device sync
+                    if not self.skip_nonfinite_loss:
+                        raise TrainingDiverged(f"the PPO loss is not finite (policy {read['policy_loss']}, "
+                                               f"value {read['value_loss']}, entropy {read['entropy']})")
+                    self.skipped_batches += 1  # train.nan_policy=skip: leave the weights as they are
+                    continue
+                for key, value in read.items():
+                    totals[key] += value
                 minibatches += 1
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
                     stopped = True  # SB3's rule: this minibatch is not stepped, and the update ends
@@ -319,7 +332,9 @@ class ActorCriticAgent:
                 break
             epochs_done += 1
         self.updates += 1
-        metrics = {f"losses/{key}": total / minibatches for key, total in totals.items()}
+        metrics = {f"losses/{key}": total / max(minibatches, 1) for key, total in totals.items()}
+        if self.skipped_batches:
+            metrics["train/skipped_batches"] = self.skipped_batches
         metrics["losses/explained_variance"] = explained_variance(rollout.values.ravel(), returns.ravel())
         metrics["train/epochs"] = float(epochs_done)
         if not self.discrete:
@@ -333,6 +348,7 @@ class ActorCriticAgent:
             "networks": self.networks.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
+            "skipped_batches": self.skipped_batches,
             "rng": self.rng.bit_generator.state,
             "rollout": self.rollout.state_dict(),
         }
@@ -346,6 +362,7 @@ class ActorCriticAgent:
         self.networks.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = state["updates"]
+        self.skipped_batches = state.get("skipped_batches", 0)
         self.rng.bit_generator.state = state["rng"]
         self.rollout.load_state_dict(state["rollout"])
         if self.obs_normalizer is not None:
