@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -72,8 +73,12 @@ class RunFolderCheck(Callback):
 
 
 def make_output_folder(folder: str, key: str) -> None:
+    """Create the run or sweep folder and prove it takes files: an existing read-only folder fails here, in one
+    paragraph, not in Hydra's log-file handler with a traceback."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
     except OSError as error:
         message = OutputWriteError(folder, error, "the output folder",
                                    f"Nothing was run. Pass a folder rlrun can create and write, e.g. {key}=/scratch/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,6 +40,23 @@ def hparams_summaries(values: Mapping[str, Any], swept: list[str]) -> list[Summa
     return [summary, session_start, session_end]
 
 
+def quiet_writer_thread_errors() -> None:
+    """Keep an OSError of TensorBoard's writer thread (a full disk) off stderr: the writer keeps the error and
+    raises it at its next call, where :meth:`RunLogger.writing` turns it into one paragraph. Without this, Python
+    prints the thread's traceback first. Installed once; every other thread's errors reach the previous hook."""
+    previous = threading.excepthook
+    if getattr(previous, "rlrun_writer_filter", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        previous(args)
+
+    hook.rlrun_writer_filter = True
+    threading.excepthook = hook
+
+
 class RunLogger:
     """One SummaryWriter in the run directory; ``tensorboard --logdir outputs`` finds every run.
 
@@ -48,6 +66,7 @@ class RunLogger:
 
     def __init__(self, run_dir: Path, purge_step: int | None = None):
         self.run_dir = Path(run_dir)
+        quiet_writer_thread_errors()
         with self.writing():
             self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
 

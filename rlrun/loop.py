@@ -199,7 +199,10 @@ class Trainer:
         path = self.run_dir / "videos" / f"step_{self.step:08d}.mp4"
         with self.interruptible():
             episode = play_and_capture(self.agent, self.video_env, self.eval_seeds[0])
-        write_mp4(path, episode.frames, episode.fps)
+        try:
+            write_mp4(path, episode.frames, episode.fps)
+        except OSError as error:  # a full disk mid-mux, or ffmpeg's pipe broken by it
+            raise OutputWriteError(path, error, "the training video") from None
         logger.video("eval/video", episode.frames, episode.fps, self.step)
         log.info("step %d: filmed a greedy episode (return %.2f) to %s", self.step, episode.episode_return, path)
         return path

@@ -1,7 +1,9 @@
 """Checkpoint files: their mode follows the umask, the rename is made durable, failed writes leave nothing behind."""
 
+import errno
 import os
 import stat
+import threading
 
 import pytest
 import torch
@@ -65,3 +67,44 @@ def test_todays_dueling_checkpoint_loads(tmp_path):
     online = QNetwork(4, 2, [16, 16], dueling=True).state_dict()
     save_checkpoint(tmp_path / "best.pt", {"config": {}, "agent": {"online": online}})
     QNetwork(4, 2, [16, 16], dueling=True).load_state_dict(load_checkpoint(tmp_path / "best.pt")["agent"]["online"])
+
+
+def test_a_file_system_that_cannot_fsync_a_folder_still_keeps_the_checkpoint(tmp_path, monkeypatch):
+    """Some FUSE and network file systems answer EINVAL to fsync on a folder; the renamed file is whole."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    save_checkpoint(tmp_path / "last.pt", PAYLOAD)
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["agent"]["weights"], torch.arange(4.0))
+
+
+def test_the_event_writer_thread_s_disk_error_is_not_printed_as_a_traceback(capsys):
+    """TensorBoard's writer thread keeps a failed write for its next call (turned into one paragraph there);
+    Python would print the thread's traceback first. Other threads' errors still reach the previous hook."""
+    from rlrun.logger import quiet_writer_thread_errors
+
+    seen = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: seen.append(type(args.exc_value).__name__)
+    try:
+        quiet_writer_thread_errors()
+
+        class _AsyncWriterThread(threading.Thread):  # the name TensorBoard's writer thread has
+            def run(self):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        def fails():
+            raise ValueError("not a writer error")
+
+        for thread in (_AsyncWriterThread(), threading.Thread(target=fails)):
+            thread.start()
+            thread.join()
+    finally:
+        threading.excepthook = previous
+    assert seen == ["ValueError"]
+

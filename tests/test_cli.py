@@ -119,6 +119,30 @@ def test_an_output_folder_that_cannot_be_made_is_one_paragraph(tmp_path, args):
     assert list(cwd.iterdir()) == []  # nothing was written elsewhere instead
 
 
+def test_an_existing_folder_that_takes_no_files_is_one_paragraph(tmp_path):
+    # /proc/1 exists and no one, not even root, can create a file in it: mkdir(exist_ok) alone passed it on to
+    # Hydra's log-file handler, which failed with a traceback
+    result = run_cli("total_steps=10", "hydra.run.dir=/proc/1", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_clean_failure(result, r"^rlrun: error: could not create the output folder /proc/1", "Nothing was run")
+
+
+def test_a_full_disk_while_filming_a_training_video_is_one_paragraph(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import rlrun.loop as loop
+    from rlrun.errors import OutputWriteError
+    from tests.conftest import compose_cfg
+
+    def full(path, frames, fps):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(loop, "write_mp4", full)
+    with pytest.raises(OutputWriteError, match=r"could not write the training video .*step_00000200\.mp4"):
+        loop.train(compose_cfg(*TINY_RUN, "total_steps=400", "eval.video_every=200"), tmp_path)
+
+
 def test_a_full_disk_mid_run_is_one_paragraph_with_the_way_to_continue(tmp_path):
     # ENOSPC from the third checkpoint write on (after two good last.pt saves), through rlrun's CLI entry point.
     script = (
