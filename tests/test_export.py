@@ -229,6 +229,7 @@ def test_gaussian_export_clips_to_the_box_and_says_so(exported, name):
 
 
 @pytest.mark.parametrize("name", ["ppo_normalized", "ppo_gaussian"])
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_observation_statistics_are_in_the_graph_and_the_sidecar(exported, name):
     """The exported policy takes raw observations: the running statistics are constant buffers of the graph, the
     sidecar records them, and they matter (the policy MLP on raw observations acts otherwise)."""
