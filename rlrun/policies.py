@@ -9,7 +9,7 @@ Every policy module has:
 - ``input_dtype``: the torch dtype of the observations the exported graph takes;
 - ``output_names``: its outputs in order, the first always ``action`` (what ``env.step`` takes, row by row);
 - ``observation_normalization``: ``None``, or the statistics the module applies to observations itself (for the
-  JSON sidecar; no family of rlrun normalises observations yet).
+  JSON sidecar; :class:`NormalizedObservationPolicy` sets it, for the actor-critic family's ``agent.normalize_obs``).
 """
 
 from __future__ import annotations
@@ -56,17 +56,20 @@ class GaussianMeanPolicy(nn.Module):
     input_dtype = torch.float32
     output_names = ("action", "mean", "std")
 
-    def __init__(self, network: nn.Module, action_low: np.ndarray, action_high: np.ndarray):
-        """``network`` maps observations to flat means and has a state-free ``log_std`` parameter."""
+    def __init__(self, network: nn.Module, action_low: np.ndarray, action_high: np.ndarray,
+                 log_std: nn.Parameter | None = None):
+        """``network`` maps observations to flat means; ``log_std`` is the state-free log std, by default the
+        network's own ``log_std`` parameter (the actor-critic networks keep it beside the mean MLP instead)."""
         super().__init__()
         self.network = network
+        self.log_std = network.log_std if log_std is None else log_std
         self.action_shape: Sequence[int] = tuple(action_low.shape)
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32))
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mean = self.network(obs.to(torch.float32)).reshape(-1, *self.action_shape)
-        std = self.network.log_std.exp().reshape(self.action_shape).expand_as(mean)
+        std = self.log_std.exp().reshape(self.action_shape).expand_as(mean)
         action = torch.minimum(torch.maximum(mean, self.action_low), self.action_high)
         return action, mean, std
 
@@ -89,3 +92,38 @@ class TableLookupPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q_values = self.q_table[obs.to(torch.int64).reshape(-1)]
         return q_values.argmax(dim=1), q_values
+
+
+class NormalizedObservationPolicy(nn.Module):
+    """Another policy module behind ``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)``, with the running
+    statistics frozen into the graph as constant buffers.
+
+    The arithmetic is ``ObservationNormalizer``'s (rlrun/agents/running_stats.py) step for step: observations cast
+    to float32 and flattened, normalised in float64 against the float64 statistics, then rounded to float32, so the
+    policy sees bit for bit what ``act_greedy`` feeds it.
+    """
+
+    input_dtype = torch.float32
+
+    def __init__(self, policy: nn.Module, mean: np.ndarray, var: np.ndarray, epsilon: float, clip: float):
+        super().__init__()
+        self.policy = policy
+        self.output_names = policy.output_names
+        # obs_ names: ONNX puts buffers and outputs in one namespace, and a Gaussian policy has an output "mean"
+        self.register_buffer("obs_mean", torch.as_tensor(np.array(mean, dtype=np.float64)))
+        self.register_buffer("obs_var", torch.as_tensor(np.array(var, dtype=np.float64)))
+        self.register_buffer("obs_epsilon", torch.tensor(float(epsilon), dtype=torch.float64))
+        self.register_buffer("obs_clip", torch.tensor(float(clip), dtype=torch.float64))
+        self.observation_normalization = {
+            "mean": self.obs_mean.tolist(), "var": self.obs_var.tolist(), "epsilon": float(epsilon),
+            "clip": float(clip),
+            "in_graph": True,
+            "note": "the graph computes clip((obs - mean) / sqrt(var + epsilon), -clip, clip) in float64 on the "
+                    "flattened float32 observation, then rounds it to float32; feed it the env's raw observations",
+        }
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        flat = obs.to(torch.float32).flatten(start_dim=1).to(torch.float64)
+        scaled = (flat - self.obs_mean) / torch.sqrt(self.obs_var + self.obs_epsilon)
+        clipped = torch.minimum(torch.maximum(scaled, -self.obs_clip), self.obs_clip)
+        return self.policy(clipped.to(torch.float32))

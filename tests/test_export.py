@@ -47,6 +47,9 @@ def require(available: bool, extra: str) -> None:
 
 TINY = ["eval.episodes=2", "save_every=300", "log_every=100", "device=cpu", "seed=1"]
 DQN_TINY = ["total_steps=600", "eval.every=300", "agent.learning_starts=100", "agent.batch_size=32"]
+# running observation statistics from 512 env steps, applied in act_greedy: the graph must hold them
+PPO_TINY = ["~tuned", "agent.normalize_obs=true", "agent.n_steps=128", "agent.batch_size=64", "agent.n_epochs=2",
+            "env.num_envs=2", "total_steps=512", "eval.every=256"]
 # family -> the training overrides of its tiny checkpoint
 FAMILIES = {
     "dqn_mlp": ["agent=dqn", *DQN_TINY],
@@ -59,6 +62,8 @@ FAMILIES = {
     "reinforce_gaussian": ["agent=reinforce", "env=gym", "env.id=Pendulum-v1", "agent.episodes_per_update=1",
                            "total_steps=600", "eval.every=300"],
     "tabular_q": ["agent=tabular_q", "env=taxi", "total_steps=3000", "eval.every=1500"],
+    "ppo_normalized": ["agent=ppo", *PPO_TINY],
+    "ppo_gaussian": ["agent=ppo", "env=pendulum", *PPO_TINY],
 }
 OBSERVATIONS = 48  # per family with array observations, from greedy episodes of the trained agent
 
@@ -70,12 +75,18 @@ def train(name: str, base: Path) -> Path:
     return run_dir / "checkpoints" / "best.pt"
 
 
-def widen_gaussian_means(checkpoint: Path) -> Path:
-    """The same checkpoint with the mean layer scaled 50x, so that many greedy actions are clipped to [-2, 2]."""
+# Gaussian family -> (its mean layer's weight and bias in the checkpoint's agent state, the factor they are scaled by)
+MEAN_LAYERS = {"reinforce_gaussian": (("policy", "mean.1"), 50.0),
+               # PPO's policy head starts at gain 0.01: its means are ~100x smaller than REINFORCE's
+               "ppo_gaussian": (("networks", "policy.1"), 2000.0)}
+
+
+def widen_gaussian_means(checkpoint: Path, name: str) -> Path:
+    """The same checkpoint with the mean layer scaled up, so that many greedy actions are clipped to [-2, 2]."""
     payload = load_checkpoint(checkpoint)
-    policy = payload["agent"]["policy"]
-    for key in ("mean.1.weight", "mean.1.bias"):
-        policy[key] = policy[key] * 50.0
+    (state, layer), factor = MEAN_LAYERS[name]
+    for key in (f"{layer}.weight", f"{layer}.bias"):
+        payload["agent"][state][key] = payload["agent"][state][key] * factor
     wide = checkpoint.with_name("wide.pt")
     torch.save(payload, wide)
     return wide
@@ -116,6 +127,12 @@ def agent_scores(agent, obs: np.ndarray) -> list[np.ndarray]:
         return [agent.online(torch.as_tensor(obs, dtype=dtype)).numpy()]
     if algo == "TabularQAgent":
         return [agent.q_table[obs]]
+    if algo == "ActorCriticAgent":  # policy_input: the normalised observations act_greedy feeds the policy MLP
+        out = agent.networks.policy(torch.as_tensor(agent.policy_input(obs)))
+        if agent.discrete:
+            return [out.numpy()]
+        mean = out.numpy().reshape(len(obs), *agent.action_shape)
+        return [mean, np.broadcast_to(agent.networks.log_std.exp().numpy(), mean.shape)]
     out = agent.policy(agent.observations(obs))
     if agent.discrete:
         return [(out / agent.cfg.temperature).numpy()]
@@ -152,8 +169,8 @@ def exported(tmp_path_factory):
         if name == "dqn_atari_cnn" and not HAVE_ATARI_EXTRA:
             continue  # its own test reports the skip (or, in CI, the failure)
         checkpoint = train(name, base)
-        if name == "reinforce_gaussian":
-            checkpoint = widen_gaussian_means(checkpoint)
+        if name in MEAN_LAYERS:
+            checkpoint = widen_gaussian_means(checkpoint, name)
         overrides = ["mode=export", f"checkpoint={checkpoint}", "export.format=both"]
         result = run(compose_cfg(*overrides), base / f"{name}_export", overrides)
         agent, env, _ = agent_as_evaluate_builds_it(checkpoint)
@@ -166,6 +183,7 @@ def exported(tmp_path_factory):
             "actions": np.concatenate([agent.act_greedy(row[None]) for row in obs]),  # as mode=evaluate calls it
             "scores": agent_scores(agent, obs),
             "obs": obs,
+            "agent": agent,
             "job": {"obs": str(base / f"{name}_obs.npy"), "out": str(base / f"{name}_out.npz"),
                     **{key: result["files"][key] for key in ("torchscript", "onnx")}},
         }
@@ -199,14 +217,40 @@ def test_exported_policy_acts_as_the_agent_without_rlrun(exported, name):
     assert len(np.unique(family["actions"], axis=0)) > 1 or name == "dqn_atari_cnn"
 
 
-def test_gaussian_export_clips_to_the_box_and_says_so(exported):
-    family = exported["reinforce_gaussian"]
+@pytest.mark.parametrize("name", MEAN_LAYERS)
+def test_gaussian_export_clips_to_the_box_and_says_so(exported, name):
+    family = exported[name]
     actions, means = family["loaded"]["onnx"][0], family["loaded"]["onnx"][1]
     assert np.abs(means).max() > 2.0 and np.abs(actions).max() == pytest.approx(2.0)  # clipping was exercised
     sidecar = family["sidecar"]
     assert sidecar["preprocessing"]["action_clipping"]["low"] == -2.0
     assert [out["name"] for out in sidecar["outputs"]] == ["action", "mean", "std"]
     assert sidecar["action_space"] == {"type": "Box", "shape": [1], "dtype": "float32", "low": -2.0, "high": 2.0}
+
+
+@pytest.mark.parametrize("name", ["ppo_normalized", "ppo_gaussian"])
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_observation_statistics_are_in_the_graph_and_the_sidecar(exported, name):
+    """The exported policy takes raw observations: the running statistics are constant buffers of the graph, the
+    sidecar records them, and they matter (the policy MLP on raw observations acts otherwise)."""
+    family = exported[name]
+    stats = family["agent"].obs_normalizer.stats
+    assert np.abs(np.log(stats.var)).max() > 1.0  # far from the initial (0, 1): normalising changes the input
+    recorded = family["sidecar"]["preprocessing"]["observation_normalization"]
+    assert (recorded["mean"], recorded["var"]) == (stats.mean.tolist(), stats.var.tolist())
+    assert (recorded["epsilon"], recorded["clip"], recorded["in_graph"]) == (1e-8, 10.0, True)
+    buffers = dict(torch.jit.load(family["files"]["torchscript"]).named_buffers())
+    np.testing.assert_array_equal(buffers["obs_mean"].numpy(), stats.mean)
+    np.testing.assert_array_equal(buffers["obs_var"].numpy(), stats.var)
+    assert (float(buffers["obs_epsilon"]), float(buffers["obs_clip"])) == (1e-8, 10.0)
+    agent, obs = family["agent"], family["obs"]
+    with torch.no_grad():  # what a graph without the statistics would compute
+        raw = agent.networks.policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    if agent.discrete:
+        assert (raw.argmax(axis=1) != family["actions"]).any()
+    else:
+        unnormalised = np.clip(raw, agent.action_low, agent.action_high)
+        assert np.abs(unnormalised - family["actions"]).max() > 0.1
 
 
 def test_atari_sidecar_names_the_frame_stack_and_uint8_input(exported):
@@ -227,7 +271,7 @@ def test_sidecar_says_where_the_policy_came_from(exported):
     assert sidecar["rlrun_version"] and sidecar["env"]["id"] == "Taxi-v4"
     assert sidecar["inputs"][0]["dtype"] == "int64" and sidecar["outputs"][1]["dtype"] == "float64"
     assert sidecar["files"] == {"torchscript": "best.torchscript.pt", "onnx": "best.onnx"}
-    assert sidecar["preprocessing"]["observation_normalization"] is None  # no rlrun agent normalises yet
+    assert sidecar["preprocessing"]["observation_normalization"] is None  # only actor-critic agents normalise
 
 
 def readme_example() -> str:
@@ -237,7 +281,7 @@ def readme_example() -> str:
     return blocks[0]
 
 
-@pytest.mark.parametrize("name", ["dqn_mlp", "tabular_q", "reinforce_gaussian"])
+@pytest.mark.parametrize("name", ["dqn_mlp", "tabular_q", "reinforce_gaussian", "ppo_normalized"])
 def test_readme_example_plays_the_episode_evaluate_plays(exported, name, tmp_path):
     """README's ten lines, with gymnasium and torch alone, score what rlrun's greedy evaluation scores on that seed."""
     folder = Path(exported[name]["files"]["torchscript"]).parent

@@ -9,6 +9,7 @@ policy gradient ``-A log pi(a|s)``, and with one epoch over the whole rollout th
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable
 
@@ -18,10 +19,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrun.agents.running_stats import ObservationNormalizer, RewardScaler
+from rlrun.agents.running_stats import EPSILON, ObservationNormalizer, RewardScaler
 from rlrun.config import ActorCriticConfig
 from rlrun.errors import TrainingDiverged
 from rlrun.networks import ActorCriticNetworks
+from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy, NormalizedObservationPolicy
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -209,6 +211,21 @@ class ActorCriticAgent:
                 return out.argmax(dim=1).cpu().numpy()
             means = out.cpu().numpy().reshape(len(obs), *self.action_shape)
         return np.clip(means, self.action_low, self.action_high)
+
+    def greedy_policy(self) -> nn.Module:
+        """``act_greedy`` as a CPU module (copies of the policy MLP and log std), for ``mode=export``: the argmax
+        action and the logits, or the clipped Gaussian mean with the mean and std; behind the frozen observation
+        statistics when ``agent.normalize_obs`` is on."""
+        networks = copy.deepcopy(self.networks).cpu().eval().requires_grad_(False)
+        network = nn.Sequential(nn.Flatten(), networks.policy)  # the MLP takes flat observations (policy_input)
+        if self.discrete:
+            policy: nn.Module = ArgmaxPolicy(network, "logits")
+        else:
+            policy = GaussianMeanPolicy(network, self.action_low, self.action_high, log_std=networks.log_std)
+        if self.obs_normalizer is None:
+            return policy
+        stats = self.obs_normalizer.stats
+        return NormalizedObservationPolicy(policy, stats.mean, stats.var, EPSILON, self.obs_normalizer.clip)
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         """Store the step act() chose; ``next_obs`` holds each finished episode's true final observation."""
