@@ -57,8 +57,9 @@ FAMILIES = {
     "dqn_atari_cnn": ["env=breakout", "agent=dqn", "buffer.capacity=500", "agent.learning_starts=100",
                       "agent.batch_size=8", "agent.train_freq=16", "total_steps=300", "eval.every=300",
                       "eval.episodes=1", "env.max_episode_steps=150"],
+    # long enough that the greedy policy uses both actions (the comparison below needs more than one)
     "reinforce_softmax": ["agent=reinforce", "agent.episodes_per_update=2", "agent.temperature=2.0",
-                          "total_steps=600", "eval.every=300"],
+                          "total_steps=2000", "eval.every=1000"],
     "reinforce_gaussian": ["agent=reinforce", "env=gym", "env.id=Pendulum-v1", "agent.episodes_per_update=1",
                            "total_steps=600", "eval.every=300"],
     "tabular_q": ["agent=tabular_q", "env=taxi", "total_steps=3000", "eval.every=1500"],

@@ -68,8 +68,10 @@ def test_evaluate_mode_without_checkpoint_writes_eval_json(tmp_path):
 def test_lunar_lander_heuristic_lands(tmp_path):
     from rlrun.cli import run
 
-    report = run(compose_cfg("mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=5"), tmp_path,
-                 ["mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=5"])
+    # 100 held-out episodes (mode=evaluate's default seeds): 215 on average; a few episodes of 5 or 10 can land
+    # anywhere from 190 to 270 (README "Heuristic policies")
+    report = run(compose_cfg("mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"), tmp_path,
+                 ["mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"])
     assert report["mean"] > 200  # LunarLander's "solved" threshold
 
 

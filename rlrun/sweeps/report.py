@@ -17,7 +17,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from rlrun.sweeps.job import EVAL_FILE, FAILURE_FILE, RESULTS_FILE
-from rlrun.sweeps.resume import BASIC_SWEEPER, sweeper_of
+from rlrun.sweeps.resume import GRID_SWEEPERS, sweeper_of
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
@@ -246,7 +246,7 @@ def how_to_continue(sweep_dir: Path, jobs: list[JobOutcome], stop: Optional[dict
         lines.append(f"The sweep was stopped by {stop['signal']}: its running jobs saved checkpoints/last.pt.")
         if stop["not_started"]:
             lines += [f"Not started ({len(stop['not_started'])}):"] + [f"- {job}" for job in stop["not_started"]]
-    if (stop or any(job.failed for job in jobs)) and sweeper_of(sweep_dir) == BASIC_SWEEPER:
+    if (stop or any(job.failed for job in jobs)) and sweeper_of(sweep_dir) in GRID_SWEEPERS:
         from rlrun.loop import resume_command  # torch: imported only when the sweep has jobs to continue
 
         lines.append(f"Continue the sweep (finished jobs are skipped, the others resume from their last.pt or start "

@@ -21,7 +21,10 @@ from rlrun.sweeps.job import EVAL_FILE, FAILURE_FILE, LAST_CHECKPOINT, RESULTS_F
 
 CONTINUE_VARIABLE = "RLRUN_CONTINUE_SWEEP"  # set in every job of a continued sweep, through hydra.job.env_set
 SWEEP_RECORD = "multirun.yaml"  # what Hydra saves in the sweep folder: the sweep's config and overrides
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# The sweepers whose jobs are a fixed grid, continued job by job: Hydra's basic sweeper and rlrun's subclass of it
+# (registered as ``basic``, hydra_plugins/rlrun_basic_sweeper/), which only names the job folders differently.
+GRID_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                 "hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper")
 
 FINISHED, FROM_CHECKPOINT, START_AGAIN = "finished", "from checkpoint", "start again"
 
@@ -39,7 +42,7 @@ def sweep_command(args: list[str]) -> list[str]:
         return args  # a run folder: rlrun's single-run resume
     saved = OmegaConf.load(sweep_dir / SWEEP_RECORD).hydra
     sweeper = sweeper_of(sweep_dir)
-    if sweeper != BASIC_SWEEPER:
+    if sweeper not in GRID_SWEEPERS:
         raise ConfigError(
             f"resume={sweep_dir} is a sweep by {sweeper}, which rlrun cannot continue job by job. An Optuna study "
             f"continues from its storage: run the same command again with the same hydra.sweeper.storage and "
