@@ -24,8 +24,9 @@ ARGS ?=
 run: install
 	$(BIN)/rlrun $(ARGS)
 
+# -n auto: one pytest worker per core (pytest-xdist), so the suite uses every core (CI has 2)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # As root: a throwaway one-node SLURM cluster and PostgreSQL server (apt-get installs slurm-wlm, munge and
 # postgresql when missing), the tests in tests/cluster/ against them, then everything it started is stopped.
