@@ -95,6 +95,15 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
     )
 
 
+def _require_policy_actions(cfg: DictConfig, action_space: gym.Space, discrete_policy: str) -> None:
+    """The policy-gradient families sample from a distribution over Discrete actions or a Gaussian over Box ones."""
+    if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise ConfigError(
+            f"agent={cfg.agent.name} needs Discrete actions ({discrete_policy} policy) or Box actions (Gaussian "
+            f"policy), but env.id={cfg.env.id} has {action_space}."
+        )
+
+
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
     """The agent for ``cfg.agent.algo``, checked against the env's spaces before anything trains."""
     algo = cfg.agent.algo
@@ -130,20 +139,12 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
                         skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate)
     if algo == "reinforce":
-        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
-            raise ConfigError(
-                f"agent={cfg.agent.name} needs Discrete actions (softmax policy) or Box actions (Gaussian policy), "
-                f"but env.id={cfg.env.id} has {action_space}."
-            )
+        _require_policy_actions(cfg, action_space, "softmax")
         _require_box_observations(cfg, obs_space)
         params = ReinforceConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
         return ReinforceAgent(params, obs_space.shape, action_space, device, streams["exploration"])
     if algo == "actor_critic":
-        if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
-            raise ConfigError(
-                f"agent={cfg.agent.name} needs Discrete actions (categorical policy) or Box actions (Gaussian "
-                f"policy), but env.id={cfg.env.id} has {action_space}."
-            )
+        _require_policy_actions(cfg, action_space, "categorical")
         _require_box_observations(cfg, obs_space)
         params = ActorCriticConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
         clip_range = None
