@@ -212,3 +212,60 @@ class ActorCriticNetworks(nn.Module):
         self.policy = orthogonal_mlp(obs_dim, hidden_sizes, policy_outputs, activation, output_gain=0.01)
         self.value = orthogonal_mlp(obs_dim, hidden_sizes, 1, activation, output_gain=1.0)
         self.log_std = nn.Parameter(torch.full((policy_outputs,), float(init_log_std))) if gaussian else None
+
+
+class StackedQNetwork(nn.Module):
+    """K MLP :class:`QNetwork` s of one architecture as batched layers: a leading member axis on every weight.
+
+    ``forward`` takes ``(K, batch, *obs_shape)`` and gives ``(K, batch, n_actions)``; each member's Q-values are
+    its own network's (``torch.baddbmm`` keeps the members' matmuls apart, so no member's numbers enter another's).
+    Building it re-points every member network's parameters at its slice of the stacked ones (shared memory): an
+    optimizer step on the stack is seen by each member at once, and a member's ``load_state_dict`` writes into
+    the stack, so members still evaluate, export and checkpoint as plain QNetworks.
+    """
+
+    def __init__(self, members: Sequence[QNetwork]):
+        super().__init__()
+        first = members[0]
+        if not all(member.flatten for member in members):
+            raise ValueError("StackedQNetwork stacks MLP Q-networks only; the CNN has no member axis yet")
+        self.dueling = first.dueling
+        self.size = len(members)
+        names = [name for name, _ in first.named_parameters()]
+        self.stacked = nn.ParameterDict()
+        for name in names:
+            per_member = [dict(member.named_parameters())[name] for member in members]
+            stacked = nn.Parameter(torch.stack([param.detach() for param in per_member]).contiguous())
+            for index, param in enumerate(per_member):
+                param.data = stacked.data[index]  # a view: the member reads and writes the stack
+            self.stacked[name.replace(".", "__")] = stacked
+
+        def layer(prefix: str) -> tuple[nn.Parameter, nn.Parameter]:
+            key = prefix.replace(".", "__")
+            return self.stacked[f"{key}__weight"], self.stacked[f"{key}__bias"]
+
+        self.hidden = [layer(f"trunk.{i}") for i, module in enumerate(first.trunk) if isinstance(module, nn.Linear)]
+        if self.dueling:
+            self.value_layers = [layer("value.0"), layer("value.2")]
+            self.advantage_layers = [layer("advantage.0"), layer("advantage.2")]
+        else:
+            self.head = layer("head")
+
+    @staticmethod
+    def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``x @ W.T + b`` for every member: x ``(K, B, in)``, W ``(K, out, in)``, b ``(K, out)``."""
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        features = obs.flatten(start_dim=2)
+        for weight, bias in self.hidden:
+            features = self.linear(features, weight, bias).relu()
+        if not self.dueling:
+            return self.linear(features, *self.head)
+        advantage = self.linear(self.linear(features, *self.advantage_layers[0]).relu(), *self.advantage_layers[1])
+        value = self.linear(self.linear(features, *self.value_layers[0]).relu(), *self.value_layers[1])
+        return value + advantage - advantage.mean(dim=2, keepdim=True)
+
+    def stacked_parameter(self, name: str) -> nn.Parameter:
+        """The stacked parameter of a QNetwork parameter name (``trunk.0.weight``)."""
+        return self.stacked[name.replace(".", "__")]
