@@ -278,18 +278,39 @@ class Trainer:
         with suppress(Exception):
             self.close()
 
-    def train_to_the_end(self) -> dict[str, Any]:
-        cfg = self.cfg
+    def begin(self) -> RunLogger:
+        """Restore or reset, and open the run's TensorBoard logger: what comes before the first env step."""
         if self.resume_from is not None:
             self.restore(self.resume_from)
             log.info("resuming %s at env step %d", self.run_dir, self.step)
         else:
-            self.obs, _ = self.envs.reset(seed=cfg.seed)
-        log.info(tuned_settings_line(cfg))
+            self.obs, _ = self.envs.reset(seed=self.cfg.seed)
+        log.info(tuned_settings_line(self.cfg))
         # purge_step drops events a crashed or stopped run wrote after its checkpoint (all at later steps):
         # the curves continue without a gap or doubled points
-        logger = self.logger = RunLogger(self.run_dir,
-                                         purge_step=self.step + 1 if self.resume_from is not None else None)
+        self.logger = RunLogger(self.run_dir, purge_step=self.step + 1 if self.resume_from is not None else None)
+        return self.logger
+
+    def record_episodes(self, infos: dict[str, Any], logger: RunLogger) -> None:
+        """Log the episodes that ended at this step (``infos`` has ``_episode``)."""
+        for i in np.flatnonzero(infos["_episode"]):
+            self.last_return = float(infos["episode"]["r"][i])
+            logger.scalars({"charts/episodic_return": self.last_return,
+                            "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
+            self.episode += 1
+
+    def diverged(self, error: Exception, logger: RunLogger) -> TrainingDiverged:
+        """The one-paragraph error of a run stopped by a non-finite loss (train.nan_policy=stop)."""
+        logger.close()
+        last = self.checkpoint_dir / "last.pt"
+        where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        return TrainingDiverged(
+            f"training diverged at env step {self.step}: {error}. Stopped rather than train on garbage; {where}. "
+            f"Try a lower agent.lr or agent.max_grad_norm, or train.nan_policy=skip to drop such batches.")
+
+    def train_to_the_end(self) -> dict[str, Any]:
+        cfg = self.cfg
+        logger = self.begin()
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
@@ -312,11 +333,7 @@ class Trainer:
                     metrics.update(self.agent.update(self.step, self.episode))
 
                     if "_episode" in infos:
-                        for i in np.flatnonzero(infos["_episode"]):
-                            self.last_return = float(infos["episode"]["r"][i])
-                            logger.scalars({"charts/episodic_return": self.last_return,
-                                            "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
-                            self.episode += 1
+                        self.record_episodes(infos, logger)
 
                     if crossed(previous, self.step, log_every):
                         steps_per_second = (self.step - start_step) / (time.perf_counter() - start_time)
@@ -345,23 +362,21 @@ class Trainer:
         except EvaluationInterrupted:
             pass  # the training state is whole (evaluation changes none of it): checkpointed below
         except TrainingDiverged as error:
-            logger.close()
-            last = self.checkpoint_dir / "last.pt"
-            where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-            raise TrainingDiverged(
-                f"training diverged at env step {self.step}: {error}. Stopped rather than train on garbage; {where}. "
-                f"Try a lower agent.lr or agent.max_grad_norm, or train.nan_policy=skip to drop such batches."
-            ) from None
+            raise self.diverged(error, logger) from None
 
         if self.stop_signal is not None:
             return self.stop_for_signal(logger)
+        return self.finish(logger, time.perf_counter() - start_time, stopped_early)
+
+    def finish(self, logger: RunLogger, wall: float, stopped_early: bool) -> dict[str, Any]:
+        """Save last.pt, log the hparams, close, write results.json: the end of a run that trained to its end."""
+        cfg = self.cfg
         self.save("last.pt", for_resume=True)
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
         sweep = SweepLayout.load(self.run_dir.parent)  # a sweep job (also resumed): the key set of its whole sweep
         logger.hparams(cfg, results, *((sweep.hparams, sweep.swept_hparams) if sweep else ()))
         logger.close()
         self.close()
-        wall = time.perf_counter() - start_time
         log.info(
             "done: %d steps, %d episodes in %.1fs; best greedy eval %.2f, final %.2f%s",
             self.step, self.episode, wall, results["best_eval_return"], results["final_eval_return"],
@@ -414,6 +429,11 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
 
     Only keys that do not change what is learned may be overridden (``RESUMABLE_KEYS``).
     """
+    return resumed_trainer(cfg, cli_override_keys).run()
+
+
+def resumed_trainer(cfg: DictConfig, cli_override_keys: list[str]) -> Trainer:
+    """The Trainer of ``resume=RUN_DIR`` with its saved config and ``last.pt``, checked, before it runs."""
     run_dir = Path(cfg.resume)
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not run_dir.is_dir() or not checkpoint.is_file():
@@ -455,4 +475,4 @@ def resume(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, Any]:
         )
     trainer = Trainer(merged, run_dir, resume_from=payload)
     check_spaces(checkpoint, payload["spaces"], trainer.spaces, merged.env.id)
-    return trainer.run()
+    return trainer

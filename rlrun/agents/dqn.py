@@ -212,9 +212,11 @@ class DQNAgent:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        # copies: a population member's parameters are views of its population's stacked ones, and torch.save
+        # would write the whole stack into each member's checkpoint (a small net: the copy costs microseconds)
         state = {
-            "online": self.online.state_dict(),
-            "target": self.target.state_dict(),
+            "online": {name: tensor.clone() for name, tensor in self.online.state_dict().items()},
+            "target": {name: tensor.clone() for name, tensor in self.target.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "last_update_step": self.last_update_step,
             "skipped_batches": self.skipped_batches,

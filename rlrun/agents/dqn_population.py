@@ -18,7 +18,7 @@ from torch import nn
 
 from rlrun.agents.dqn import DQNAgent, multiples_in
 from rlrun.buffers import PrioritizedReplayBuffer
-from rlrun.networks import StackedQNetwork
+from rlrun.networks import NumpyGreedyPolicy, StackedQNetwork
 
 
 def population_unsupported(agent: Any) -> str | None:
@@ -45,6 +45,9 @@ class DQNPopulation:
         self.cfg, self.device, self.n_actions = first.cfg, first.device, first.n_actions
         self.online = StackedQNetwork([member.online for member in members])
         self.target = StackedQNetwork([member.target for member in members]).requires_grad_(False)
+        for member in members:  # its NumPy views must look at the parameters' new home, the stack
+            if member.numpy_greedy is not None:
+                member.numpy_greedy = NumpyGreedyPolicy(member.online)
         self.parameters = list(self.online.parameters())
         self.optimizer = torch.optim.Adam(self.parameters, lr=self.cfg.lr, fused=True)
         # The members' own optimizers stay in step with the stacked one only at checkpoints (member_state_dict):
