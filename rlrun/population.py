@@ -17,6 +17,7 @@ import logging
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, Iterator
 
 from tqdm import tqdm
@@ -28,13 +29,13 @@ from rlrun.loop import EvaluationInterrupted, Trainer, crossed, real_next_obs
 
 log = logging.getLogger(__name__)
 
-current_member: ContextVar[int | None] = ContextVar("current_member", default=None)
+current_member: ContextVar[str | None] = ContextVar("current_member", default=None)
 
 
 @contextmanager
-def member_logging(index: int) -> Iterator[None]:
-    """Log records inside this block belong to member ``index`` (its rlrun.log only)."""
-    token = current_member.set(index)
+def member_logging(run_dir: Path) -> Iterator[None]:
+    """Log records inside this block belong to the member training in ``run_dir`` (its rlrun.log only)."""
+    token = current_member.set(str(run_dir))
     try:
         yield
     finally:
@@ -44,12 +45,12 @@ def member_logging(index: int) -> Iterator[None]:
 class MemberLogFile(logging.FileHandler):
     """One member's rlrun.log: the records logged for it and those of the whole population (no member set)."""
 
-    def __init__(self, path: str, index: int):
+    def __init__(self, path: str, run_dir: Path):
         super().__init__(path, mode="a", delay=False)
-        self.index = index
+        self.run_dir = str(run_dir)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return current_member.get() in (None, self.index) and bool(super().filter(record))
+        return current_member.get() in (None, self.run_dir) and bool(super().filter(record))
 
 
 Outcome = Any  # a member's results dict (as Trainer.run returns it) or the exception that stopped it
@@ -80,12 +81,12 @@ class PopulationTrainer:
         if isinstance(outcome, BaseException):
             member = self.members[k]
             member.abandon()
-            with member_logging(k):
+            with member_logging(self.members[k].run_dir):
                 log.error("this member stopped (%s); the rest of the population goes on", outcome)
 
     def on_member(self, k: int, work, *args) -> Any:
         """Run one member's own Trainer method with its log records routed to it; a failed write ends it alone."""
-        with member_logging(k):
+        with member_logging(self.members[k].run_dir):
             try:
                 return work(*args)
             except OutputWriteError as error:
@@ -154,7 +155,7 @@ class PopulationTrainer:
                         for k in list(self.active):
                             stats = self.on_member(k, members[k].evaluate, members[k].logger)
                             if stats is not None and stop_at_return is not None and stats["mean"] >= stop_at_return:
-                                with member_logging(k):
+                                with member_logging(self.members[k].run_dir):
                                     log.info("greedy eval %.2f reached stop_at_return=%s: this member stops",
                                              stats["mean"], stop_at_return)
                                 self.finish_member(k, time.perf_counter() - start_time, stopped_early=True)

@@ -53,8 +53,6 @@ class Job:
 
     number: int
     overrides: list[str]
-    started_at: float = 0.0
-    signalled: Optional[int] = None  # the signal the sweep passed on to it
     result: Optional[JobReturn] = None
     raised: Optional[BaseException] = None  # Hydra could not even set the job up
 
@@ -64,12 +62,29 @@ class Job:
 
 
 @dataclass
+class Task:
+    """What one worker process runs at a time: one job, or a population of jobs trained together
+    (hydra/launcher=population, rlrun/sweeps/population_jobs.py)."""
+
+    jobs: list[Job]
+    population: bool = False
+    started_at: float = 0.0
+    signalled: Optional[int] = None  # the signal the sweep passed on to it
+
+    @property
+    def label(self) -> str:
+        if not self.population:
+            return self.jobs[0].label
+        return f"population of {len(self.jobs)} ({', '.join(job.label for job in self.jobs)})"
+
+
+@dataclass
 class Worker:
     """A process that runs jobs one after another, like a loky worker; when it dies, only its job is lost."""
 
     process: subprocess.Popen
     connection: Connection
-    job: Optional[Job] = None  # the job it is running
+    task: Optional[Task] = None  # the job (or population) it is running
     has_context: bool = False  # it was sent the Hydra context and task function (with its first job)
 
 
@@ -99,23 +114,29 @@ class SweepStop:
                 signal.signal(sig, handler)
         self.signal = signum
         for worker in self.workers:
-            if worker.job is not None:  # a worker still starting is given no job (launch_jobs)
+            if worker.task is not None:  # a worker still starting is given no job (launch_jobs)
                 send_signal(worker, signum)
 
 
 def send_signal(worker: Worker, signum: int) -> None:
-    worker.job.signalled = signum
+    worker.task.signalled = signum
     try:
         worker.process.send_signal(signum)
     except ProcessLookupError:
         pass  # it has just ended
 
 
-def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    """Run the jobs in worker processes, ``n_jobs`` at a time; return their JobReturns in job order.
+def one_task_per_job(launcher: Any, jobs: list[Job]) -> list[Task]:
+    return [Task([job]) for job in jobs]
+
+
+def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
+                plan: Callable[[Any, list[Job]], list[Task]] = one_task_per_job) -> list[JobReturn]:
+    """Run the jobs in worker processes, ``n_jobs`` tasks at a time; return their JobReturns in job order.
 
     ``launcher`` is hydra-joblib-launcher's JoblibLauncher (its settings, config, task function and Hydra context
     are used unchanged), with ``stopped_by``: the signal that stopped an earlier batch of this sweep, if any.
+    ``plan`` makes the tasks of the jobs: one per job here, populations for hydra/launcher=population.
     """
     setup_globals()
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
@@ -126,16 +147,17 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     if launcher.stopped_by is not None:
         return finish(launcher, sweep_dir, jobs)
 
-    at_once = min(len(jobs), max(1, effective_n_jobs(settings.get("n_jobs"))))
+    tasks = plan(launcher, jobs)
+    at_once = min(len(tasks), max(1, effective_n_jobs(settings.get("n_jobs"))))
     timeout = settings.get("timeout")
-    log.info("Launching %d jobs, %d at a time, in processes of their own (hydra/launcher=joblib); sweep output dir: %s",
-             len(jobs), at_once, sweep_dir)
-    for job in jobs:
-        log.info("\t%s", job.label)
+    log.info("Launching %d jobs as %d tasks, %d at a time, in processes of their own; sweep output dir: %s",
+             len(jobs), len(tasks), at_once, sweep_dir)
+    for task in tasks:
+        log.info("\t%s", task.label)
     # Pickled by value where needed (the task function is not importable by name), as loky ships it to its workers.
     context = cloudpickle.dumps((launcher.hydra_context, launcher.config, launcher.task_function,
                                  Singleton.get_state()))
-    pending: list[Job] = list(jobs)
+    pending: list[Task] = list(tasks)
     workers: list[Worker] = []
     leaving: list[Worker] = []  # told there is nothing more to do: they exit by themselves
     with SweepStop(workers) as stop:
@@ -157,9 +179,9 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                 if worker.connection.closed or worker.process.poll() is not None:
                     retire(worker, sweep_dir, stopping=stop.signal is not None)
                     workers.remove(worker)
-                elif timeout and worker.job and worker.job.signalled is None \
-                        and time.monotonic() - worker.job.started_at > timeout:
-                    log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.job.label,
+                elif timeout and worker.task and worker.task.signalled is None \
+                        and time.monotonic() - worker.task.started_at > timeout:
+                    log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.task.label,
                               timeout)
                     send_signal(worker, signal.SIGTERM)
         for worker in workers + leaving:
@@ -173,7 +195,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
 
 
 def busy(workers: list[Worker]) -> int:
-    return sum(worker.job is not None for worker in workers)
+    return sum(worker.task is not None for worker in workers)
 
 
 def start_worker() -> Worker:
@@ -186,47 +208,59 @@ def start_worker() -> Worker:
 
 
 def receive(worker: Worker) -> Optional[bytes]:
-    """Read a worker's next message: READY, or its job's outcome (kept on the job); None once the worker has ended."""
+    """Read a worker's next message: READY, or its task's outcome (kept on the jobs); None once the worker has ended.
+
+    A population's outcome is one JobReturn per member, in its jobs' order."""
     try:
         message = worker.connection.recv_bytes()
     except (EOFError, OSError):
         worker.connection.close()
         return None
-    if message != READY and worker.job is not None:
+    if message != READY and worker.task is not None:
         outcome, value = cloudpickle.loads(message)
-        if outcome == "returned":
-            worker.job.result = value
-        else:
-            worker.job.raised = value
-        log.info("%s: ended", worker.job.label)
-        worker.job = None
+        values = value if worker.task.population and outcome == "returned" else [value] * len(worker.task.jobs)
+        for job, job_value in zip(worker.task.jobs, values):
+            if outcome == "returned":
+                job.result = job_value
+            else:
+                job.raised = job_value
+        log.info("%s: ended", worker.task.label)
+        worker.task = None
     return message
 
 
-def hand_over(worker: Worker, job: Job, context: bytes) -> None:
-    """Give a READY worker its next job; from then on a stop of the sweep is passed on to it."""
+def hand_over(worker: Worker, task: Task, context: bytes) -> None:
+    """Give a READY worker its next task; from then on a stop of the sweep is passed on to it."""
     try:
         worker.connection.send_bytes(b"" if worker.has_context else context)
-        worker.connection.send_bytes(pickle.dumps((job.number, job.overrides)))
+        worker.connection.send_bytes(pickle.dumps((task.population, [(job.number, job.overrides)
+                                                                     for job in task.jobs])))
     except OSError:
-        worker.connection.close()  # it died as it was handed the job: recorded by retire()
-    worker.job, job.started_at, worker.has_context = job, time.monotonic(), True
+        worker.connection.close()  # it died as it was handed the task: recorded by retire()
+    worker.task, task.started_at, worker.has_context = task, time.monotonic(), True
 
 
 def retire(worker: Worker, sweep_dir: Path, stopping: bool) -> None:
-    """The worker has ended: take its last messages, reap it, and record its job if it left no result."""
+    """The worker has ended: take its last messages, reap it, and record its jobs if they left no result."""
     while not worker.connection.closed and worker.connection.poll():
         receive(worker)
     code = worker.process.wait()
     worker.connection.close()
-    job = worker.job
-    if job is None:
+    task = worker.task
+    if task is None:
         return
+    for job in task.jobs:
+        if job.result is None:
+            record_lost_job(job, task, code, sweep_dir, stopping)
+
+
+def record_lost_job(job: Job, task: Task, code: int, sweep_dir: Path, stopping: bool) -> None:
+    """A job whose worker ended without its result: recorded as killed or interrupted, with how to go on."""
     job_dir = find_job_dir(sweep_dir, job.number)
     if stopping and job_dir is None:
         return  # stopped before Hydra made its folder: reported as not started
-    if job.signalled is not None:
-        name = signal.Signals(job.signalled).name
+    if task.signalled is not None:
+        name = signal.Signals(task.signalled).name
         error = f"stopped by {name}, sent by the sweep, before it could record itself"
         failure = record_ended_without_result(job_dir, error, kind="interrupted", signal=name)
     elif code < 0:
@@ -273,14 +307,20 @@ def worker_main(fd: int) -> None:
             try:
                 connection.send_bytes(READY)
                 shipped = connection.recv_bytes()
-                number, overrides = pickle.loads(connection.recv_bytes())
+                population, jobs = pickle.loads(connection.recv_bytes())
             except (EOFError, OSError):
                 return  # no more jobs
             context = cloudpickle.loads(shipped) if shipped else context
             hydra_context, config, task_function, singleton_state = context
             try:
-                outcome = ("returned", execute_job(number, overrides, hydra_context, config, task_function,
-                                                   singleton_state))
+                if population:
+                    from rlrun.sweeps.population_jobs import execute_population
+
+                    returned = execute_population(jobs, hydra_context, config, singleton_state)
+                else:
+                    (number, overrides), = jobs
+                    returned = execute_job(number, overrides, hydra_context, config, task_function, singleton_state)
+                outcome = ("returned", returned)
             except Exception as error:  # Hydra could not set the job up: the sweep raises it, as joblib would
                 outcome = ("raised", error)
             try:

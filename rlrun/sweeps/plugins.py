@@ -7,9 +7,9 @@ ConfigStore entry is merged with it by Hydra's deprecated "automatic schema matc
 and Hydra's plugin scan re-executes the plugins' config modules, which would undo an earlier re-registration.
 
 rlrun's sweepers (hydra_plugins/rlrun_basic_sweeper/, registered as ``basic``, Hydra's default, and
-hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and its joblib
-and submitit launchers (hydra_plugins/rlrun_joblib_launcher/ and rlrun_submitit_launcher/: a job killed from outside
-does not end the sweep) are registered explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which
+hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and its joblib,
+population and submitit launchers (hydra_plugins/rlrun_joblib_launcher/, rlrun_population_launcher/ and
+rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which
 cannot see into the import hook of an editable install (pip install -e).
 """
 
@@ -81,6 +81,9 @@ def register_sweep_plugins() -> None:
     from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
 
     plugins.register(RlrunJoblibLauncher)
+    from hydra_plugins.rlrun_population_launcher.launcher import PopulationLauncherConf, RlrunPopulationLauncher
+
+    plugins.register(RlrunPopulationLauncher)
     from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
 
     plugins.register(RlrunLocalLauncher)
@@ -92,6 +95,8 @@ def register_sweep_plugins() -> None:
     launchers = {
         # as many jobs as fit with jobs x device.threads <= usable cores, each in a process of its own
         "joblib": JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
+        # the jobs that differ only in seed trained together, n_jobs processes at once (rlrun/sweeps/population_jobs.py)
+        "population": PopulationLauncherConf(),
         "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads,
                                          tasks_per_node=1, timeout_min=60),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
