@@ -178,6 +178,7 @@ class PopulationTrainer:
         for k in list(self.active):
             if self.stop_signal is not None:
                 self.population.sync_member_optimizer(k)
+                members[k].stop_signal = self.stop_signal
                 interrupted = self.on_member(k, members[k].stop_for_signal, members[k].logger)
                 if k in self.active:  # on_member ended it already if a write failed
                     self.end_member(k, interrupted)

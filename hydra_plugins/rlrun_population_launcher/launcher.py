@@ -1,6 +1,8 @@
 """rlrun's joblib launcher with the jobs that differ only in seed grouped into populations, one process each."""
 
-from __future__ import annotations
+# no `from __future__ import annotations`: Hydra's plugin scan loads this module outside sys.modules, where a dataclass
+# with string annotations cannot resolve them
+
 
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence

@@ -75,7 +75,8 @@ class Task:
     def label(self) -> str:
         if not self.population:
             return self.jobs[0].label
-        return f"population of {len(self.jobs)} ({', '.join(job.label for job in self.jobs)})"
+        numbers = ", ".join(f"#{job.number}" for job in self.jobs)
+        return f"population of {len(self.jobs)} jobs ({numbers}): {' '.join(filter_overrides(self.jobs[0].overrides))}"
 
 
 @dataclass

@@ -86,7 +86,8 @@ def plan_populations(launcher: Any, jobs: list[Job]) -> list[Task]:
             tasks += [Task([job]) for job in group]
             continue
         size = members or len(group)
-        tasks += [Task(group[start:start + size], population=True) for start in range(0, len(group), size)]
+        chunks = [group[start:start + size] for start in range(0, len(group), size)]
+        tasks += [Task(chunk, population=len(chunk) > 1) for chunk in chunks]  # a chunk of one: an ordinary job
     return tasks
 
 
