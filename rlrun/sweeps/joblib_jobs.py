@@ -151,8 +151,12 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     tasks = plan(launcher, jobs)
     at_once = min(len(tasks), max(1, effective_n_jobs(settings.get("n_jobs"))))
     timeout = settings.get("timeout")
-    log.info("Launching %d jobs as %d tasks, %d at a time, in processes of their own; sweep output dir: %s",
-             len(jobs), len(tasks), at_once, sweep_dir)
+    if plan is one_task_per_job:
+        log.info("Launching %d jobs, %d at a time, in processes of their own (hydra/launcher=joblib); sweep output "
+                 "dir: %s", len(jobs), at_once, sweep_dir)
+    else:
+        log.info("Launching %d jobs as %d processes (populations and ordinary jobs), %d at a time "
+                 "(hydra/launcher=population); sweep output dir: %s", len(jobs), len(tasks), at_once, sweep_dir)
     for task in tasks:
         log.info("\t%s", task.label)
     # Pickled by value where needed (the task function is not importable by name), as loky ships it to its workers.
