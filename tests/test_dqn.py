@@ -255,3 +255,37 @@ def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_tr
     assert "(height, width, channels)" in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
 
+
+
+def test_a_non_finite_loss_is_looked_for_on_logging_steps_and_never_checkpointed(tmp_path):
+    """No device sync per gradient step: the loss is looked at on the steps that log (here every 500) and before
+    any checkpoint (here every 100), so last.pt is the one before the loss went non-finite."""
+    from rlrun.checkpoints import load_checkpoint
+    from rlrun.errors import TrainingDiverged
+    from rlrun.loop import Trainer
+    from tests.conftest import TINY_RUN, compose_cfg
+
+    trainer = Trainer(compose_cfg(*TINY_RUN, "total_steps=900", "save_every=100", "log_every=500"), tmp_path)
+    real_loss = trainer.agent.loss_fn
+    trainer.agent.loss_fn = lambda q, t: real_loss(q, t) * (float("nan") if trainer.step > 450 else 1.0)
+    with pytest.raises(TrainingDiverged, match=r"diverged at env step 500: a TD loss between env steps 400 and 500"):
+        trainer.run()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
+
+
+def test_uniform_replay_is_spared_the_priorities_transfer(tmp_path):
+    from rlrun.loop import Trainer
+    from tests.conftest import TINY_RUN, compose_cfg
+
+    trainer = Trainer(compose_cfg(*TINY_RUN), tmp_path)
+
+    def refuse(indices, td_errors):
+        raise AssertionError("a uniform buffer was sent priorities")
+
+    trainer.agent.buffer.update_priorities = refuse
+    assert trainer.run()["steps"] == 600
+    prioritized = Trainer(compose_cfg(*TINY_RUN, "agent=per_dqn"), tmp_path / "per")
+    sent = []
+    prioritized.agent.buffer.update_priorities = lambda indices, td_errors: sent.append(len(indices))
+    prioritized.run()
+    assert sent and set(sent) == {32}

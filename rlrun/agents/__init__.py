@@ -137,7 +137,8 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
         learning_rate = learning_rate_schedule(params, cfg.total_steps)
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
-                        skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate)
+                        skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate,
+                        check_finite_every=cfg.log_every)
     if algo == "reinforce":
         _require_policy_actions(cfg, action_space, "softmax")
         _require_box_observations(cfg, obs_space)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrun.buffers import Batch, ReplayBuffer
+from rlrun.buffers import Batch, PrioritizedReplayBuffer, ReplayBuffer
 from rlrun.config import DQNConfig, target_update_interval
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import NumpyGreedyPolicy, QNetwork, is_image_shape
@@ -78,14 +78,24 @@ class DQNAgent:
         seed: int | np.random.SeedSequence,
         skip_nonfinite_loss: bool = False,
         learning_rate: Callable[[int], float] | None = None,
+        check_finite_every: int = 1,
     ):
-        """``learning_rate`` maps the env step to Adam's step size (agent.lr_end); None keeps ``cfg.lr``."""
+        """``learning_rate`` maps the env step to Adam's step size (agent.lr_end); None keeps ``cfg.lr``.
+
+        ``check_finite_every`` (the run's log_every): env steps between looks at whether a loss went non-finite.
+        Looking costs a device sync, so the gradient steps in between only note it on the device.
+        """
         self.cfg = cfg
         self.learning_rate = learning_rate
         self.skip_nonfinite_loss = skip_nonfinite_loss
         self.skipped_batches = 0
+        self.check_finite_every = check_finite_every
+        self.nonfinite_loss = torch.zeros((), dtype=torch.bool, device=device)  # since the last look
+        self.finite_until_step = 0  # env step of the last look that found every loss finite
         self.n_actions = n_actions
         self.buffer = buffer
+        # uniform replay ignores priorities: its learner is spared the TD errors' device -> host copy (a sync)
+        self.prioritized = isinstance(buffer, PrioritizedReplayBuffer)
         self.epsilon = epsilon
         self.device = device
         self.rng = np.random.default_rng(seed)
@@ -167,8 +177,17 @@ class DQNAgent:
         while next_target is not None:
             self.update_target()
             next_target = next(target_steps, None)
+        if step // self.check_finite_every > previous // self.check_finite_every:
+            self.raise_if_diverged(step)
         metrics.update(self.buffer.metrics())
         return metrics
+
+    def raise_if_diverged(self, step: int) -> None:
+        """TrainingDiverged if a TD loss was non-finite since the last look (train.nan_policy=stop); one sync."""
+        if bool(self.nonfinite_loss):
+            raise TrainingDiverged(f"a TD loss between env steps {self.finite_until_step} and {step} was not "
+                                   f"finite")
+        self.finite_until_step = step
 
     def set_learning_rate(self, step: int) -> float:
         lr = self.learning_rate(step)
@@ -187,18 +206,20 @@ class DQNAgent:
         targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, batch.discounts,
                              cfg.double)
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
-        if not torch.isfinite(loss):
-            if not self.skip_nonfinite_loss:
-                raise TrainingDiverged(f"the TD loss is {loss.item()}")
-            self.skipped_batches += 1  # train.nan_policy=skip: drop this batch, keep its old priorities
-            return {"train/skipped_batches": self.skipped_batches}
+        if self.skip_nonfinite_loss:
+            if not torch.isfinite(loss):  # dropping the batch means knowing before the step: a sync per step
+                self.skipped_batches += 1  # train.nan_policy=skip: drop this batch, keep its old priorities
+                return {"train/skipped_batches": self.skipped_batches}
+        else:  # train.nan_policy=stop: noted on the device, looked at by update() on the steps that log
+            self.nonfinite_loss.logical_or_(~torch.isfinite(loss))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.online_parameters, cfg.max_grad_norm)
         self.optimizer.step()
-        td_errors = (targets - q_taken).detach()
-        self.buffer.update_priorities(batch.indices, td_errors.abs().cpu().numpy())
+        if self.prioritized:
+            td_errors = (targets - q_taken).detach()
+            self.buffer.update_priorities(batch.indices, td_errors.abs().cpu().numpy())
         # Tensors, not floats: the loop converts only the values it logs, sparing a device sync per step.
         return {"losses/td_loss": loss.detach(), "losses/q_values": q_taken.detach().mean()}
 
@@ -212,6 +233,7 @@ class DQNAgent:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
+        self.raise_if_diverged(self.last_update_step)  # a checkpoint never holds the weights of a non-finite step
         # copies: a population member's parameters are views of its population's stacked ones, and torch.save
         # would write the whole stack into each member's checkpoint (a small net: the copy costs microseconds)
         state = {
