@@ -127,7 +127,7 @@ class PopulationTrainer:
                     actions = population.act([member.obs for member in members], step,
                                              [member.episode for member in members])
                     previous, step = step, step + num_envs
-                    for k in self.active:
+                    for k in list(self.active):  # a failed write ends a member: the list changes
                         member = members[k]
                         obs = member.obs
                         next_obs, rewards, terminated, truncated, infos = member.envs.step(actions[k])

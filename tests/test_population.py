@@ -10,7 +10,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
 import torch
 
 from rlrun.checkpoints import load_checkpoint

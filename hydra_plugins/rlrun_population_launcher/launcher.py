@@ -3,7 +3,6 @@
 # no `from __future__ import annotations`: Hydra's plugin scan loads this module outside sys.modules, where a dataclass
 # with string annotations cannot resolve them
 
-
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 

@@ -11,6 +11,9 @@ A SIGINT or SIGTERM to the sweep process is passed on to every running job, once
 own, so Ctrl-C in a terminal reaches them only this way): each saves ``last.pt`` and records the interruption. No job
 starts after it; those not started are listed in ``stopped.json`` for the report.
 
+Each worker runs a task at a time: one job, or (``hydra/launcher=population``, rlrun/sweeps/population_jobs.py) a
+population of jobs trained together, whose jobs are recorded one by one as above.
+
 Of the launcher's settings, ``n_jobs`` (joblib's meaning: -1 is every core) and ``timeout`` (seconds; a job past it
 gets SIGTERM, so it saves ``last.pt``) apply. The rest tune how joblib batches and ships tasks to a pool and have no
 counterpart here; ``backend`` is processes, as hydra-joblib-launcher hard-codes loky.
