@@ -36,7 +36,7 @@ test-cluster: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py --compare sb3
-	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8
+	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8 --algos dqn
 
 clean:
 	rm -rf $(VENV) build *.egg-info
