@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from rlrun.agents.running_stats import EPSILON, ObservationNormalizer, RewardScaler
 from rlrun.config import ActorCriticConfig
-from rlrun.errors import TrainingDiverged
+from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import ActorCriticNetworks
 from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy, NormalizedObservationPolicy
 
@@ -380,8 +380,17 @@ class ActorCriticAgent:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, normalizer, flag in (("obs_normalizer", self.obs_normalizer, "normalize_obs"),
+                                      ("reward_scaler", self.reward_scaler, "normalize_reward")):
+            if (key in state) != (normalizer is not None):  # a policy without its statistics acts on other inputs
+                raise ConfigError(
+                    f"this checkpoint was trained with agent.{flag}={str(key in state).lower()} but the agent being "
+                    f"built has agent.{flag}={str(normalizer is not None).lower()}: its saved statistics "
+                    f"{'would be ignored' if key in state else 'are missing'}. Keep the checkpoint's agent settings.")
         self.networks.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints saved before fused Adam restore fused=None
+            group["fused"] = True
         self.updates = state["updates"]
         self.skipped_batches = state.get("skipped_batches", 0)
         self.rng.bit_generator.state = state["rng"]
