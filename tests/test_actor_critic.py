@@ -379,6 +379,16 @@ def test_ppo_solves_cartpole(tmp_path):
     assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 50_000, result
 
 
+
+@pytest.mark.learning
+def test_ppo_solves_acrobot(tmp_path):
+    # `rlrun agent=ppo env=acrobot seed=0` (conf/tuned/acrobot_ppo.yaml, 16 sub-envs, normalisation on): seed 0 of
+    # the learning table first reached -100 at 20,000 env steps; the run stops at that evaluation
+    cfg = compose_cfg("agent=ppo", "env=acrobot", "device=cpu", "seed=0", "eval.episodes=20", "stop_at_return=-100")
+    assert cfg.tuned_settings == "acrobot_ppo" and cfg.agent.normalize_obs
+    result = train(cfg, tmp_path)
+    assert result["best_eval_return"] >= -100.0 and result["solved_at_step"] <= 40_000, result
+
 # ----------------------------------------------------------------------------- found by the review
 def fill_rollout_with_nan_rewards(agent):
     obs = np.zeros((2, 3), dtype=np.float32)
