@@ -13,14 +13,36 @@ from typing import Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import override_keys, register_configs, validate
 from rlrun.errors import ConfigError, OutputWriteError, RlrunError
+from rlrun.sweeps.plugins import register_sweep_plugins
 
-register_configs()
+
+def register_hydra_setup() -> None:
+    """Everything Hydra must know before it composes rlrun's config: the schemas and resolvers (rlrun.config), and
+    rlrun's sweepers and launchers (hydra_plugins/) with their defaults and resolvers (rlrun.sweeps.plugins).
+
+    The composition root does this, so no module imports one in a layer above it (pyproject.toml's import-linter
+    contract). Idempotent; anything else that composes conf/ with Hydra's groups (tests/conftest.py) calls it too.
+    """
+    register_configs()
+    Plugins.instance()  # Hydra's plugin scan first: it re-executes plugin modules, so classes imported before go stale
+    import hydra_plugins.rlrun_optuna_sweeper.config  # noqa: F401  (stores hydra/sweeper/optuna)
+    from hydra_plugins.rlrun_basic_sweeper.basic_sweeper import RlrunBasicSweeper
+    from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
+    from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
+    from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
+
+    register_sweep_plugins([RlrunOptunaSweeper, RlrunBasicSweeper, RlrunJoblibLauncher, RlrunLocalLauncher,
+                            RlrunSlurmLauncher])
+
+
+register_hydra_setup()
 log = logging.getLogger("rlrun")
 
 # The groups a user picks from, in the order a command line usually names them (schema/* and tuned/ are internal).

@@ -290,10 +290,11 @@ DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def register_configs() -> None:
-    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), and the sweep plugins."""
-    from rlrun.sweeps.plugins import register_sweep_plugins
+    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), with conf/config.yaml's resolvers.
 
-    register_sweep_plugins()
+    The sweep plugins are registered by the composition root (rlrun.cli.register_hydra_setup), not here: the schema
+    sits at the bottom of the layers and imports nothing above it.
+    """
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         # hydra.run.dir: a resumed run continues in its own folder, any other run gets a fresh dated one.
         # (oc.select would not do: it returns the null of ``resume: null`` rather than the default.)

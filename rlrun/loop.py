@@ -29,10 +29,10 @@ from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_save
 from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, OutputWriteError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
+from rlrun.hparams import SweepLayout
 from rlrun.logger import RunLogger
 from rlrun.runtime import (global_rng_state, random_streams, seed_everything, select_device,
                            set_global_rng_state, space_seed)
-from rlrun.sweeps.layout import SweepLayout
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
