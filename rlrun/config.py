@@ -7,11 +7,10 @@ and cross-field checks live in :func:`validate`, which runs before any environme
 
 from __future__ import annotations
 
+import importlib.resources
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
-
-import importlib.resources
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
@@ -232,7 +231,7 @@ class PlotConfig:
 
 @dataclass
 class ExportConfig:
-    # mode=export: torchscript (needs only torch) | onnx | both (onnx needs the export extra: pip install "rlrun[export]")
+    # mode=export: torchscript (needs only torch) | onnx | both (onnx needs the export extra, rlrun[export])
     format: str = "torchscript"
 
 

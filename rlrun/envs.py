@@ -10,7 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.errors import ConfigError
 
-
 ATARI_EXTRA_HINT = 'pip install "rlrun[atari]"'
 
 
@@ -194,7 +193,7 @@ def episode_step_limit(env: gym.Env) -> int | None:
     return None if limit is None else limit._max_episode_steps
 
 
-def make_vector_env(cfg: DictConfig) -> "SameStepVectorEnv":
+def make_vector_env(cfg: DictConfig) -> SameStepVectorEnv:
     """``cfg.num_envs`` copies in one process, reset in the same step as they finish.
 
     Same-step autoreset hands us the true final observation of each finished episode in
@@ -302,8 +301,13 @@ def _exactly_restorable() -> dict[type, str]:
     nothing else in ``step()`` but its np_random (restored too), the time-limit counter and, for CartPole,
     ``steps_beyond_terminated``. Every other env resumes with fresh episodes.
     """
-    from gymnasium.envs.classic_control import (AcrobotEnv, CartPoleEnv, Continuous_MountainCarEnv, MountainCarEnv,
-                                                PendulumEnv)
+    from gymnasium.envs.classic_control import (
+        AcrobotEnv,
+        CartPoleEnv,
+        Continuous_MountainCarEnv,
+        MountainCarEnv,
+        PendulumEnv,
+    )
     from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 
     return {**dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv),

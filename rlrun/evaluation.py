@@ -20,8 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents import Agent, agent_learns, build_agent, non_learning_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
-from rlrun.config import (agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config,
-                          validate)
+from rlrun.config import agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config, validate
 from rlrun.envs import episode_step_limit, make_eval_env
 from rlrun.errors import ConfigError
 from rlrun.runtime import seed_everything, select_device

@@ -290,7 +290,8 @@ def preprocessing(policy: torch.nn.Module, env: gym.Env, run_cfg: DictConfig) ->
                     "in_graph": True, "note": "the action output is min(max(mean, low), high); mean is unclipped"}
     return {
         "observation": ("uint8 pixels 0..255 as the env gives them; the graph scales them to [0, 1] (x / 255)"
-                        if pixels else f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"),
+                        if pixels else
+                        f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"),
         "atari": atari,
         "observation_normalization": policy.observation_normalization,
         "action_clipping": clipping,

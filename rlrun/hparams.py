@@ -166,7 +166,7 @@ class SweepLayout:
         (Path(sweep_dir) / SWEEP_FILE).write_text(header + OmegaConf.to_yaml(OmegaConf.create(asdict(self))))
 
     @classmethod
-    def load(cls, sweep_dir: Path) -> Optional["SweepLayout"]:
+    def load(cls, sweep_dir: Path) -> Optional[SweepLayout]:
         """The layout a sweeper saved in ``sweep_dir``, or None (not a sweep, or one from before sweep.yaml).
 
         A run asks at its very end, so a file it cannot read is a warning, never a failed run.

@@ -31,8 +31,14 @@ from rlrun.errors import ConfigError, OutputWriteError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
 from rlrun.hparams import SweepLayout
 from rlrun.logger import RunLogger
-from rlrun.runtime import (global_rng_state, random_streams, seed_everything, select_device,
-                           set_global_rng_state, space_seed)
+from rlrun.runtime import (
+    global_rng_state,
+    random_streams,
+    seed_everything,
+    select_device,
+    set_global_rng_state,
+    space_seed,
+)
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
@@ -391,7 +397,8 @@ class Trainer:
         logger.close()
         self.close()
         name = signal.Signals(self.stop_signal).name
-        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path, resume_command(self.run_dir))
+        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path,
+                    resume_command(self.run_dir))
         return {"interrupted_by": self.stop_signal, "steps": self.step}
 
 

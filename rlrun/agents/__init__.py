@@ -130,8 +130,8 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         _require_box_observations(cfg, obs_space)
         _require_channels_first(cfg, obs_space)
         buffer = build_buffer(
-            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"], cfg.total_steps,
-            cfg.agent.gamma, cfg.env.num_envs,
+            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"],
+            cfg.total_steps, cfg.agent.gamma, cfg.env.num_envs,
         )
         epsilon = build_schedule(cfg.schedule)
         params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))

@@ -132,7 +132,8 @@ class ActorCriticAgent:
     learns = True
 
     def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
-                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device, seed: int | np.random.SeedSequence,
+                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device,
+                 seed: int | np.random.SeedSequence,
                  learning_rate: Callable[[int], float] | None = None,
                  clip_range: Callable[[int], float] | None = None, skip_nonfinite_loss: bool = False):
         """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's

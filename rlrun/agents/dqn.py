@@ -20,6 +20,7 @@ from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import NumpyGreedyPolicy, QNetwork, is_image_shape
 from rlrun.policies import ArgmaxPolicy
 
+
 def multiples_in(after: int, until: int, every: int) -> range:
     """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
     return range((after // every + 1) * every, until + 1, every)

@@ -25,10 +25,11 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import cloudpickle
 from hydra.core.singleton import Singleton
@@ -82,7 +83,7 @@ class SweepStop:
     signal: Optional[int] = None
     previous: dict[int, Any] = field(default_factory=dict)
 
-    def __enter__(self) -> "SweepStop":
+    def __enter__(self) -> SweepStop:
         self.previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS}
         return self
 
@@ -105,10 +106,8 @@ class SweepStop:
 
 def send_signal(worker: Worker, signum: int) -> None:
     worker.job.signalled = signum
-    try:
+    with suppress(ProcessLookupError):  # it has just ended
         worker.process.send_signal(signum)
-    except ProcessLookupError:
-        pass  # it has just ended
 
 
 def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Optional
-
-import time
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -142,7 +141,8 @@ def storage_error(url: str, error: BaseException) -> str:
                    else f"pip install {DRIVER_PACKAGES.get(missing, missing)}")
         plain = ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".' \
             if backend == "postgresql" and missing != "psycopg" else ""
-        return f"{head}: its database driver is not installed (no module named {missing!r}). Install it: {install}.{plain}"
+        return (f"{head}: its database driver is not installed (no module named {missing!r}). "
+                f"Install it: {install}.{plain}")
     lowered = detail.lower()
     if "refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "timed out" in lowered:
         return (f"{head}: nothing answers at {address} ({detail}). Check that "
