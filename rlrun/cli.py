@@ -9,7 +9,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -64,7 +64,8 @@ def config_groups_help() -> str:
     conf = importlib.resources.files("rlrun.conf")
     defaults = {}
     # unresolved: the tuned entry interpolates the other groups' choices, unknown outside a composition
-    for entry in OmegaConf.to_container(OmegaConf.create((conf / "config.yaml").read_text()).defaults, resolve=False):
+    config = OmegaConf.create((conf / "config.yaml").read_text())
+    for entry in cast(list, OmegaConf.to_container(config.defaults, resolve=False)):
         if isinstance(entry, dict):
             defaults.update({str(key): str(value) for key, value in entry.items()})
     lines = []
@@ -155,7 +156,7 @@ def hydra_main(cfg: DictConfig) -> float | dict | None:
     """A single run returns its best eval return; a multirun job returns its results dict (or failure record)."""
     hydra_cfg = HydraConfig.get()
     # unresolved: an override such as seed=${seed} is a string here, to be refused by validate(), not resolved
-    overrides = [str(item) for item in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]
+    overrides = [str(item) for item in cast(list, OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))]
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from rlrun.sweeps.job import run_sweep_job

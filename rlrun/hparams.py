@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -175,7 +175,7 @@ class SweepLayout:
         if not path.is_file():
             return None
         try:
-            saved = OmegaConf.to_container(OmegaConf.load(path))
+            saved = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path)))
             return cls(**{key: [str(item) for item in saved[key] or []] for key in cls.__dataclass_fields__})
         except Exception as error:  # noqa: BLE001 - YAML, type and missing-key errors alike
             log.warning("%s is not a sweep layout (%s): this run logs every hparams key", path, error)

@@ -172,12 +172,13 @@ class DQNAgent:
         return metrics
 
     def set_learning_rate(self, step: int) -> float:
+        assert self.learning_rate is not None  # update() calls this only with a schedule (agent.lr_end)
         lr = self.learning_rate(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
-    def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def learn(self, batch: Batch) -> dict[str, float | torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
         cfg = self.cfg
         # the CNN scales pixel values itself, from the uint8 batch

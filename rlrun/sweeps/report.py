@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from omegaconf import OmegaConf
 
@@ -91,8 +91,8 @@ def job_number(folder: Path) -> tuple[int, str]:
 
 def read_job(job_dir: Path) -> JobOutcome:
     hydra_dir = job_dir / ".hydra"
-    overrides = OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or []
-    config = OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {}
+    overrides = cast(list, OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or [])
+    config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {})
     seed = config.pop("seed", None)
     outcome = JobOutcome(job_dir.name, [str(item) for item in overrides], json.dumps(config, sort_keys=True), seed,
                          None)
