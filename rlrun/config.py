@@ -628,7 +628,9 @@ def load_config(overrides: list[str]) -> DictConfig:
     """Compose conf/ with command-line style overrides and validate, as the CLI does, without running.
 
     Hydra's and OmegaConf's own errors come back as :class:`ConfigError` with their message, so callers
-    (and the fuzz test) see one error type for every bad input.
+    (and the fuzz test) see one error type for every bad input. The schemas are registered here; rlrun's sweep
+    plugins (hydra/sweeper, hydra/launcher choices) only by rlrun.cli.register_hydra_setup, which tests/conftest.py
+    calls: this module sits below the sweeps and does not import them.
     """
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
