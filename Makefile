@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-cluster bench clean
+.PHONY: install run test lint test-cluster bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ run: install
 # -n auto: one pytest worker per core (pytest-xdist), so the suite uses every core (CI has 2)
 test: install
 	$(BIN)/python -m pytest -n auto
+
+# What pre-commit checks (tests/test_code_health.py runs the same): lint, types, and the layers in pyproject.toml
+lint: install
+	$(BIN)/ruff check rlrun hydra_plugins benchmarks tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # As root: a throwaway one-node SLURM cluster and PostgreSQL server (apt-get installs slurm-wlm, munge and
 # postgresql when missing), the tests in tests/cluster/ against them, then everything it started is stopped.

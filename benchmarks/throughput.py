@@ -125,7 +125,8 @@ def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -
     if num_envs == 1:
         vec_env, sb3_train_freq, gradient_steps = gym.make(env_id), train_freq, 1
     else:
-        vec_env, sb3_train_freq, gradient_steps = make_vec_env(env_id, n_envs=num_envs, seed=0), 1, num_envs // train_freq
+        vec_env = make_vec_env(env_id, n_envs=num_envs, seed=0)
+        sb3_train_freq, gradient_steps = 1, num_envs // train_freq
     model = DQN("MlpPolicy", vec_env, learning_rate=LR, buffer_size=CAPACITY, learning_starts=LEARNING_STARTS,
                 batch_size=BATCH, tau=1.0, gamma=0.99, train_freq=sb3_train_freq, gradient_steps=gradient_steps,
                 target_update_interval=TARGET_EVERY, exploration_fraction=EPS_STEPS / steps,
@@ -272,8 +273,8 @@ def main() -> None:
                         for agent in args.agents:
                             profiler = cProfile.Profile()
                             sps, _ = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
-                            print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} "
-                                                                f"num_envs={num_envs}: {sps:.0f} steps/s under cProfile")
+                            print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} num_envs="
+                                                                f"{num_envs}: {sps:.0f} steps/s under cProfile")
         return
     runners = [f"rlrun {agent}" for agent in args.agents] + (["sb3 dqn"] if args.compare else [])
     rows, ppo = [], []
@@ -305,7 +306,8 @@ def main() -> None:
                         row["parts"] = {key: statistics.median(p[key] for p in all_parts) for key in all_parts[0]}
                     rows.append(row)
                     print(f"  {env} tf={train_freq} num_envs={num_envs}, wall|cpu steps/s: "
-                          + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                          + ", ".join(f"{runner} "
+                                      + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
                                       for runner in runners)
                           + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
     if rows:
@@ -333,7 +335,8 @@ def print_table(rows: list[dict], runners: list[str], args) -> None:
             if "per/dqn" in header:
                 cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
             if args.compare:
-                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{sps[first] / row['limit']:.2f}"]
+                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}",
+                          f"{sps[first] / row['limit']:.2f}"]
             print("| " + " | ".join(cells) + " |")
     if args.compare:
         print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")

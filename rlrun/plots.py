@@ -314,7 +314,7 @@ def plot_return_histograms(returns_by_policy: dict[str, list[float]], threshold:
     figure = Figure(figsize=HISTOGRAM_INCHES, dpi=DPI, layout="constrained")
     ax = figure.subplots()
     for index, (policy, returns) in enumerate(returns_by_policy.items()):
-        ax.hist(returns, bins=edges, alpha=0.5 if len(returns_by_policy) > 1 else 0.8, color=f"C{index % 10}",
+        ax.hist(returns, bins=list(edges), alpha=0.5 if len(returns_by_policy) > 1 else 0.8, color=f"C{index % 10}",
                 label=f"{policy}: {np.mean(returns):.1f} ± {np.std(returns):.1f}")
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label=f"solved threshold {threshold:g}")

@@ -12,8 +12,18 @@ from rlrun.cli import run
 from rlrun.errors import ConfigError
 from rlrun.loop import train
 from rlrun.plots import (
-    EPSILON, EVAL_RETURN, TRAIN_RETURN, bootstrap_interval, draw_run, draw_sweep, interquartile_mean,
-    mean_over_runs, moving_average, read_scalars, run_curves, sweep_curves,
+    EPSILON,
+    EVAL_RETURN,
+    TRAIN_RETURN,
+    bootstrap_interval,
+    draw_run,
+    draw_sweep,
+    interquartile_mean,
+    mean_over_runs,
+    moving_average,
+    read_scalars,
+    run_curves,
+    sweep_curves,
 )
 from tests.conftest import TINY_RUN, compose_cfg, run_cli
 

@@ -15,8 +15,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from rlrun.hparams import HPARAM_KEYS, relevant_hparams, sweep_hparam_columns
-from rlrun.sweeps.layout import SweepLayout, folder_naming, shared_overrides, varying_keys
+from rlrun.hparams import HPARAM_KEYS, SweepLayout, relevant_hparams, sweep_hparam_columns
+from rlrun.sweeps.layout import folder_naming, shared_overrides, varying_keys
 from rlrun.sweeps.optuna_search import configs_to_inspect
 from tests.conftest import compose_cfg, run_cli
 from tests.test_sweeps import TINY_SWEEP, job_dirs

@@ -132,7 +132,8 @@ class ActorCriticAgent:
     learns = True
 
     def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
-                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device, seed: int | np.random.SeedSequence,
+                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device,
+                 seed: int | np.random.SeedSequence,
                  learning_rate: Callable[[int], float] | None = None,
                  clip_range: Callable[[int], float] | None = None, skip_nonfinite_loss: bool = False):
         """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
@@ -148,14 +149,17 @@ class ActorCriticAgent:
         self.rng = np.random.default_rng(seed)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = int(np.prod(obs_shape))
-        if self.discrete:
+        action_shape: tuple[int, ...]
+        action_dtype: np.dtype
+        if isinstance(action_space, gym.spaces.Discrete):
             self.n_actions = int(action_space.n)
-            outputs, action_shape, action_dtype = self.n_actions, (), np.int64
+            outputs, action_shape, action_dtype = self.n_actions, (), np.dtype(np.int64)
         else:
             self.action_shape = tuple(action_space.shape)
             self.action_low = action_space.low.astype(np.float32)
             self.action_high = action_space.high.astype(np.float32)
-            outputs, action_shape, action_dtype = int(np.prod(self.action_shape)), self.action_shape, np.float32
+            action_shape, action_dtype = self.action_shape, np.dtype(np.float32)
+            outputs = int(np.prod(action_shape))
         self.networks = ActorCriticNetworks(self.obs_dim, outputs, cfg.hidden_sizes, cfg.activation,
                                             gaussian=not self.discrete, init_log_std=cfg.init_log_std).to(device)
         self.parameters = list(self.networks.parameters())
@@ -196,6 +200,7 @@ class ActorCriticAgent:
             actions = np.minimum((np.exp(log_all).cumsum(axis=1) < uniforms).sum(axis=1), self.n_actions - 1)
             self.pending = (policy_obs, actions, log_all[rows, actions], values)
             return actions
+        assert self.networks.log_std is not None  # a Gaussian head: Box actions
         log_std = self.networks.log_std.detach().cpu().numpy()
         noise = self.rng.standard_normal((len(obs), len(log_std)))
         samples = (out.cpu().numpy() + np.exp(log_std) * noise).astype(np.float32)
@@ -230,6 +235,7 @@ class ActorCriticAgent:
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         """Store the step act() chose; ``next_obs`` holds each finished episode's true final observation."""
+        assert self.pending is not None, "observe() stores the step that act() chose"
         policy_obs, sampled, log_probs, values = self.pending
         self.pending = None
         rollout = self.rollout
@@ -287,6 +293,7 @@ class ActorCriticAgent:
             entropy = -(log_all.exp() * log_all).sum(dim=1)
             return log_probs, entropy, values
         log_std = self.networks.log_std
+        assert log_std is not None  # a Gaussian head: Box actions
         z = (actions - out) / log_std.exp()
         log_probs = (-0.5 * z.pow(2) - log_std - HALF_LOG_2PI).sum(dim=1)
         entropy = (log_std + 0.5 + HALF_LOG_2PI).sum().expand(len(obs))
@@ -358,7 +365,7 @@ class ActorCriticAgent:
             metrics["train/skipped_batches"] = self.skipped_batches
         metrics["losses/explained_variance"] = explained_variance(rollout.values.ravel(), returns.ravel())
         metrics["train/epochs"] = float(epochs_done)
-        if not self.discrete:
+        if self.networks.log_std is not None:  # a Gaussian head: Box actions
             metrics["train/action_std"] = float(self.networks.log_std.detach().exp().mean())
         return metrics
 

@@ -25,10 +25,11 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import cloudpickle
 from hydra.core.singleton import Singleton
@@ -82,7 +83,7 @@ class SweepStop:
     signal: Optional[int] = None
     previous: dict[int, Any] = field(default_factory=dict)
 
-    def __enter__(self) -> "SweepStop":
+    def __enter__(self) -> SweepStop:
         self.previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS}
         return self
 
@@ -104,11 +105,10 @@ class SweepStop:
 
 
 def send_signal(worker: Worker, signum: int) -> None:
+    assert worker.job is not None  # only workers running a job are signalled
     worker.job.signalled = signum
-    try:
+    with suppress(ProcessLookupError):  # it has just ended
         worker.process.send_signal(signum)
-    except ProcessLookupError:
-        pass  # it has just ended
 
 
 def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -253,13 +253,13 @@ def finish(launcher: Any, sweep_dir: Path, jobs: list[Job]) -> list[JobReturn]:
     if launcher.stopped_by is not None:
         name = signal.Signals(launcher.stopped_by).name
         path = sweep_dir / STOPPED_FILE
-        stop = json.loads(path.read_text()) if path.is_file() else {"signal": name, "not_started": []}
+        stop: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"signal": name, "not_started": []}
         stop["not_started"] += [job.label for job in not_started]
         path.write_text(json.dumps(stop, indent=2))
         for job in not_started:
             job.result = JobReturn(overrides=job.overrides, status=JobStatus.COMPLETED, _return_value={
                 "failed": True, "type": NOT_STARTED, "error": f"not started: the sweep was stopped by {name}"})
-    return [job.result for job in jobs]
+    return [cast(JobReturn, job.result) for job in jobs]  # every job has one now: its own, or the record above
 
 
 def worker_main(fd: int) -> None:
@@ -277,6 +277,7 @@ def worker_main(fd: int) -> None:
             except (EOFError, OSError):
                 return  # no more jobs
             context = cloudpickle.loads(shipped) if shipped else context
+            assert context is not None  # a worker's first job comes with the context
             hydra_context, config, task_function, singleton_state = context
             try:
                 outcome = ("returned", execute_job(number, overrides, hydra_context, config, task_function,

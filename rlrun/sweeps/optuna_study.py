@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Optional
 
-import time
-
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Sweep, Transformer
 from omegaconf import DictConfig
 
 from rlrun.errors import ConfigError
@@ -96,8 +95,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         except Exception as error:  # noqa: BLE001 - any failure to open it gets the same explained message
             raise ConfigError(storage_error(url, error)) from None
     try:
+        from optuna.storages.journal import JournalFileBackend
+
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
     except OSError as error:
         raise ConfigError(f"hydra.sweeper.storage={url}: cannot create the Optuna journal file ({error.strerror}). "
                           f"Check that its folder can be created and written by this user.") from None
@@ -111,7 +112,7 @@ def _missing_module(error: BaseException) -> Optional[str]:
     while error is not None:
         if isinstance(error, ModuleNotFoundError) and error.name:
             return error.name
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -142,7 +143,8 @@ def storage_error(url: str, error: BaseException) -> str:
                    else f"pip install {DRIVER_PACKAGES.get(missing, missing)}")
         plain = ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".' \
             if backend == "postgresql" and missing != "psycopg" else ""
-        return f"{head}: its database driver is not installed (no module named {missing!r}). Install it: {install}.{plain}"
+        return (f"{head}: its database driver is not installed (no module named {missing!r}). "
+                f"Install it: {install}.{plain}")
     lowered = detail.lower()
     if "refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "timed out" in lowered:
         return (f"{head}: nothing answers at {address} ({detail}). Check that "
@@ -206,8 +208,10 @@ def parse_search_space(params: dict[str, str], arguments: list[str], parser: Ove
 def distribution(key: str, override: Override) -> optuna.distributions.BaseDistribution:
     """Hydra's sweep syntax as Optuna distributions, with the meanings of Hydra's own Optuna sweeper."""
     sweep = override.value()
+    assert isinstance(sweep, Sweep)  # search_space() passes sweep overrides only
     log_scale = "log" in sweep.tags
     if isinstance(sweep, IntervalSweep):  # interval(a, b): float; int(interval(a, b)): int; tag(log, ...): log
+        assert sweep.start is not None and sweep.end is not None  # the grammar requires both bounds
         if isinstance(sweep.start, int) and isinstance(sweep.end, int):
             return optuna.distributions.IntDistribution(sweep.start, sweep.end, log=log_scale)
         return optuna.distributions.FloatDistribution(sweep.start, sweep.end, log=log_scale)
@@ -216,7 +220,7 @@ def distribution(key: str, override: Override) -> optuna.distributions.BaseDistr
         if not values:
             raise ConfigError(f"{key}={override.get_value_element_as_str()} is an empty range: give start < stop.")
         if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-            return optuna.distributions.IntDistribution(values[0], values[-1], step=sweep.step, log=log_scale)
+            return optuna.distributions.IntDistribution(values[0], values[-1], step=int(sweep.step), log=log_scale)
         return optuna.distributions.FloatDistribution(values[0], values[-1], step=float(sweep.step))
     if isinstance(sweep, (ChoiceSweep, RangeSweep)):  # choice(a, b), a,b, shuffle(range(...)): categorical
         choices = [value if isinstance(value, (str, int, float, bool)) else str(value)

@@ -12,7 +12,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from omegaconf import OmegaConf
 
@@ -53,7 +53,7 @@ class Spread:
     max: float
 
     @classmethod
-    def of(cls, values: list[float]) -> Optional["Spread"]:
+    def of(cls, values: list[float]) -> Optional[Spread]:
         if not values:
             return None
         std = statistics.stdev(values) if len(values) > 1 else None
@@ -91,8 +91,8 @@ def job_number(folder: Path) -> tuple[int, str]:
 
 def read_job(job_dir: Path) -> JobOutcome:
     hydra_dir = job_dir / ".hydra"
-    overrides = OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or []
-    config = OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {}
+    overrides = cast(list, OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or [])
+    config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {})
     seed = config.pop("seed", None)
     outcome = JobOutcome(job_dir.name, [str(item) for item in overrides], json.dumps(config, sort_keys=True), seed,
                          None)
@@ -183,11 +183,13 @@ def _number(value: Optional[float]) -> str:
 
 
 def csv_record(row: ConfigRow) -> dict[str, str]:
-    record = {"config": row.config, "overrides": " ".join(row.overrides), "runs": str(len(row.seeds)), "seeds": " ".join(str(s) for s in row.seeds),
+    record = {"config": row.config, "overrides": " ".join(row.overrides), "runs": str(len(row.seeds)),
+              "seeds": " ".join(str(s) for s in row.seeds),
               "failed": str(row.failed), "pruned": str(row.pruned), "solved_at_return": _number(row.solved_at_return),
               "solved_runs": str(row.solved_runs), "jobs": " ".join(row.jobs), "errors": " | ".join(row.errors),
               "wall_seconds_mean": _number(row.wall_seconds.mean if row.wall_seconds else None)}
-    for name, spread in (("best_return", row.best), ("final_return", row.final), ("solved_at_step", row.solved_at_step)):
+    spreads = (("best_return", row.best), ("final_return", row.final), ("solved_at_step", row.solved_at_step))
+    for name, spread in spreads:
         for stat in ("mean", "std", "min", "max"):
             column = f"{name}_{stat}"
             if column in CSV_COLUMNS:
