@@ -443,10 +443,10 @@ def test_mode_evaluate_refuses_to_rebuild_the_agent_from_the_command_line(tmp_pa
     train(compose_cfg(*SHORT_RUN, "agent.normalize_obs=true"), tmp_path / "run")
     best = tmp_path / "run" / "checkpoints" / "best.pt"
     (tmp_path / "eval").mkdir()
-    for given in (["agent=ppo"], ["agent.lr=1e-3"], ["buffer=uniform"]):
-        with pytest.raises(ConfigError, match=given[0].split("=")[0]) as error:
-            evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", *given), tmp_path / "eval",
-                     ["mode", "checkpoint", given[0].split("=")[0]])
+    for override in (["agent=ppo"], ["agent.lr=1e-3"], ["buffer=uniform"]):
+        with pytest.raises(ConfigError, match=override[0].split("=")[0]) as error:
+            evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", *override), tmp_path / "eval",
+                     ["mode", "checkpoint", override[0].split("=")[0]])
         assert "the checkpoint's" in str(error.value)
 
 
