@@ -19,6 +19,7 @@ rliable (with arch, pandas, scipy) is imported only when an estimate is asked fo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -75,6 +76,7 @@ def _estimate(score_dict: Mapping, statistic: Callable, reps: int) -> tuple[dict
     """
     from rliable import library
 
+    logging.getLogger("absl").setLevel(logging.WARNING)  # rliable logs "Calculating estimates for ..." at INFO
     saved = np.random.get_state()
     np.random.seed(SEED)
     try:
