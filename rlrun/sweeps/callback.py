@@ -11,7 +11,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from rlrun.sweeps.report import SUMMARY_CSV, SUMMARY_MD, read_stop, write_summary
-from rlrun.sweeps.summary_run import write_summary_run
 
 log = logging.getLogger("rlrun")
 
@@ -31,6 +30,8 @@ class SweepReport(Callback):
         rows, table = write_summary(sweep_dir)
         print(f"\nSweep summary ({sweep_dir / SUMMARY_CSV}, {sweep_dir / SUMMARY_MD}):\n\n{table}", flush=True)
         try:
+            from rlrun.sweeps.summary_run import write_summary_run  # matplotlib and torch: only at a sweep's end
+
             summary_run = write_summary_run(sweep_dir, rows)
         except Exception as error:  # noqa: BLE001 - the report is written; a TensorBoard view is not worth a failure
             log.warning("could not write the sweep's TensorBoard summary run: %s", error)
