@@ -186,7 +186,8 @@ def refresh_summary_run(sweep_dir: Path) -> None:
         from rlrun.sweeps.report import collect_jobs, summarize_jobs
         from rlrun.sweeps.summary_run import write_summary_run
 
-        write_summary_run(sweep_dir, summarize_jobs(collect_jobs(sweep_dir)))
+        if write_summary_run(sweep_dir, summarize_jobs(collect_jobs(sweep_dir))) is not None:
+            log.info("TensorBoard summary run refreshed from the jobs so far: %s", sweep_dir / "summary")
     except Exception as error:  # noqa: BLE001 - a half-written job folder, a full disk: the sweep goes on
         log.warning("could not refresh the sweep's TensorBoard summary run: %s", error)
 
