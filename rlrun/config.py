@@ -226,7 +226,7 @@ class EvalConfig:
 @dataclass
 class PlotConfig:
     window: int = 20  # episodes in the moving average (and std band) of the training return
-    aggregate: str = "mean"  # across a sweep's seeds: mean | iqm (interquartile mean); band: 95% bootstrap CI
+    aggregate: str = "iqm"  # across a sweep's seeds: iqm (interquartile mean) | mean; band: 95% stratified bootstrap CI
 
 
 @dataclass

@@ -45,6 +45,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A worker process: the sweep's sys.path first (as multiprocessing's spawn does), then its loop over jobs.
 WORKER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
                "from rlrun.sweeps.joblib_jobs import worker_main; worker_main(int(sys.argv[1]))")
+SUMMARY_REFRESH_SECONDS = 30.0  # as jobs end, the sweep's TensorBoard summary run is rewritten at most this often
 READY = b"ready"  # a worker's message when it can take a job (and a signal): after starting, and after each job
 
 
@@ -136,6 +137,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     context = cloudpickle.dumps((launcher.hydra_context, launcher.config, launcher.task_function,
                                  Singleton.get_state()))
     pending: list[Job] = list(jobs)
+    refreshed_at, ended = time.monotonic(), 0
     workers: list[Worker] = []
     leaving: list[Worker] = []  # told there is nothing more to do: they exit by themselves
     with SweepStop(workers) as stop:
@@ -162,6 +164,11 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                     log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.job.label,
                               timeout)
                     send_signal(worker, signal.SIGTERM)
+            now_ended = sum(job.result is not None for job in jobs)
+            if now_ended > ended and (pending or busy(workers)) and stop.signal is None \
+                    and time.monotonic() - refreshed_at > SUMMARY_REFRESH_SECONDS:
+                refresh_summary_run(sweep_dir)
+                refreshed_at, ended = time.monotonic(), now_ended
         for worker in workers + leaving:
             worker.connection.close()  # an idle worker exits on it
             if not worker.has_context:
@@ -170,6 +177,19 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
             worker.process.wait()
         launcher.stopped_by = stop.signal
     return finish(launcher, sweep_dir, jobs)
+
+
+def refresh_summary_run(sweep_dir: Path) -> None:
+    """Rewrite the sweep's TensorBoard summary run from the jobs so far, so a long sweep shows its configs while it
+    runs (the sweep report rewrites it at the end). A failure here costs only the refresh."""
+    try:
+        from rlrun.sweeps.report import collect_jobs, summarize_jobs
+        from rlrun.sweeps.summary_run import write_summary_run
+
+        if write_summary_run(sweep_dir, summarize_jobs(collect_jobs(sweep_dir))) is not None:
+            log.info("TensorBoard summary run refreshed from the jobs so far: %s", sweep_dir / "summary")
+    except Exception as error:  # noqa: BLE001 - a half-written job folder, a full disk: the sweep goes on
+        log.warning("could not refresh the sweep's TensorBoard summary run: %s", error)
 
 
 def busy(workers: list[Worker]) -> int:
