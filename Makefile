@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-cluster bench clean
+.PHONY: install run test lint test-cluster bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest -n auto
 
+# What pre-commit checks (tests/test_code_health.py runs the same): lint, types, and the layers in pyproject.toml
+lint: install
+	$(BIN)/ruff check rlrun hydra_plugins benchmarks tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 # As root: a throwaway one-node SLURM cluster and PostgreSQL server (apt-get installs slurm-wlm, munge and
 # postgresql when missing), the tests in tests/cluster/ against them, then everything it started is stopped.
 test-cluster: install
@@ -36,7 +42,7 @@ test-cluster: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py --compare sb3
-	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8
+	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8 --algos dqn
 
 clean:
 	rm -rf $(VENV) build *.egg-info

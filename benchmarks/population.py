@@ -6,11 +6,11 @@
 For each env, runs ``rlrun -m seed=range(N) env=E agent=dqn`` (the tuned settings of the pair apply: CartPole 50k
 env steps, LunarLander 100k; ``--steps`` shortens both) with ``hydra/launcher=joblib``, then with
 ``hydra/launcher=population``, on the same cores (``--jobs`` processes at once for both: joblib's jobs, or
-populations of ``--members`` seeds, by default the seeds spread evenly over the processes). Prints, per env and launcher: the wall time of the whole sweep, the env steps per second summed over
-the members (all their env steps over that wall time), how many seeds reached the env's threshold in a periodic
-evaluation (solved) and with their final policy, the mean final return; then the population/joblib wall-time
-ratio. The figures also go to ``results.json`` in ``--out``, from which the table is printed again with
-``--table-only``.
+populations of ``--members`` seeds, by default the seeds spread evenly over the processes). Prints, per env and
+launcher: the wall time of the whole sweep, the env steps per second summed over the members (all their env steps
+over that wall time), how many seeds reached the env's threshold in a periodic evaluation (solved) and with their
+final policy, the mean final return; then the population/joblib wall-time ratio. The figures also go to
+``results.json`` in ``--out``, from which the table is printed again with ``--table-only``.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ FORMAT_VERSION = 1
 
 def space_signature(obs_space: gym.Space, action_space: gym.Space) -> dict[str, Any]:
     """What an env must match for a checkpoint to load: observation shape, and action count or shape."""
-    obs_shape = list(obs_space.shape) if obs_space.shape else [int(obs_space.n)]
+    obs_shape = [int(obs_space.n)] if isinstance(obs_space, gym.spaces.Discrete) else list(obs_space.shape or ())
     if isinstance(action_space, gym.spaces.Discrete):
         return {"obs_shape": obs_shape, "actions": int(action_space.n)}
-    return {"obs_shape": obs_shape, "actions": list(action_space.shape)}
+    return {"obs_shape": obs_shape, "actions": list(action_space.shape or ())}
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:

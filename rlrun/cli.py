@@ -9,18 +9,41 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import override_keys, register_configs, validate
 from rlrun.errors import ConfigError, OutputWriteError, RlrunError
+from rlrun.sweeps.plugins import register_sweep_plugins
 
-register_configs()
+
+def register_hydra_setup() -> None:
+    """Everything Hydra must know before it composes rlrun's config: the schemas and resolvers (rlrun.config), and
+    rlrun's sweepers and launchers (hydra_plugins/) with their defaults and resolvers (rlrun.sweeps.plugins).
+
+    The composition root does this, so no module imports one in a layer above it (pyproject.toml's import-linter
+    contract). Idempotent; anything else that composes conf/ with Hydra's groups (tests/conftest.py) calls it too.
+    """
+    register_configs()
+    Plugins.instance()  # Hydra's plugin scan first: it re-executes plugin modules, so classes imported before go stale
+    import hydra_plugins.rlrun_optuna_sweeper.config  # noqa: F401  (stores hydra/sweeper/optuna)
+    from hydra_plugins.rlrun_basic_sweeper.basic_sweeper import RlrunBasicSweeper
+    from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
+    from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
+    from hydra_plugins.rlrun_population_launcher.launcher import RlrunPopulationLauncher
+    from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
+
+    register_sweep_plugins([RlrunOptunaSweeper, RlrunBasicSweeper, RlrunJoblibLauncher, RlrunPopulationLauncher,
+                            RlrunLocalLauncher, RlrunSlurmLauncher])
+
+
+register_hydra_setup()
 log = logging.getLogger("rlrun")
 
 # The groups a user picks from, in the order a command line usually names them (schema/* and tuned/ are internal).
@@ -42,7 +65,8 @@ def config_groups_help() -> str:
     conf = importlib.resources.files("rlrun.conf")
     defaults = {}
     # unresolved: the tuned entry interpolates the other groups' choices, unknown outside a composition
-    for entry in OmegaConf.to_container(OmegaConf.create((conf / "config.yaml").read_text()).defaults, resolve=False):
+    config = OmegaConf.create((conf / "config.yaml").read_text())
+    for entry in cast(list, OmegaConf.to_container(config.defaults, resolve=False)):
         if isinstance(entry, dict):
             defaults.update({str(key): str(value) for key, value in entry.items()})
     lines = []
@@ -133,7 +157,7 @@ def hydra_main(cfg: DictConfig) -> float | dict | None:
     """A single run returns its best eval return; a multirun job returns its results dict (or failure record)."""
     hydra_cfg = HydraConfig.get()
     # unresolved: an override such as seed=${seed} is a string here, to be refused by validate(), not resolved
-    overrides = [str(item) for item in OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)]
+    overrides = [str(item) for item in cast(list, OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))]
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         from rlrun.sweeps.job import run_sweep_job

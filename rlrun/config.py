@@ -7,11 +7,10 @@ and cross-field checks live in :func:`validate`, which runs before any environme
 
 from __future__ import annotations
 
+import importlib.resources
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
-
-import importlib.resources
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
@@ -227,12 +226,12 @@ class EvalConfig:
 @dataclass
 class PlotConfig:
     window: int = 20  # episodes in the moving average (and std band) of the training return
-    aggregate: str = "mean"  # across a sweep's seeds: mean | iqm (interquartile mean); band: 95% bootstrap CI
+    aggregate: str = "iqm"  # across a sweep's seeds: iqm (interquartile mean) | mean; band: 95% stratified bootstrap CI
 
 
 @dataclass
 class ExportConfig:
-    # mode=export: torchscript (needs only torch) | onnx | both (onnx needs the export extra: pip install "rlrun[export]")
+    # mode=export: torchscript (needs only torch) | onnx | both (onnx needs the export extra, rlrun[export])
     format: str = "torchscript"
 
 
@@ -290,10 +289,11 @@ DEVICE_TYPES = ("auto", "cpu", "cuda", "mps")
 
 
 def register_configs() -> None:
-    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), and the sweep plugins."""
-    from rlrun.sweeps.plugins import register_sweep_plugins
+    """Put the schemas where conf/*.yaml expects them (``/schema/<group>/<name>``), with conf/config.yaml's resolvers.
 
-    register_sweep_plugins()
+    The sweep plugins are registered by the composition root (rlrun.cli.register_hydra_setup), not here: the schema
+    sits at the bottom of the layers and imports nothing above it.
+    """
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         # hydra.run.dir: a resumed run continues in its own folder, any other run gets a fresh dated one.
         # (oc.select would not do: it returns the null of ``resume: null`` rather than the default.)
@@ -628,7 +628,9 @@ def load_config(overrides: list[str]) -> DictConfig:
     """Compose conf/ with command-line style overrides and validate, as the CLI does, without running.
 
     Hydra's and OmegaConf's own errors come back as :class:`ConfigError` with their message, so callers
-    (and the fuzz test) see one error type for every bad input.
+    (and the fuzz test) see one error type for every bad input. The schemas are registered here; rlrun's sweep
+    plugins (hydra/sweeper, hydra/launcher choices) only by rlrun.cli.register_hydra_setup, which tests/conftest.py
+    calls: this module sits below the sweeps and does not import them.
     """
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException

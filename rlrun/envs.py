@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
@@ -9,7 +11,6 @@ from gymnasium.vector.utils import batch_space
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.errors import ConfigError
-
 
 ATARI_EXTRA_HINT = 'pip install "rlrun[atari]"'
 
@@ -51,7 +52,7 @@ def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = F
     so evaluation and videos report the game's own score. ``epsilon`` (``eval.epsilon``) makes an
     evaluation env take a random action instead of the agent's with that probability.
     """
-    kwargs = OmegaConf.to_container(cfg.kwargs, resolve=True) if cfg.kwargs else {}
+    kwargs = cast(dict[str, Any], OmegaConf.to_container(cfg.kwargs, resolve=True)) if cfg.kwargs else {}
     # The Atari preset applies env.max_episode_steps in agent steps (atari_wrappers): gymnasium.make's TimeLimit
     # would sit on the unskipping emulator and count frames.
     if cfg.max_episode_steps is not None and cfg.get("preprocessing") != "atari":
@@ -158,12 +159,12 @@ class LifeLossTerminal(gym.Wrapper):
             return self.last_obs, {"lives": self.lives}
         self.continues = False
         obs, info = self.env.reset(seed=seed, options=options)
-        self.lives = self.env.unwrapped.ale.lives()
+        self.lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]  # ale_py's AtariEnv
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        lives = self.env.unwrapped.ale.lives()
+        lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
         life_lost = lives < self.lives and not (terminated or truncated)
         self.lives = lives
         self.continues = life_lost
@@ -194,7 +195,7 @@ def episode_step_limit(env: gym.Env) -> int | None:
     return None if limit is None else limit._max_episode_steps
 
 
-def make_vector_env(cfg: DictConfig) -> "SameStepVectorEnv":
+def make_vector_env(cfg: DictConfig) -> SameStepVectorEnv:
     """``cfg.num_envs`` copies in one process, reset in the same step as they finish.
 
     Same-step autoreset hands us the true final observation of each finished episode in
@@ -230,7 +231,7 @@ class SameStepVectorEnv(gym.vector.VectorEnv):
         self.metadata = {**first.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
         self.render_mode = first.render_mode
         self.spec = first.spec
-        self.obs_shape = self.single_observation_space.shape
+        self.obs_shape: tuple[int, ...] = self.single_observation_space.shape or ()
         self.obs_dtype = self.single_observation_space.dtype
         # running statistics of the episodes in progress (float64 returns, like RecordEpisodeStatistics)
         self.episode_returns = np.zeros(self.num_envs)
@@ -302,8 +303,13 @@ def _exactly_restorable() -> dict[type, str]:
     nothing else in ``step()`` but its np_random (restored too), the time-limit counter and, for CartPole,
     ``steps_beyond_terminated``. Every other env resumes with fresh episodes.
     """
-    from gymnasium.envs.classic_control import (AcrobotEnv, CartPoleEnv, Continuous_MountainCarEnv, MountainCarEnv,
-                                                PendulumEnv)
+    from gymnasium.envs.classic_control import (
+        AcrobotEnv,
+        CartPoleEnv,
+        Continuous_MountainCarEnv,
+        MountainCarEnv,
+        PendulumEnv,
+    )
     from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 
     return {**dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv),
@@ -318,7 +324,7 @@ def _plain(value):
     return int(value)
 
 
-def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
+def capture_env_state(envs: SameStepVectorEnv) -> dict:
     """What it takes to continue every sub-env's current episode exactly, as plain values and tensors.
 
     Classic-control envs keep their whole physical state in ``unwrapped.state``, the toy-text grid worlds
@@ -330,7 +336,7 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
 
     restorable = _exactly_restorable()
     sub_states = []
-    for env in envs.unwrapped.envs:
+    for env in envs.envs:
         core = env.unwrapped
         kind = restorable.get(type(core))
         physical = getattr(core, "state", None) if kind == "physical" else None
@@ -355,11 +361,11 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict:
     }
 
 
-def restore_env_state(envs: gym.vector.VectorEnv, state: dict) -> bool:
+def restore_env_state(envs: SameStepVectorEnv, state: dict) -> bool:
     """Put captured state back into freshly reset envs; False when some episode could not be continued."""
     exact = True
     restorable = _exactly_restorable()
-    for env, sub in zip(envs.unwrapped.envs, state["sub_envs"]):
+    for env, sub in zip(envs.envs, state["sub_envs"]):
         core = env.unwrapped
         core.np_random.bit_generator.state = sub["rng"]
         if type(core) not in restorable:  # e.g. a checkpoint from before the allow-list saved CarRacing's frame

@@ -38,11 +38,13 @@ def describe_write_failure(path, error: OSError, what: str = "", verb: str = "wr
     path = Path(path)
     existing = next((folder for folder in (path, *path.parents) if folder.exists()), None)
     try:
-        free = f"{shutil.disk_usage(existing).free / 1e9:,.2f} GB free on the file system that holds {existing}"
+        # existing is None only if no folder up to the root exists: disk_usage's TypeError, caught below
+        usage = shutil.disk_usage(existing)  # type: ignore[arg-type]
+        free = f"{usage.free / 1e9:,.2f} GB free on the file system that holds {existing}"
     except (OSError, TypeError):
         free = "the free space could not be read"
     reason = error.strerror or str(error) or type(error).__name__
-    code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+    code = f" ({errno.errorcode[error.errno]})" if error.errno is not None and error.errno in errno.errorcode else ""
     label = f"{what} " if what else ""
     blocked = f" {existing} is a file, not a folder;" if existing is not None and existing != path and \
         not existing.is_dir() else ""

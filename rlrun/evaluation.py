@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -20,8 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.agents import Agent, agent_learns, build_agent, non_learning_families
 from rlrun.checkpoints import check_spaces, load_checkpoint, space_signature
-from rlrun.config import (agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config,
-                          validate)
+from rlrun.config import agent_presets, compose_agent_preset, eval_epsilon, eval_step_cap, merge_saved_config, validate
 from rlrun.envs import episode_step_limit, make_eval_env
 from rlrun.errors import ConfigError
 from rlrun.runtime import seed_everything, select_device
@@ -132,7 +131,8 @@ def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
         rival_cfg = OmegaConf.create(payload["config"])
         rival_cfg.env, rival_cfg.seed, rival_cfg.device = run_cfg.env, run_cfg.seed, run_cfg.device
         agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
-        check_spaces(entry, payload["spaces"], space_signature(env.observation_space, env.action_space), env.spec.id)
+        env_id = env.spec.id if env.spec is not None else run_cfg.env.id  # gym.make's envs all have a spec
+        check_spaces(entry, payload["spaces"], space_signature(env.observation_space, env.action_space), env_id)
         agent.load_state_dict(payload["agent"])
         return Rival(f"{rival_cfg.agent.name} ({entry})", "checkpoint", agent)
     if entry not in agent_presets():
@@ -141,7 +141,7 @@ def load_rival(entry: str, run_cfg: DictConfig, env: gym.Env, device) -> Rival:
             f"conf/agent ({', '.join(agent_presets())}) or checkpoint paths, e.g. "
             f"eval.compare=[random,outputs/<date>/<time>/checkpoints/best.pt]."
         )
-    rival_cfg = OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=True))
+    rival_cfg = cast(DictConfig, OmegaConf.create(OmegaConf.to_container(run_cfg, resolve=True)))
     rival_cfg.agent = compose_agent_preset(entry)
     validate(rival_cfg)
     agent = build_agent(rival_cfg, env.observation_space, env.action_space, device)
@@ -199,6 +199,10 @@ def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, see
     return videos
 
 
+# What a checkpoint defines and mode=evaluate therefore takes from it, never from the command line
+TRAINED_AGENT_KEYS = ("agent", "buffer", "schedule", "tuned", "tuned_settings")
+
+
 def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> dict[str, Any]:
     """``mode=evaluate``: rebuild env and agent from the checkpoint's config, play greedy episodes.
 
@@ -217,8 +221,17 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
             )
         run_cfg, state = cfg, None
     else:
-        payload = load_checkpoint(cfg.checkpoint)
         keys = [key for key in cli_override_keys if key not in ("mode", "checkpoint")]
+        refused = [key for key in keys if key.split(".")[0] in TRAINED_AGENT_KEYS]
+        if refused:
+            raise ConfigError(
+                f"mode=evaluate with checkpoint=... cannot change {', '.join(refused)}: the agent evaluated is the "
+                f"checkpoint's, with the settings, architecture and observation statistics it was trained with "
+                f"(a group override such as agent=ppo would replace that node and, for example, drop its "
+                f"observation normalisation without a word). Drop {'it' if len(refused) == 1 else 'them'}; "
+                f"eval.*, seed, device and env.* keys may change."
+            )
+        payload = load_checkpoint(cfg.checkpoint)
         run_cfg = merge_saved_config(payload["config"], cfg, keys)
         run_cfg.mode, run_cfg.checkpoint = "evaluate", cfg.checkpoint
         validate(run_cfg)

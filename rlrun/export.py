@@ -19,7 +19,7 @@ import math
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, cast
 
 import gymnasium as gym
 import numpy as np
@@ -56,6 +56,11 @@ def require_export_extra(export_format: str) -> None:
             f"(torch.onnx's exporter) and onnxruntime (to run the graph). export.format=torchscript needs nothing "
             f"beyond torch."
         )
+
+
+def output_names(policy: torch.nn.Module) -> list[str]:
+    """The names of a policy module's outputs, which every policy class in rlrun/policies.py declares."""
+    return list(cast(Sequence[str], policy.output_names))
 
 
 def export_paths(checkpoint: Path) -> dict[str, Path]:
@@ -172,7 +177,7 @@ def write_onnx(policy: torch.nn.Module, observations: torch.Tensor, path: Path) 
 
     with torch.no_grad(), _quiet_exporters():
         torch.onnx.export(policy, (observations,), str(path), dynamo=True, input_names=["obs"],
-                          output_names=list(policy.output_names), dynamic_shapes=({0: torch.export.Dim("batch")},),
+                          output_names=output_names(policy), dynamic_shapes=({0: torch.export.Dim("batch")},),
                           external_data=False, verbose=False)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -195,7 +200,7 @@ def check_same_outputs(policy: torch.nn.Module, observations: torch.Tensor, expo
     if not same:
         raise RlrunError(
             f"the {kind} file {path} does not reproduce the policy it was exported from on {len(observations)} "
-            f"observations drawn from the observation space (outputs {list(policy.output_names)}). This is a bug in "
+            f"observations drawn from the observation space (outputs {output_names(policy)}). This is a bug in "
             f"rlrun's export or in torch's exporter; the file is left for inspection, do not deploy it."
         )
 
@@ -219,7 +224,7 @@ def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, 
         "observation_space": space_description(env.observation_space),
         "action_space": space_description(env.action_space),
         "inputs": [tensor_description("obs", observations)],
-        "outputs": [tensor_description(name, out) for name, out in zip(policy.output_names, outputs)],
+        "outputs": [tensor_description(name, out) for name, out in zip(output_names(policy), outputs)],
         "preprocessing": preprocessing(policy, env, run_cfg),
         "usage": {
             "torchscript": "policy = torch.jit.load(path); action, *scores = policy(torch.as_tensor(obs)[None]); "
@@ -244,7 +249,7 @@ def sha256_of(path: Path) -> str:
 def gymnasium_spec(env: gym.Env) -> dict[str, Any] | None:
     """``env.spec`` as Gymnasium writes it, wrappers included: ``gym.make(EnvSpec.from_json(...))`` rebuilds the env."""
     try:
-        return json.loads(env.spec.to_json())
+        return json.loads(env.spec.to_json())  # type: ignore[union-attr]  # no spec: the AttributeError below
     except (gym.error.Error, TypeError, ValueError, AttributeError):  # kwargs that are not plain values
         return None
 
@@ -290,7 +295,8 @@ def preprocessing(policy: torch.nn.Module, env: gym.Env, run_cfg: DictConfig) ->
                     "in_graph": True, "note": "the action output is min(max(mean, low), high); mean is unclipped"}
     return {
         "observation": ("uint8 pixels 0..255 as the env gives them; the graph scales them to [0, 1] (x / 255)"
-                        if pixels else f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"),
+                        if pixels else
+                        f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"),
         "atari": atari,
         "observation_normalization": policy.observation_normalization,
         "action_clipping": clipping,

@@ -1,17 +1,23 @@
 """What a run's row in TensorBoard's HParams tab holds: the config keys per agent family, and their values.
 
 A single run logs every HPARAM_KEYS key, so runs of different agents line up; a sweep's jobs log one key set
-chosen for the sweep (sweep_hparam_columns, settled by rlrun.sweeps.layout before the first job starts).
+chosen for the sweep (sweep_hparam_columns, settled by rlrun.sweeps.layout before the first job starts and saved
+as a SweepLayout in the sweep folder, which each job's loop reads back here).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config import target_update_interval
+
+log = logging.getLogger(__name__)
 
 # Every key a run can log, in reading order. A single run logs them all, so TensorBoard's HParams tab lines up runs
 # of different agents; keys an agent lacks get NaN (numbers) or "-" (names).
@@ -135,3 +141,42 @@ def hparam_value(cfg: DictConfig, key: str) -> Any:
 def flat_hparams(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, Any]:
     """The hparam values of a run's config, for ``keys`` (default: every HPARAM_KEYS key)."""
     return {key: hparam_value(cfg, key) for key in (keys if keys is not None else HPARAM_KEYS)}
+
+
+# ----------------------------------------------------------------------------- a sweep's shared key set
+SWEEP_FILE = "sweep.yaml"
+
+
+@dataclass
+class SweepLayout:
+    """A sweep's ``sweep.yaml``: written once by its sweeper (rlrun.sweeps.layout.plan_sweep), read by each job.
+
+    It lives here, below the loop, because a job's loop reads it back for its HParams key set; the sweeps above
+    decide what goes in it.
+    """
+
+    varying: list[str]  # override keys whose value differs between jobs: the job folders name these
+    every_job: list[str]  # overrides with one value for every job, left out of the folder names
+    hparams: list[str]  # the HParams columns of every job, the swept ones first
+    swept_hparams: list[str]  # the columns of the varying keys (TensorBoard shows them first)
+
+    def save(self, sweep_dir: Path) -> None:
+        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
+        header = "# rlrun's sweep layout: job folders name the varying overrides, every job shares the others\n"
+        (Path(sweep_dir) / SWEEP_FILE).write_text(header + OmegaConf.to_yaml(OmegaConf.create(asdict(self))))
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> Optional[SweepLayout]:
+        """The layout a sweeper saved in ``sweep_dir``, or None (not a sweep, or one from before sweep.yaml).
+
+        A run asks at its very end, so a file it cannot read is a warning, never a failed run.
+        """
+        path = Path(sweep_dir) / SWEEP_FILE
+        if not path.is_file():
+            return None
+        try:
+            saved = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path)))
+            return cls(**{key: [str(item) for item in saved[key] or []] for key in cls.__dataclass_fields__})
+        except Exception as error:  # noqa: BLE001 - YAML, type and missing-key errors alike
+            log.warning("%s is not a sweep layout (%s): this run logs every hparams key", path, error)
+            return None

@@ -53,7 +53,7 @@ def quiet_writer_thread_errors() -> None:
             return
         previous(args)
 
-    hook.rlrun_writer_filter = True
+    hook.rlrun_writer_filter = True  # type: ignore[attr-defined]  # marks the hook as installed
     threading.excepthook = hook
 
 

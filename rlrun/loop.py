@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -29,10 +30,16 @@ from rlrun.config import RESUMABLE_KEYS, eval_epsilon, eval_step_cap, merge_save
 from rlrun.envs import capture_env_state, episode_step_limit, make_eval_env, make_vector_env, restore_env_state
 from rlrun.errors import ConfigError, OutputWriteError, TrainingDiverged
 from rlrun.evaluation import eval_seeds, run_greedy_episodes, summarize
+from rlrun.hparams import SweepLayout
 from rlrun.logger import RunLogger
-from rlrun.runtime import (global_rng_state, random_streams, seed_everything, select_device,
-                           set_global_rng_state, space_seed)
-from rlrun.sweeps.layout import SweepLayout
+from rlrun.runtime import (
+    global_rng_state,
+    random_streams,
+    seed_everything,
+    select_device,
+    set_global_rng_state,
+    space_seed,
+)
 from rlrun.video import make_render_env, play_and_capture, write_mp4
 
 log = logging.getLogger(__name__)
@@ -113,7 +120,7 @@ class Trainer:
         self.resume_from = resume_from
         self.stop_signal: int | None = None
         self.evaluating = False  # a signal during a greedy episode interrupts it (it may never end soon)
-        self.video_env = None  # made on the first recording (eval.video_every), rendering to arrays
+        self.video_env: gym.Env | None = None  # made on the first recording (eval.video_every), rendering to arrays
         self.logger: RunLogger | None = None
         self.last_saved_step: int | None = None  # env step of the last.pt on disk, if any
 
@@ -285,6 +292,7 @@ class Trainer:
             log.info("resuming %s at env step %d", self.run_dir, self.step)
         else:
             self.obs, _ = self.envs.reset(seed=self.cfg.seed)
+        assert self.obs is not None  # from the reset or the checkpoint above
         log.info(tuned_settings_line(self.cfg))
         # purge_step drops events a crashed or stopped run wrote after its checkpoint (all at later steps):
         # the curves continue without a gap or doubled points
@@ -311,6 +319,7 @@ class Trainer:
     def train_to_the_end(self) -> dict[str, Any]:
         cfg = self.cfg
         logger = self.begin()
+        assert self.obs is not None  # from the reset or the checkpoint in begin()
         # Plain locals: OmegaConf lookups cost microseconds each, too much for every step.
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
@@ -372,6 +381,7 @@ class Trainer:
         """Save last.pt, log the hparams, close, write results.json: the end of a run that trained to its end."""
         cfg = self.cfg
         self.save("last.pt", for_resume=True)
+        assert self.last_eval is not None  # the final policy always gets an evaluation (above)
         results = {"best_eval_return": self.best_eval_return, "final_eval_return": self.last_eval["mean"]}
         sweep = SweepLayout.load(self.run_dir.parent)  # a sweep job (also resumed): the key set of its whole sweep
         logger.hparams(cfg, results, *((sweep.hparams, sweep.swept_hparams) if sweep else ()))
@@ -405,8 +415,10 @@ class Trainer:
         path = self.save("last.pt", for_resume=True)
         logger.close()
         self.close()
+        assert self.stop_signal is not None  # called once a signal has stopped training
         name = signal.Signals(self.stop_signal).name
-        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path, resume_command(self.run_dir))
+        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path,
+                    resume_command(self.run_dir))
         return {"interrupted_by": self.stop_signal, "steps": self.step}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
@@ -75,12 +75,19 @@ class QNetwork(nn.Module):
     def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], dueling: bool = False,
                  network: str = "mlp", obs_shape: Sequence[int] | None = None):
         super().__init__()
+        # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
+        # machinery, a dozen calls per update (README, Performance); the CNN trunk is called as a module
+        hidden_layers: list[nn.Linear] = []
+        self.trunk: nn.Module
         if network == "cnn":
-            self.trunk = NatureCNN(obs_shape, hidden=not dueling)
-            width, stream_width = self.trunk.out_features, NatureCNN.width
+            assert obs_shape is not None, "the CNN reads the shape of the stacked frames"
+            cnn = NatureCNN(obs_shape, hidden=not dueling)
+            self.trunk, width, stream_width = cnn, cnn.out_features, NatureCNN.width
         else:
             shared = hidden_sizes[:-1] if dueling else hidden_sizes
-            self.trunk = mlp(obs_dim, shared)  # same parameter names as before the CNN existed
+            trunk = mlp(obs_dim, shared)
+            self.trunk = trunk  # same parameter names as before the CNN existed
+            hidden_layers = [layer for layer in trunk if isinstance(layer, nn.Linear)]
             width, stream_width = (shared[-1] if shared else obs_dim), hidden_sizes[-1]
         self.flatten = network != "cnn"
         self.dueling = dueling
@@ -89,9 +96,7 @@ class QNetwork(nn.Module):
             self.advantage = stream(width, stream_width, n_actions)
         else:
             self.head = nn.Linear(width, n_actions)
-        # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
-        # machinery, a dozen calls per update (README, Performance); the CNN trunk is called as a module
-        self.hidden_layers = [layer for layer in self.trunk if isinstance(layer, nn.Linear)] if self.flatten else []
+        self.hidden_layers = hidden_layers
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         if self.flatten:
@@ -108,7 +113,7 @@ class QNetwork(nn.Module):
 
     @staticmethod
     def stream_output(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
-        hidden, output = layers[0], layers[2]
+        hidden, output = cast(nn.Linear, layers[0]), cast(nn.Linear, layers[2])  # stream(): Linear, ReLU, Linear
         return F.linear(F.linear(features, hidden.weight, hidden.bias).relu(), output.weight, output.bias)
 
 
@@ -244,7 +249,8 @@ class StackedQNetwork(nn.Module):
             key = prefix.replace(".", "__")
             return self.stacked[f"{key}__weight"], self.stacked[f"{key}__bias"]
 
-        self.hidden = [layer(f"trunk.{i}") for i, module in enumerate(first.trunk) if isinstance(module, nn.Linear)]
+        self.hidden = [layer(f"trunk.{name}") for name, module in first.trunk.named_children()
+                       if isinstance(module, nn.Linear)]
         if self.dueling:
             self.value_layers = [layer("value.0"), layer("value.2")]
             self.advantage_layers = [layer("advantage.0"), layer("advantage.2")]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun import stats
 from rlrun.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -31,8 +30,7 @@ HISTOGRAM_INCHES = (8.0, 4.5)  # returns.png: 800 x 450 pixels
 DPI = 100
 MAX_HISTOGRAM_BINS = 40
 GRID_POINTS = 200  # env-step grid on which a sweep's seeds are averaged
-BOOTSTRAP_RESAMPLES = 2000
-CONFIDENCE = 0.95
+PROFILE_POINTS = 100  # thresholds tau at which the performance profile is evaluated
 
 
 # ----------------------------------------------------------------------------- series of one run
@@ -102,53 +100,18 @@ def run_curves(run_dir: Path, window: int) -> RunCurves:
 
 
 # ----------------------------------------------------------------------------- statistics across seeds
-def interquartile_mean(samples: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Mean of the middle half: drop the lowest and highest quarter (``int(n / 4)`` each) along ``axis``.
-
-    Less swayed by one lucky or broken seed than the mean; equals the mean below 4 samples.
-    """
-    ordered = np.sort(samples, axis=axis)
-    n = ordered.shape[axis]
-    cut = int(n * 0.25)
-    return np.take(ordered, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
-
-
-def mean_over_runs(samples: np.ndarray, axis: int = 0) -> np.ndarray:
-    return np.mean(samples, axis=axis)
-
-
-AGGREGATES: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"mean": mean_over_runs, "iqm": interquartile_mean}
-
-
-def bootstrap_interval(samples: np.ndarray, statistic: Callable[[np.ndarray, int], np.ndarray],
-                       resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap over runs: ``samples`` is (runs, points); resample runs, apply ``statistic``.
-
-    Fixed ``seed``: the same data always gives the same band.
-    """
-    runs = samples.shape[0]
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, runs, size=(resamples, runs))
-    statistics = statistic(samples[picks], 1)  # (resamples, points)
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(statistics, [tail, 100 - tail], axis=0)
-    return low, high
-
-
 @dataclass
 class AggregateCurve:
     steps: np.ndarray
     center: np.ndarray  # mean or IQM over runs at each step
-    low: np.ndarray  # bootstrap confidence band
+    low: np.ndarray  # 95% stratified bootstrap confidence band (rlrun.stats)
     high: np.ndarray
     runs: int
 
 
 def aggregate(steps: np.ndarray, samples: np.ndarray, how: str) -> AggregateCurve:
-    statistic = AGGREGATES[how]
-    low, high = bootstrap_interval(samples, statistic)
-    return AggregateCurve(steps, statistic(samples, 0), low, high, samples.shape[0])
+    band = stats.curve_band(samples, how)
+    return AggregateCurve(steps, band.center, band.low, band.high, samples.shape[0])
 
 
 def train_samples_on_grid(runs: list[RunCurves]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -189,6 +152,7 @@ class SweepConfigCurves:
     run_dirs: list[Path] = field(default_factory=list)
     train: AggregateCurve | None = None
     eval: AggregateCurve | None = None
+    final_returns: list[float] = field(default_factory=list)  # each run's last greedy eval return
 
 
 def is_run_dir(path: Path) -> bool:
@@ -236,6 +200,7 @@ def sweep_curves(sweep_dir: Path, window: int, how: str) -> list[SweepConfigCurv
         evals = eval_samples_at_shared_steps(runs)
         group.train = aggregate(*train, how) if train else None
         group.eval = aggregate(*evals, how) if evals else None
+        group.final_returns = [float(run.eval.values[-1]) for run in runs if len(run.eval.values)]
     return groups
 
 
@@ -298,10 +263,40 @@ def draw_sweep(groups: list[SweepConfigCurves], how: str, window: int, title: st
             ax.fill_between(curve.steps, curve.low, curve.high, color=color, alpha=0.2)
     train_ax.set_title(f"training return (moving average of {window} episodes)", fontsize="medium")
     eval_ax.set_title("greedy eval return", fontsize="medium")
-    train_ax.set_ylabel(f"return: {center} over seeds, {CONFIDENCE:.0%} bootstrap CI")
+    train_ax.set_ylabel(f"return: {center} over seeds, {stats.CONFIDENCE:.0%} bootstrap CI")
     eval_ax.legend(loc="best", fontsize="small")
     figure.suptitle(title, fontsize="small")
     return save_figure(figure, Path(out_dir) / "curves")
+
+
+def draw_profile(groups: list[SweepConfigCurves], title: str, out_dir: Path) -> list[Path]:
+    """``profile.png``/``.svg``: the performance profile of final eval returns, one curve per configuration.
+
+    At each return tau, the fraction of a config's runs whose final greedy eval return exceeds tau, with its 95%
+    bootstrap band (Agarwal et al. 2021): a curve above another everywhere is better for every threshold a user
+    might pick, and the curves show how much the seeds of a config spread.
+    """
+    scored = {group.label: group.final_returns for group in groups if group.final_returns}
+    if not scored:
+        return []
+    every = np.concatenate([np.asarray(values) for values in scored.values()])
+    span = max(float(every.max() - every.min()), 1.0)
+    taus = np.linspace(every.min() - 0.05 * span, every.max() + 0.05 * span, PROFILE_POINTS)
+    profiles = stats.performance_profile(scored, taus)
+    figure, (ax,) = panels(1)
+    for index, group in enumerate(groups):
+        if group.label not in profiles:
+            continue
+        band, color = profiles[group.label], f"C{index % 10}"
+        ax.plot(taus, band.center, color=color, label=f"{group.label} ({len(scored[group.label])} runs)")
+        ax.fill_between(taus, band.low, band.high, color=color, alpha=0.2)
+    ax.set_xlabel("final greedy eval return (tau)")
+    ax.set_ylabel(f"fraction of runs > tau ({stats.CONFIDENCE:.0%} bootstrap CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("performance profile of final returns", fontsize="medium")
+    ax.legend(loc="best", fontsize="small")
+    figure.suptitle(title, fontsize="small")
+    return save_figure(figure, Path(out_dir) / "profile")
 
 
 def plot_return_histograms(returns_by_policy: dict[str, list[float]], threshold: float | None, title: str,
@@ -314,7 +309,7 @@ def plot_return_histograms(returns_by_policy: dict[str, list[float]], threshold:
     figure = Figure(figsize=HISTOGRAM_INCHES, dpi=DPI, layout="constrained")
     ax = figure.subplots()
     for index, (policy, returns) in enumerate(returns_by_policy.items()):
-        ax.hist(returns, bins=edges, alpha=0.5 if len(returns_by_policy) > 1 else 0.8, color=f"C{index % 10}",
+        ax.hist(returns, bins=list(edges), alpha=0.5 if len(returns_by_policy) > 1 else 0.8, color=f"C{index % 10}",
                 label=f"{policy}: {np.mean(returns):.1f} ± {np.std(returns):.1f}")
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label=f"solved threshold {threshold:g}")
@@ -350,6 +345,7 @@ def plot(cfg: DictConfig) -> dict:
         runs_per_config = sorted({len(group.run_dirs) for group in groups})
         title = f"{path}: {len(groups)} configurations, {'/'.join(map(str, runs_per_config))} runs each"
         figures = draw_sweep(groups, cfg.plot.aggregate, cfg.plot.window, title, path)
+        figures += draw_profile(groups, title, path)
         kind = "sweep"
     else:
         raise ConfigError(

@@ -14,7 +14,7 @@ Every policy module has:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
@@ -55,6 +55,10 @@ class GaussianMeanPolicy(nn.Module):
     observation_normalization = None
     input_dtype = torch.float32
     output_names = ("action", "mean", "std")
+    # buffers and parameters, typed here: nn.Module's attribute lookup types them Tensor | Module
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+    log_std: torch.Tensor
 
     def __init__(self, network: nn.Module, action_low: np.ndarray, action_high: np.ndarray,
                  log_std: nn.Parameter | None = None):
@@ -62,7 +66,7 @@ class GaussianMeanPolicy(nn.Module):
         network's own ``log_std`` parameter (the actor-critic networks keep it beside the mean MLP instead)."""
         super().__init__()
         self.network = network
-        self.log_std = network.log_std if log_std is None else log_std
+        self.log_std = cast(torch.Tensor, network.log_std) if log_std is None else log_std
         self.action_shape: Sequence[int] = tuple(action_low.shape)
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32))
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32))
@@ -84,6 +88,7 @@ class TableLookupPolicy(nn.Module):
     observation_normalization = None
     input_dtype = torch.int64
     output_names = ("action", "q_values")
+    q_table: torch.Tensor  # a buffer, typed (see GaussianMeanPolicy)
 
     def __init__(self, q_table: np.ndarray):
         super().__init__()
@@ -104,6 +109,11 @@ class NormalizedObservationPolicy(nn.Module):
     """
 
     input_dtype = torch.float32
+    # buffers, typed (see GaussianMeanPolicy)
+    obs_mean: torch.Tensor
+    obs_var: torch.Tensor
+    obs_epsilon: torch.Tensor
+    obs_clip: torch.Tensor
 
     def __init__(self, policy: nn.Module, mean: np.ndarray, var: np.ndarray, epsilon: float, clip: float):
         super().__init__()

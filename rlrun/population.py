@@ -18,13 +18,16 @@ import time
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
+import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from rlrun.agents.dqn import DQNAgent
 from rlrun.agents.dqn_population import DQNPopulation
 from rlrun.errors import OutputWriteError, TrainingDiverged
+from rlrun.logger import RunLogger
 from rlrun.loop import EvaluationInterrupted, Trainer, crossed, real_next_obs
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,8 @@ class PopulationTrainer:
         if len(steps) > 1:
             raise ValueError(f"a population's members start at one env step, not at {sorted(steps)}")
         self.members = members
-        self.population = DQNPopulation([member.agent for member in members])
+        self.agents = [cast(DQNAgent, member.agent) for member in members]  # DQNPopulation checks they are
+        self.population = DQNPopulation(self.agents)
         self.stop_signal: int | None = None
         self.outcomes: list[Outcome] = [None] * len(members)
         self.active: list[int] = list(range(len(members)))
@@ -93,12 +97,18 @@ class PopulationTrainer:
                 self.end_member(k, error.with_advice(self.members[k].how_to_continue()))
                 return None
 
+    def logger_of(self, k: int) -> RunLogger:
+        """Member ``k``'s TensorBoard logger, opened by its ``begin()``."""
+        logger = self.members[k].logger
+        assert logger is not None
+        return logger
+
     def drop_diverged(self) -> None:
         """One device sync for all members: those whose loss went non-finite stop, reported as diverged."""
         for k in self.population.nonfinite_members():
             if k in self.active:
                 member = self.members[k]
-                self.end_member(k, member.diverged(TrainingDiverged("the TD loss is not finite"), member.logger))
+                self.end_member(k, member.diverged(TrainingDiverged("the TD loss is not finite"), self.logger_of(k)))
 
     def save_last(self, k: int) -> None:
         self.population.sync_member_optimizer(k)
@@ -109,7 +119,7 @@ class PopulationTrainer:
         for k, member in enumerate(members):
             self.on_member(k, member.begin)
         population.load_member_optimizers()  # after the members restored their own (a resumed population)
-        population.last_update_step = members[0].agent.last_update_step
+        population.last_update_step = self.agents[0].last_update_step
         cfg = members[0].cfg
         num_envs, total_steps, log_every = cfg.env.num_envs, cfg.total_steps, cfg.log_every
         eval_every, save_every, stop_at_return = cfg.eval.every, cfg.save_every, cfg.stop_at_return
@@ -121,10 +131,11 @@ class PopulationTrainer:
         log.info("training a population of %d members (seeds %s) in one process", len(members),
                  ", ".join(str(member.cfg.seed) for member in members))
         try:
-            with Trainer.stop_on_signals(self), logging_redirect_tqdm(), \
+            # Trainer's handler only sets stop_signal and reads evaluating, which this class has too
+            with Trainer.stop_on_signals(cast(Trainer, self)), logging_redirect_tqdm(), \
                     tqdm(total=total_steps, initial=step, unit="step", mininterval=0.5, disable=None) as bar:
                 while self.active and step < total_steps and self.stop_signal is None:
-                    actions = population.act([member.obs for member in members], step,
+                    actions = population.act([cast(np.ndarray, member.obs) for member in members], step,
                                              [member.episode for member in members])
                     previous, step = step, step + num_envs
                     for k in list(self.active):  # a failed write ends a member: the list changes
@@ -148,7 +159,7 @@ class PopulationTrainer:
                     if log_due:
                         steps_per_second = (step - start_step) / (time.perf_counter() - start_time)
                         for k in list(self.active):
-                            self.on_member(k, members[k].logger.scalars,
+                            self.on_member(k, self.logger_of(k).scalars,
                                            {**metrics[k], "charts/steps_per_second": steps_per_second}, step)
                         bar.update(step - bar.n)
                     if eval_due:

@@ -54,7 +54,7 @@ def play_and_capture(agent: Agent, env: gym.Env, seed: int) -> RecordedEpisode:
         length += 1
         done = terminated or truncated
     fps = int(env.metadata.get("render_fps") or DEFAULT_FPS)
-    return RecordedEpisode(frames, total, length, fps)
+    return RecordedEpisode(frames, total, length, fps)  # type: ignore[arg-type]  # rgb_array renders: arrays
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> Path:
@@ -63,7 +63,7 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=2, ffmpeg_log_level="error") as writer:
         for frame in frames:
-            writer.append_data(frame)
+            writer.append_data(frame)  # type: ignore[attr-defined]  # imageio's v2 writer, typed as its base
     return path
 
 

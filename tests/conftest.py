@@ -11,9 +11,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from rlrun.config import register_configs
+from rlrun.cli import register_hydra_setup
 
-register_configs()
+register_hydra_setup()  # as the rlrun command does: schemas and sweep plugins (tests compose hydra/launcher=...)
 
 # Short runs that still exercise learning, evaluation and both checkpoints.
 TINY_RUN = ["total_steps=600", "agent.learning_starts=100", "agent.batch_size=32", "eval.every=300",

@@ -237,8 +237,9 @@ def test_a_lost_life_ends_the_agents_episode_but_the_game_goes_on():
 
 @needs_atari
 def test_training_episode_statistics_count_whole_games(tmp_path):
-    from rlrun.loop import Trainer
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlrun.loop import Trainer
     from tests.conftest import compose_cfg
 
     cfg = compose_cfg("env=breakout", "env.terminal_on_life_loss=true", "agent=random", "total_steps=1000",
@@ -295,7 +296,7 @@ def test_atari_max_episode_steps_counts_agent_steps_not_emulator_frames():
     env = make_env(cfg.env, training=True)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    for length in range(1, 41):
+    for length in range(1, 41):  # noqa: B007 - read after the loop: the step the game ended at
         _, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
         if terminated or truncated:
             break

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from rlrun.agents.dqn import td_targets
-from rlrun.config import target_update_interval
-from rlrun.config import DQNConfig
+from rlrun.config import DQNConfig, target_update_interval
 from rlrun.networks import QNetwork
 
 
@@ -61,7 +60,7 @@ def test_truncated_transition_still_bootstraps_in_the_loop(tmp_path):
     trainer.run()
     truncations = [s for s in stored if s[3][0] and not s[2][0]]
     assert len(truncations) >= 3  # random CartPole rarely falls within 5 steps
-    for i, (obs, next_obs, terminated, truncated) in enumerate(stored[:-1]):
+    for i, (_obs, next_obs, terminated, truncated) in enumerate(stored[:-1]):
         if truncated[0] or terminated[0]:
             # next_obs is the final observation, not the first observation of the next episode
             assert not np.allclose(next_obs, stored[i + 1][0])

@@ -43,6 +43,19 @@ def test_table_shows_held_out_scores_and_the_share_cut_by_the_time_limit():
     assert lines[-1] == "solved 1/1, final 1/1, final policy held-out >= threshold 1/1"
 
 
+def test_the_seeds_best_and_final_returns_get_their_iqm_and_mean_with_intervals():
+    by_seed = {seed: results([[5000, best]], [4.0], final)
+               for seed, (best, final) in enumerate([(10.0, 1.0), (20.0, 2.0), (30.0, 3.0), (40.0, 400.0)])}
+    by_seed[0]["heldout"] = {"last": {"mean": 5.0, "truncated_share": 0.0}}
+    lines = learning.interval_lines(by_seed)
+    assert lines[0] == "over 4 seeds, 95% stratified bootstrap CI:"
+    # 4 seeds: the IQM drops one at each end; final: mean of 2 and 3 = 2.5, while the mean is pulled to 101.5
+    assert lines[1].startswith("best eval: IQM 25.0 [") and ", mean 25.0 [" in lines[1]
+    assert lines[2].startswith("final eval: IQM 2.5 [") and ", mean 101.5 [" in lines[2]
+    assert lines[3] == "final policy, held-out: IQM 5.0 [5.0, 5.0], mean 5.0 [5.0, 5.0]", "one seed measured"
+    assert learning.interval_lines({}) == []
+
+
 def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     code = learning.main(["--seeds", "2", "--first-seed", "3", "--jobs", "1", "--sweep-dir", str(sweep),
@@ -61,6 +74,7 @@ def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
         assert report["episodes"] == 3 and report["episode_seeds"] == "heldout"
         assert not set(report["seeds"]) & set(learning_eval_seeds(report["seed"]))
     assert "final policy held-out >= threshold" in out
+    assert "final eval: IQM " in out and "over 2 seeds, 95% stratified bootstrap CI:" in out
 
 
 def learning_eval_seeds(seed):

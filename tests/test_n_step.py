@@ -116,7 +116,7 @@ def test_window_matches_brute_force_on_random_episodes(n):
                                       n, gamma)
         ordered = sorted(got[env])
         assert len(ordered) == len(expected)
-        for (start, ret, discount, term), (want_ret, want_k, want_term) in zip(ordered, expected):
+        for (_start, ret, discount, term), (want_ret, want_k, want_term) in zip(ordered, expected):
             assert ret == pytest.approx(want_ret) and discount == pytest.approx(gamma**want_k)
             assert term == want_term
 

@@ -1,4 +1,4 @@
-"""Learning-curve plots: the plotted series equal the event files, seed statistics, sweeps, ``mode=plot``."""
+"""Learning-curve plots: the plotted series equal the event files, sweeps and their profiles, ``mode=plot``."""
 
 from pathlib import Path
 
@@ -12,8 +12,8 @@ from rlrun.cli import run
 from rlrun.errors import ConfigError
 from rlrun.loop import train
 from rlrun.plots import (
-    EPSILON, EVAL_RETURN, TRAIN_RETURN, bootstrap_interval, draw_run, draw_sweep, interquartile_mean,
-    mean_over_runs, moving_average, read_scalars, run_curves, sweep_curves,
+    EPSILON, EVAL_RETURN, TRAIN_RETURN, draw_profile, draw_run, draw_sweep, moving_average, read_scalars, run_curves,
+    sweep_curves,
 )
 from tests.conftest import TINY_RUN, compose_cfg, run_cli
 
@@ -100,28 +100,6 @@ def test_moving_average_matches_a_brute_force_window():
     assert moving_average(np.array([]), 3)[0].size == 0
 
 
-# ----------------------------------------------------------------------------- statistics over seeds
-def test_interquartile_mean_drops_the_outer_quarters():
-    rng = np.random.default_rng(1)
-    for n in range(1, 10):
-        samples = rng.normal(size=(n, 3))
-        cut = n // 4
-        expected = np.array([np.mean(sorted(samples[:, j])[cut: n - cut]) for j in range(3)])
-        np.testing.assert_allclose(interquartile_mean(samples, 0), expected)
-    assert interquartile_mean(np.array([[1.0], [2.0], [3.0], [1000.0]]), 0)[0] == 2.5  # the outlier is cut
-
-
-def test_bootstrap_band_brackets_the_mean_and_collapses_for_identical_runs():
-    runs = np.array([[1.0, 10.0], [2.0, 10.0], [4.0, 10.0], [9.0, 10.0]])
-    low, high = bootstrap_interval(runs, mean_over_runs)
-    center = runs.mean(axis=0)
-    assert low[0] < center[0] < high[0]
-    assert runs[:, 0].min() <= low[0] and high[0] <= runs[:, 0].max()
-    assert low[1] == high[1] == 10.0  # every seed agrees: no spread
-    again = bootstrap_interval(runs, mean_over_runs)
-    assert np.array_equal(low, again[0]) and np.array_equal(high, again[1])  # fixed seed: reproducible
-
-
 # ----------------------------------------------------------------------------- sweeps
 def two_configs_three_seeds(sweep_dir: Path) -> Path:
     jobs = []
@@ -156,6 +134,13 @@ def test_sweep_interquartile_mean_option(tmp_path):
     assert group.eval.center.tolist() == [2.5]
 
 
+def test_a_sweep_s_performance_profile_counts_final_returns_above_each_threshold(tmp_path):
+    groups = sweep_curves(two_configs_three_seeds(tmp_path), window=3, how="iqm")
+    assert [group.final_returns for group in groups] == [[0.0, 2.0, 4.0], [100.0, 102.0, 104.0]]
+    png, svg = draw_profile(groups, "test sweep", tmp_path)
+    assert png == tmp_path / "profile.png" and png_size(png) == (600, 400) and svg.is_file()
+
+
 def test_sweep_figure_size(tmp_path):
     groups = sweep_curves(two_configs_three_seeds(tmp_path), window=3, how="mean")
     png, svg = draw_sweep(groups, "mean", 3, "test sweep", tmp_path)
@@ -169,6 +154,7 @@ def test_plot_mode_from_the_command_line_writes_curves_next_to_the_sweep(tmp_pat
     assert result.returncode == 0, result.stderr
     assert (sweep_dir / "curves.png").is_file() and (sweep_dir / "curves.svg").is_file()
     assert f"wrote {sweep_dir / 'curves.png'}" in result.stdout
+    assert f"wrote {sweep_dir / 'profile.png'}" in result.stdout and (sweep_dir / "profile.svg").is_file()
 
 
 def test_plot_mode_needs_a_path_but_no_checkpoint_or_training(tmp_path):

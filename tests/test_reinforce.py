@@ -146,7 +146,7 @@ def play_scripted_episodes(agent, episode_lengths, steps):
         obs = np.stack([[t, position[i], i] for i in range(num_envs)]).astype(np.float32)
         lengths = [episode_lengths[i][episode_index[i] % len(episode_lengths[i])] for i in range(num_envs)]
         done = position + 1 == np.asarray(lengths)
-        agent.learn = lambda episodes: batches.append((t, [e.obs for e in episodes])) or learn(episodes)
+        agent.learn = lambda episodes, t=t: batches.append((t, [e.obs for e in episodes])) or learn(episodes)
         step(agent, obs, np.ones(num_envs), done, np.zeros(num_envs, bool))
         agent.update(t + 1, 0)
         position = np.where(done, 0, position + 1)
@@ -329,7 +329,8 @@ def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeyp
     learned, reported = [], []
     learn, scalars = ReinforceAgent.learn, RunLogger.scalars
     monkeypatch.setattr(ReinforceAgent, "learn",
-                        lambda self, episodes: (learned.extend(len(e.rewards) for e in episodes), learn(self, episodes))[1])
+                        lambda self, episodes: (learned.extend(len(e.rewards) for e in episodes),
+                                                learn(self, episodes))[1])
     monkeypatch.setattr(RunLogger, "scalars", lambda self, values, step: (
         reported.append(int(values["charts/episodic_length"])) if "charts/episodic_length" in values else None,
         scalars(self, values, step))[1])

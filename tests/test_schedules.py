@@ -2,8 +2,13 @@ import math
 
 import pytest
 
-from rlrun.schedules import (ConstantSchedule, ExponentialSchedule, LinearSchedule, MultiplicativeSchedule,
-                             build_schedule)
+from rlrun.schedules import (
+    ConstantSchedule,
+    ExponentialSchedule,
+    LinearSchedule,
+    MultiplicativeSchedule,
+    build_schedule,
+)
 from tests.conftest import compose_cfg
 
 

@@ -7,19 +7,22 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from rlrun.hparams import HPARAM_KEYS, relevant_hparams, sweep_hparam_columns
-from rlrun.sweeps.layout import SweepLayout, folder_naming, shared_overrides, varying_keys
+from rlrun.hparams import HPARAM_KEYS, SweepLayout, relevant_hparams, sweep_hparam_columns
+from rlrun.plots import EVAL_RETURN, read_scalars
+from rlrun.sweeps.layout import folder_naming, shared_overrides, varying_keys
 from rlrun.sweeps.optuna_search import configs_to_inspect
 from tests.conftest import compose_cfg, run_cli
-from tests.test_sweeps import TINY_SWEEP, job_dirs
+from tests.test_sweeps import TINY_SWEEP, job_dirs, read_summary
 
 
 # ----------------------------------------------------------------------------- what varies
@@ -104,6 +107,29 @@ def tensorboard():
         process.wait(timeout=10)
 
 
+def check_summary_run(sweep: Path, port: int) -> None:
+    """The Custom Scalars layout has a margin chart per metric, and each config run holds its IQM curve and band,
+    as TensorBoard serves them."""
+    layout = tensorboard_json(port, "plugin/custom_scalars/layout")
+    (category,) = layout["category"]
+    assert category["title"].startswith("sweep: IQM over seeds")
+    charts = {chart["title"]: chart["margin"]["series"] for chart in category["chart"]}
+    assert charts == {"greedy eval return": [{"value": "eval_return", "lower": "eval_return/low",
+                                              "upper": "eval_return/high"}],
+                      "training return (moving average)": [{"value": "train_return", "lower": "train_return/low",
+                                                            "upper": "train_return/high"}]}
+    for agent in ("dqn", "double_dqn"):
+        query = urllib.parse.urlencode({"run": f"summary/agent={agent}", "tag": "eval_return.*"})
+        events = tensorboard_json(port, f"plugin/custom_scalars/scalars?{query}")["tag_to_events"]
+        center, low, high = ([event[2] for event in events[tag]] for tag in ("eval_return", "eval_return/low",
+                                                                             "eval_return/high"))
+        seeds = [read_scalars(job)[EVAL_RETURN] for job in job_dirs(sweep) if f"agent={agent}," in job.name]
+        assert [event[1] for event in events["eval_return"]] == seeds[0].steps.tolist() == [150, 300]
+        # two seeds: the IQM drops nothing, it is their mean
+        assert center == pytest.approx(np.mean([run.values for run in seeds], axis=0), abs=1e-4)
+        assert all(lo - 1e-4 <= c <= hi + 1e-4 for lo, c, hi in zip(low, center, high))
+
+
 def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tmp_path, tensorboard):
     sweep = tmp_path / "sweep"
     result = run_cli("-m", "hydra/launcher=basic", "agent=dqn,double_dqn", "seed=range(2)", *TINY_SWEEP,
@@ -116,7 +142,7 @@ def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tm
     port = tensorboard(sweep)
 
     deadline, runs, experiment = time.monotonic() + 30, [], {}
-    while time.monotonic() < deadline and not (len(runs) == 4 and experiment.get("hparamInfos")):
+    while time.monotonic() < deadline and not (len(runs) == 7 and experiment.get("hparamInfos")):
         time.sleep(0.5)
         try:
             runs = tensorboard_json(port, "runs")
@@ -124,7 +150,9 @@ def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tm
         except OSError:  # not listening yet
             continue
     assert sorted(runs) == ["0_agent=dqn,seed=0", "1_agent=dqn,seed=1", "2_agent=double_dqn,seed=0",
-                            "3_agent=double_dqn,seed=1"]
+                            "3_agent=double_dqn,seed=1", "summary", "summary/agent=double_dqn", "summary/agent=dqn"]
+    check_summary_run(sweep, port)
+    runs = [run for run in runs if not run.startswith("summary")]
 
     columns = [info["name"] for info in experiment["hparamInfos"]]
     assert columns[:2] == ["agent", "seed"] and [info["differs"] for info in experiment["hparamInfos"][:3]] == \
@@ -137,7 +165,17 @@ def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tm
     groups = tensorboard_json(port, "plugin/hparams/session_groups", {
         "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
         "colParams": [{"hparam": name} for name in columns], "startIndex": 0, "sliceSize": 10})["sessionGroups"]
+    configs = {group["name"]: group for group in groups if group["name"].startswith("summary/")}
+    groups = [group for group in groups if group["name"] not in configs]
     assert sorted(group["name"] for group in groups) == sorted(runs)
+    summary = {row["config"]: row for row in read_summary(sweep)}
+    for name, group in configs.items():  # a row per config: its hparams, the IQM of its runs' returns as metrics
+        config = name.split("/", 1)[1]
+        assert group["hparams"]["agent"] == config.split("=")[1] and "seed" not in group["hparams"]
+        metrics = {metric["name"]["tag"]: metric["value"] for metric in group["metricValues"]}
+        assert metrics["hparam/final_eval_return"] == pytest.approx(float(summary[config]["final_return_iqm"]))
+        assert metrics["hparam/best_eval_return"] == pytest.approx(float(summary[config]["best_return_iqm"]))
+    assert sorted(configs) == ["summary/agent=double_dqn", "summary/agent=dqn"]
     for group in groups:
         values = group["hparams"]
         assert set(values) == set(columns), group["name"]

@@ -1,4 +1,4 @@
-"""The settings of ``hydra/sweeper=optuna`` (every key is documented in README.md, "Sweeps")."""
+"""The settings of ``hydra/sweeper=optuna`` (documented in README.md, "Sweeps", and docs/statistics.md)."""
 
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -17,6 +17,8 @@ class RlrunOptunaSweeperConf:
     direction: str = "maximize"  # maximize | minimize
     metric: str = "last_evals_mean"  # last_evals_mean | best_eval_return | final_eval_return
     last_evals: int = 3  # evaluations averaged by last_evals_mean
+    seeds_per_trial: int = 1  # runs per trial, seeds trial_number * K + 0..K-1 (plus a fixed seed=S override)
+    aggregate: str = "iqm"  # iqm | mean | min: a trial's objective (and pruning value) over its K runs' metric
     pruner: str = "median"  # median | none
     pruner_startup_trials: int = 4  # trials finished before the median pruner stops any
     pruner_warmup_steps: int = 0  # env steps of a trial before it may be pruned

@@ -30,9 +30,8 @@ class RlrunOptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from rlrun.sweeps.optuna_search import run_study
-
         from rlrun.errors import ConfigError, RlrunError
+        from rlrun.sweeps.optuna_search import run_study
 
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         launcher, loader, config = self.launcher, self.hydra_context.config_loader, self.config

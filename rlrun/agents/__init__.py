@@ -5,6 +5,8 @@ Agents return metrics as plain dicts and never import the logger, the CLI or Hyd
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -49,12 +51,18 @@ def exportable_families() -> list[str]:
     return [algo for algo, cls in AGENT_CLASSES.items() if hasattr(cls, "greedy_policy")]
 
 
-def _require_discrete_actions(cfg: DictConfig, action_space: gym.Space) -> None:
+def _agent_keys(cfg: DictConfig) -> dict[str, Any]:
+    """The agent node as keyword arguments of its family's dataclass (rlrun/config.py)."""
+    return cast(dict[str, Any], OmegaConf.to_container(cfg.agent, resolve=True))
+
+
+def _require_discrete_actions(cfg: DictConfig, action_space: gym.Space) -> gym.spaces.Discrete:
     if not isinstance(action_space, gym.spaces.Discrete):
         raise ConfigError(
             f"agent={cfg.agent.name} needs a discrete action space, but env.id={cfg.env.id} has {action_space}. "
             f"Pick an env with Discrete actions (cartpole, lunarlander, acrobot, mountaincar)."
         )
+    return action_space
 
 
 def learning_rate_schedule(params, total_steps: int) -> LinearSchedule | None:
@@ -65,12 +73,13 @@ def learning_rate_schedule(params, total_steps: int) -> LinearSchedule | None:
     return LinearSchedule(params.lr, params.lr_end, params.lr_decay_steps or total_steps)
 
 
-def _require_box_observations(cfg: DictConfig, obs_space: gym.Space) -> None:
+def _require_box_observations(cfg: DictConfig, obs_space: gym.Space) -> gym.spaces.Box:
     if not isinstance(obs_space, gym.spaces.Box):
         raise ConfigError(
             f"agent={cfg.agent.name} needs a Box (array) observation space, but env.id={cfg.env.id} has "
             f"{obs_space}. Pick an env with array observations."
         )
+    return obs_space
 
 
 def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
@@ -95,13 +104,15 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
     )
 
 
-def _require_policy_actions(cfg: DictConfig, action_space: gym.Space, discrete_policy: str) -> None:
+def _require_policy_actions(cfg: DictConfig, action_space: gym.Space,
+                            discrete_policy: str) -> gym.spaces.Discrete | gym.spaces.Box:
     """The policy-gradient families sample from a distribution over Discrete actions or a Gaussian over Box ones."""
     if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
         raise ConfigError(
             f"agent={cfg.agent.name} needs Discrete actions ({discrete_policy} policy) or Box actions (Gaussian "
             f"policy), but env.id={cfg.env.id} has {action_space}."
         )
+    return action_space
 
 
 def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> Agent:
@@ -126,30 +137,30 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             )
         return HeuristicAgent(policy, action_space)
     if algo == "dqn":
-        _require_discrete_actions(cfg, action_space)
-        _require_box_observations(cfg, obs_space)
+        action_space = _require_discrete_actions(cfg, action_space)
+        obs_space = _require_box_observations(cfg, obs_space)
         _require_channels_first(cfg, obs_space)
         buffer = build_buffer(
-            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"], cfg.total_steps,
-            cfg.agent.gamma, cfg.env.num_envs,
+            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"],
+            cfg.total_steps, cfg.agent.gamma, cfg.env.num_envs,
         )
         epsilon = build_schedule(cfg.schedule)
-        params = DQNConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        params = DQNConfig(**_agent_keys(cfg))
         learning_rate = learning_rate_schedule(params, cfg.total_steps)
         return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
                         skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate,
                         check_finite_every=cfg.log_every)
     if algo == "reinforce":
-        _require_policy_actions(cfg, action_space, "softmax")
-        _require_box_observations(cfg, obs_space)
-        params = ReinforceConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        action_space = _require_policy_actions(cfg, action_space, "softmax")
+        obs_space = _require_box_observations(cfg, obs_space)
+        params = ReinforceConfig(**_agent_keys(cfg))
         return ReinforceAgent(params, obs_space.shape, action_space, device, streams["exploration"])
     if algo == "actor_critic":
-        _require_policy_actions(cfg, action_space, "categorical")
-        _require_box_observations(cfg, obs_space)
-        params = ActorCriticConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        action_space = _require_policy_actions(cfg, action_space, "categorical")
+        obs_space = _require_box_observations(cfg, obs_space)
+        params = ActorCriticConfig(**_agent_keys(cfg))
         clip_range = None
-        if params.clip_range_end is not None:
+        if params.clip_range is not None and params.clip_range_end is not None:  # validate() refuses one alone
             clip_range = LinearSchedule(params.clip_range, params.clip_range_end,
                                         params.lr_decay_steps or cfg.total_steps)
         if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
@@ -168,8 +179,8 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
                 f"env.id=Taxi-v4, FrozenLake-v1 or CliffWalking-v1, or a function approximator (agent=dqn) "
                 f"for array observations."
             )
-        _require_discrete_actions(cfg, action_space)
-        params = TabularQConfig(**OmegaConf.to_container(cfg.agent, resolve=True))
+        action_space = _require_discrete_actions(cfg, action_space)
+        params = TabularQConfig(**_agent_keys(cfg))
         return TabularQAgent(params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule),
                              streams["exploration"])
     raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: {', '.join(AGENT_CLASSES)}.")

@@ -7,9 +7,12 @@ sub-environments: ``obs`` has shape ``(num_envs, *obs_shape)``.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Agent(Protocol):
@@ -30,8 +33,11 @@ class Agent(Protocol):
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         """Take in the transitions just made (``next_obs`` is the true final obs when an episode ended)."""
 
-    def update(self, step: int, episode: int) -> dict[str, float]:
-        """Learn if due at this env step; return the metrics to log (namespaced TensorBoard keys)."""
+    def update(self, step: int, episode: int) -> Mapping[str, float | torch.Tensor]:
+        """Learn if due at this env step; return the metrics to log (namespaced TensorBoard keys).
+
+        A metric may stay a 0-d tensor: the logger reads it only when it writes, so a GPU is not synced every step.
+        """
 
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
         """Everything needed to evaluate, and with ``include_replay`` to resume training exactly.

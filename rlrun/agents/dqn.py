@@ -20,6 +20,7 @@ from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.networks import NumpyGreedyPolicy, QNetwork, is_image_shape
 from rlrun.policies import ArgmaxPolicy
 
+
 def multiples_in(after: int, until: int, every: int) -> range:
     """The multiples of ``every`` in ``(after, until]``: the env steps at which something periodic falls due."""
     return range((after // every + 1) * every, until + 1, every)
@@ -190,12 +191,13 @@ class DQNAgent:
         self.finite_until_step = step
 
     def set_learning_rate(self, step: int) -> float:
+        assert self.learning_rate is not None  # update() calls this only with a schedule (agent.lr_end)
         lr = self.learning_rate(step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
-    def learn(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def learn(self, batch: Batch) -> dict[str, float | torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
         cfg = self.cfg
         # the CNN scales pixel values itself, from the uint8 batch

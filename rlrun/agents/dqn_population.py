@@ -10,7 +10,7 @@ Members never mix: every reduction (loss mean, gradient norm) runs along the bat
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -125,10 +125,11 @@ class DQNPopulation:
         while next_target is not None:
             self.update_target()
             next_target = next(target_steps, None)
+        losses, q_means = self.last_losses, self.last_q_values
         for k, member in enumerate(self.members):
-            if self.last_losses is not None:
-                metrics[k]["losses/td_loss"] = self.last_losses[k]
-                metrics[k]["losses/q_values"] = self.last_q_values[k]
+            if losses is not None and q_means is not None:
+                metrics[k]["losses/td_loss"] = losses[k]
+                metrics[k]["losses/q_values"] = q_means[k]
             if lr is not None:
                 metrics[k]["train/lr"] = lr
             metrics[k].update(member.buffer.metrics())
@@ -194,9 +195,10 @@ class DQNPopulation:
         """The reverse, after the members loaded their checkpoints: stack their Adam states into the population's."""
         for name, params in zip(self.member_names,
                                 zip(*(member_parameters(member) for member in self.members))):
-            states = [member.optimizer.state.get(param) for member, param in zip(self.members, params)]
-            if not all(states):
+            found = [member.optimizer.state.get(param) for member, param in zip(self.members, params)]
+            if not all(found):
                 continue
+            states = cast(list[dict[str, torch.Tensor]], found)
             self.optimizer.state[self.online.stacked_parameter(name)] = {
                 key: states[0][key].clone() if key == "step" else torch.stack([state[key] for state in states])
                 for key in states[0]}

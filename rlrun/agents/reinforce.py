@@ -89,9 +89,8 @@ class EpisodeStorage:
         self.action_dtype = np.dtype(action_dtype)
         self.episodes_per_batch = episodes_per_batch
         self.capacity = capacity
-        self.num_envs = 0  # known at the first add(): agents are built from the single-env spaces
-        self.obs = self.actions = self.rewards = self.lengths = None
-        self.recording = self.at_start = None  # per sub-env: its episode is in the batch / it starts one now
+        # num_envs is known at the first add() (agents are built from the single-env spaces): rows for none until then
+        self.allocate(0, capacity)
         self.joined = 0  # episodes that joined the batch being collected (finished or not)
         self.finished: list[Episode] = []
 
@@ -101,8 +100,8 @@ class EpisodeStorage:
         self.actions = np.zeros((num_envs, capacity, *self.action_shape), dtype=self.action_dtype)
         self.rewards = np.zeros((num_envs, capacity), dtype=np.float64)
         self.lengths = np.zeros(num_envs, dtype=np.int64)
-        self.recording = np.zeros(num_envs, dtype=bool)
-        self.at_start = np.ones(num_envs, dtype=bool)
+        self.recording = np.zeros(num_envs, dtype=bool)  # per sub-env: its episode is in the batch
+        self.at_start = np.ones(num_envs, dtype=bool)  # per sub-env: it starts an episode now
 
     def grow(self) -> None:
         half = self.capacity
@@ -115,7 +114,7 @@ class EpisodeStorage:
 
     def add(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
         num_envs = len(obs)
-        if self.obs is None or num_envs != self.num_envs:  # first step, or resumed with another env.num_envs
+        if num_envs != self.num_envs:  # first step, or resumed with another env.num_envs
             self.allocate(num_envs, self.capacity)
         if self.at_start.any():
             for i in np.flatnonzero(self.at_start):  # episodes starting now join the batch while it has room
@@ -149,7 +148,7 @@ class EpisodeStorage:
     def restart_episodes(self) -> None:
         """The envs start fresh episodes (a resume that could not continue them): drop the steps recorded of
         the old ones, which the new episodes' rewards must not be appended to. Finished episodes stay."""
-        if self.obs is None:
+        if self.num_envs == 0:
             return
         self.joined -= int(self.recording.sum())
         self.lengths[:] = 0
@@ -167,7 +166,7 @@ class EpisodeStorage:
 
     # Saved with the agent so that a resumed run continues the episodes and the batch it was collecting.
     def state_dict(self) -> dict[str, Any]:
-        if self.obs is None:
+        if self.num_envs == 0:
             return {"num_envs": 0}
         longest = int(self.lengths.max())
         # Only the steps of the episodes being recorded: what lies beyond a row's length is stale
@@ -195,7 +194,7 @@ class EpisodeStorage:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["num_envs"] == 0:
-            self.obs = None
+            self.allocate(0, self.capacity)
             self.finished = []
             self.joined = 0
             return
@@ -240,18 +239,20 @@ class ReinforceAgent:
         self.rng = np.random.default_rng(seed)
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         obs_dim = int(np.prod(obs_shape))
-        if self.discrete:
+        action_shape: tuple[int, ...]
+        action_dtype: np.dtype
+        if isinstance(action_space, gym.spaces.Discrete):
             self.n_actions = int(action_space.n)
             self.policy: nn.Module = mlp_with_head(obs_dim, cfg.hidden_sizes, self.n_actions).to(device)
-            action_shape, action_dtype = (), np.int64
+            action_shape, action_dtype = (), np.dtype(np.int64)
         else:
             self.action_shape = tuple(action_space.shape)
             self.action_low = action_space.low.astype(np.float32)
             self.action_high = action_space.high.astype(np.float32)
-            action_shape, action_dtype = self.action_shape, np.float32
-            self.policy = GaussianPolicyNetwork(
-                obs_dim, int(np.prod(action_shape)), cfg.hidden_sizes, cfg.init_log_std
-            ).to(device)
+            action_shape, action_dtype = self.action_shape, np.dtype(np.float32)
+            gaussian = GaussianPolicyNetwork(obs_dim, int(np.prod(action_shape)), cfg.hidden_sizes, cfg.init_log_std)
+            self.policy = gaussian.to(device)
+            self.log_std: torch.Tensor = gaussian.log_std  # the policy's parameter, typed (Module attributes are not)
             self.sampled_actions: np.ndarray | None = None  # unclipped, for the log-probabilities
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         self.value: nn.Module | None = None
@@ -276,7 +277,7 @@ class ReinforceAgent:
             actions = (probabilities.cumsum(axis=1) < uniforms).sum(axis=1)
             return np.minimum(actions, self.n_actions - 1)
         means = out.cpu().numpy()
-        stds = self.policy.log_std.exp().cpu().numpy()
+        stds = self.log_std.exp().cpu().numpy()
         samples = (means + stds * self.rng.standard_normal(means.shape)).astype(np.float32)
         self.sampled_actions = samples.reshape(len(obs), *self.action_shape)
         # the env gets actions inside its bounds; the update uses the sample the policy actually drew
@@ -368,7 +369,7 @@ class ReinforceAgent:
             log_probs = log_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
             entropy = -(log_all.exp() * log_all).sum(dim=1).mean()
             return log_probs, entropy
-        log_std = self.policy.log_std
+        log_std = self.log_std
         actions = actions.reshape(len(obs), -1)
         z = (actions - out) / log_std.exp()
         log_probs = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(dim=1)

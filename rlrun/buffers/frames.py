@@ -133,7 +133,7 @@ class FrameStackStore:
         """Frames ``first..k-1`` of ``stack``: found among the recent frames by content, else written to the pool."""
         for j in range(first, self.stack_size):
             frame = stack[j]
-            key = zlib.crc32(np.ascontiguousarray(frame))
+            key = zlib.crc32(np.ascontiguousarray(frame))  # type: ignore[arg-type]  # an array is a buffer
             position = self.index.get(key)
             if position is None or self.keys[position] != key or not np.array_equal(self.frames[position], frame):
                 position = self._allocate()

@@ -8,12 +8,15 @@ the copy to an accelerator remains, when there is one).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from rlrun.buffers.n_step import NStepWindow
+
+if TYPE_CHECKING:
+    from rlrun.buffers.frames import FrameStackStore
 
 
 class Batch(NamedTuple):
@@ -87,7 +90,7 @@ class ReplayBuffer:
         batch_size: int,
         device: torch.device,
         seed: int | np.random.SeedSequence,
-        observations: ObservationArrays | None = None,
+        observations: ObservationArrays | FrameStackStore | None = None,
         *,
         gamma: float = 0.99,
         n_step: int = 1,
@@ -120,7 +123,8 @@ class ReplayBuffer:
             for name, (shape, dtype) in batch_shapes.items()
         }
         self._batch_arrays = {name: tensor.numpy() for name, tensor in self._batch_tensors.items()}
-        self._copied = None  # CUDA event after the last batch's copies: pinned memory is reused only once done
+        # CUDA event after the last batch's copies: pinned memory is reused only once done
+        self._copied: torch.cuda.Event | None = None
         self._ones = torch.ones(batch_size, dtype=torch.float32, device=device)
 
     def _fields(self) -> dict[str, np.ndarray]:

@@ -16,7 +16,8 @@ log = logging.getLogger("rlrun")
 
 
 class SweepReport(Callback):
-    """Writes summary.csv and summary.md in the sweep directory and prints the table.
+    """Writes summary.csv and summary.md in the sweep directory and prints the table, then the sweep's
+    TensorBoard ``summary`` run (rlrun/sweeps/summary_run.py).
 
     Exits with status 1 after the report when any job failed, so scripts and CI notice a partly failed sweep, and
     with 128 + the signal (130 for Ctrl-C) when a signal stopped the sweep, as shells expect.
@@ -28,6 +29,16 @@ class SweepReport(Callback):
             return  # nothing was launched (e.g. the sweep failed to compose)
         rows, table = write_summary(sweep_dir)
         print(f"\nSweep summary ({sweep_dir / SUMMARY_CSV}, {sweep_dir / SUMMARY_MD}):\n\n{table}", flush=True)
+        try:
+            from rlrun.sweeps.summary_run import write_summary_run  # matplotlib and torch: only at a sweep's end
+
+            summary_run = write_summary_run(sweep_dir, rows)
+        except Exception as error:  # noqa: BLE001 - the report is written; a TensorBoard view is not worth a failure
+            log.warning("could not write the sweep's TensorBoard summary run: %s", error)
+        else:
+            if summary_run is not None:
+                print(f"TensorBoard: tensorboard --logdir {sweep_dir} (run {summary_run.name!r}: Custom Scalars shows "
+                      f"each config's IQM with its band, HParams a row per config)", flush=True)
         stop = read_stop(sweep_dir)
         if stop:
             raise SystemExit(128 + signal.Signals[stop["signal"]])

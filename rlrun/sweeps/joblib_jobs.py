@@ -28,10 +28,11 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe, wait
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, cast
 
 import cloudpickle
 from hydra.core.singleton import Singleton
@@ -47,6 +48,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A worker process: the sweep's sys.path first (as multiprocessing's spawn does), then its loop over jobs.
 WORKER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
                "from rlrun.sweeps.joblib_jobs import worker_main; worker_main(int(sys.argv[1]))")
+SUMMARY_REFRESH_SECONDS = 30.0  # as jobs end, the sweep's TensorBoard summary run is rewritten at most this often
 READY = b"ready"  # a worker's message when it can take a job (and a signal): after starting, and after each job
 
 
@@ -101,7 +103,7 @@ class SweepStop:
     signal: Optional[int] = None
     previous: dict[int, Any] = field(default_factory=dict)
 
-    def __enter__(self) -> "SweepStop":
+    def __enter__(self) -> SweepStop:
         self.previous = {sig: signal.signal(sig, self.handle) for sig in STOP_SIGNALS}
         return self
 
@@ -123,11 +125,10 @@ class SweepStop:
 
 
 def send_signal(worker: Worker, signum: int) -> None:
+    assert worker.task is not None  # only workers running a task are signalled
     worker.task.signalled = signum
-    try:
+    with suppress(ProcessLookupError):  # it has just ended
         worker.process.send_signal(signum)
-    except ProcessLookupError:
-        pass  # it has just ended
 
 
 def one_task_per_job(launcher: Any, jobs: list[Job]) -> list[Task]:
@@ -166,6 +167,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     context = cloudpickle.dumps((launcher.hydra_context, launcher.config, launcher.task_function,
                                  Singleton.get_state()))
     pending: list[Task] = list(tasks)
+    refreshed_at, ended = time.monotonic(), 0
     workers: list[Worker] = []
     leaving: list[Worker] = []  # told there is nothing more to do: they exit by themselves
     with SweepStop(workers) as stop:
@@ -192,6 +194,11 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                     log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.task.label,
                               timeout)
                     send_signal(worker, signal.SIGTERM)
+            now_ended = sum(job.result is not None for job in jobs)
+            if now_ended > ended and (pending or busy(workers)) and stop.signal is None \
+                    and time.monotonic() - refreshed_at > SUMMARY_REFRESH_SECONDS:
+                refresh_summary_run(sweep_dir)
+                refreshed_at, ended = time.monotonic(), now_ended
         for worker in workers + leaving:
             worker.connection.close()  # an idle worker exits on it
             if not worker.has_context:
@@ -200,6 +207,19 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
             worker.process.wait()
         launcher.stopped_by = stop.signal
     return finish(launcher, sweep_dir, jobs)
+
+
+def refresh_summary_run(sweep_dir: Path) -> None:
+    """Rewrite the sweep's TensorBoard summary run from the jobs so far, so a long sweep shows its configs while it
+    runs (the sweep report rewrites it at the end). A failure here costs only the refresh."""
+    try:
+        from rlrun.sweeps.report import collect_jobs, summarize_jobs
+        from rlrun.sweeps.summary_run import write_summary_run
+
+        if write_summary_run(sweep_dir, summarize_jobs(collect_jobs(sweep_dir))) is not None:
+            log.info("TensorBoard summary run refreshed from the jobs so far: %s", sweep_dir / "summary")
+    except Exception as error:  # noqa: BLE001 - a half-written job folder, a full disk: the sweep goes on
+        log.warning("could not refresh the sweep's TensorBoard summary run: %s", error)
 
 
 def busy(workers: list[Worker]) -> int:
@@ -295,13 +315,13 @@ def finish(launcher: Any, sweep_dir: Path, jobs: list[Job]) -> list[JobReturn]:
     if launcher.stopped_by is not None:
         name = signal.Signals(launcher.stopped_by).name
         path = sweep_dir / STOPPED_FILE
-        stop = json.loads(path.read_text()) if path.is_file() else {"signal": name, "not_started": []}
+        stop: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"signal": name, "not_started": []}
         stop["not_started"] += [job.label for job in not_started]
         path.write_text(json.dumps(stop, indent=2))
         for job in not_started:
             job.result = JobReturn(overrides=job.overrides, status=JobStatus.COMPLETED, _return_value={
                 "failed": True, "type": NOT_STARTED, "error": f"not started: the sweep was stopped by {name}"})
-    return [job.result for job in jobs]
+    return [cast(JobReturn, job.result) for job in jobs]  # every job has one now: its own, or the record above
 
 
 def worker_main(fd: int) -> None:
@@ -319,6 +339,7 @@ def worker_main(fd: int) -> None:
             except (EOFError, OSError):
                 return  # no more jobs
             context = cloudpickle.loads(shipped) if shipped else context
+            assert context is not None  # a worker's first job comes with the context
             hydra_context, config, task_function, singleton_state = context
             try:
                 if population:

@@ -8,52 +8,22 @@ every job; rlrun's Optuna sweeper: the search space), so it settles here, once p
   ``hydra.job.config.override_dirname.exclude_keys`` for the others, so every launcher names folders alike;
 - the overrides every job shares, said once in ``sweep.yaml`` in the sweep folder (each job's
   ``.hydra/overrides.yaml`` still holds all of its own);
-- the HParams columns every job writes (rlrun.logger.sweep_hparam_columns), also in ``sweep.yaml``, which a job
+- the HParams columns every job writes (rlrun.hparams.sweep_hparam_columns), also in ``sweep.yaml``, which a job
   reads back when it logs its hparams.
+
+The file's record, rlrun.hparams.SweepLayout, lives below the loop, which reads it; this module decides its content.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from rlrun.hparams import SweepLayout, hparam_column, sweep_hparam_columns
 
-SWEEP_FILE = "sweep.yaml"
 SEED_KEYS = ("seed",)  # never changes which keys a config has: one composition covers every seed
-
-
-@dataclass
-class SweepLayout:
-    varying: list[str]  # override keys whose value differs between jobs: the job folders name these
-    every_job: list[str]  # overrides with one value for every job, left out of the folder names
-    hparams: list[str]  # the HParams columns of every job, the swept ones first
-    swept_hparams: list[str]  # the columns of the varying keys (TensorBoard shows them first)
-
-    def save(self, sweep_dir: Path) -> None:
-        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-        header = "# rlrun's sweep layout: job folders name the varying overrides, every job shares the others\n"
-        (Path(sweep_dir) / SWEEP_FILE).write_text(header + OmegaConf.to_yaml(OmegaConf.create(asdict(self))))
-
-    @classmethod
-    def load(cls, sweep_dir: Path) -> Optional["SweepLayout"]:
-        """The layout a sweeper saved in ``sweep_dir``, or None (not a sweep, or one from before sweep.yaml).
-
-        A run asks at its very end, so a file it cannot read is a warning, never a failed run.
-        """
-        path = Path(sweep_dir) / SWEEP_FILE
-        if not path.is_file():
-            return None
-        try:
-            saved = OmegaConf.to_container(OmegaConf.load(path))
-            return cls(**{key: [str(item) for item in saved[key] or []] for key in cls.__dataclass_fields__})
-        except Exception as error:  # noqa: BLE001 - YAML, type and missing-key errors alike
-            log.warning("%s is not a sweep layout (%s): this run logs every hparams key", path, error)
-            return None
 
 
 def override_key(override: str) -> str:
@@ -105,8 +75,6 @@ def plan_sweep(sweep_dir: Path, varying: list[str], every_job: list[str], inspec
 
     A job whose config does not compose is left out here: launching it reports the error, as without a layout.
     """
-    from rlrun.hparams import hparam_column, sweep_hparam_columns
-
     configs = []
     for job in inspected:
         try:

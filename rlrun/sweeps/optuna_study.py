@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Optional
 
-import time
-
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Sweep, Transformer
 from omegaconf import DictConfig
 
 from rlrun.errors import ConfigError
@@ -25,11 +24,13 @@ from rlrun.errors import ConfigError
 log = logging.getLogger(__name__)
 
 TRIAL_NUMBER_VARIABLE = "RLRUN_OPTUNA_TRIAL"  # the trial's number in its study, set per job through hydra.job.env_set
+TRIAL_RUN_VARIABLE = "RLRUN_OPTUNA_TRIAL_RUN"  # which of the trial's seeds_per_trial runs a job is (0..K-1)
 DEFAULT_JOURNAL = "optuna.journal"  # in the sweep dir when hydra.sweeper.storage is null
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "none")
 METRICS = ("last_evals_mean", "best_eval_return", "final_eval_return")
 DIRECTIONS = ("maximize", "minimize")
+AGGREGATES = ("iqm", "mean", "min")
 
 
 def _allowed(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -46,6 +47,9 @@ def check_settings(settings: DictConfig) -> None:
     _allowed(settings.n_trials > 0, "n_trials", settings.n_trials, "a positive number of trials")
     _allowed(settings.n_jobs > 0, "n_jobs", settings.n_jobs, "a positive number of trials run at once")
     _allowed(settings.last_evals > 0, "last_evals", settings.last_evals, "a positive number of evaluations")
+    _allowed(isinstance(settings.seeds_per_trial, int) and settings.seeds_per_trial > 0, "seeds_per_trial",
+             settings.seeds_per_trial, "a positive number of runs (seeds) per trial")
+    _allowed(settings.aggregate in AGGREGATES, "aggregate", settings.aggregate, f"one of {', '.join(AGGREGATES)}")
 
 
 # ----------------------------------------------------------------------------- the study's parts
@@ -96,8 +100,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         except Exception as error:  # noqa: BLE001 - any failure to open it gets the same explained message
             raise ConfigError(storage_error(url, error)) from None
     try:
+        from optuna.storages.journal import JournalFileBackend
+
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url))
+        return optuna.storages.JournalStorage(JournalFileBackend(url))
     except OSError as error:
         raise ConfigError(f"hydra.sweeper.storage={url}: cannot create the Optuna journal file ({error.strerror}). "
                           f"Check that its folder can be created and written by this user.") from None
@@ -111,7 +117,7 @@ def _missing_module(error: BaseException) -> Optional[str]:
     while error is not None:
         if isinstance(error, ModuleNotFoundError) and error.name:
             return error.name
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -142,7 +148,8 @@ def storage_error(url: str, error: BaseException) -> str:
                    else f"pip install {DRIVER_PACKAGES.get(missing, missing)}")
         plain = ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".' \
             if backend == "postgresql" and missing != "psycopg" else ""
-        return f"{head}: its database driver is not installed (no module named {missing!r}). Install it: {install}.{plain}"
+        return (f"{head}: its database driver is not installed (no module named {missing!r}). "
+                f"Install it: {install}.{plain}")
     lowered = detail.lower()
     if "refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "timed out" in lowered:
         return (f"{head}: nothing answers at {address} ({detail}). Check that "
@@ -184,6 +191,22 @@ def objective(results: dict[str, Any], metric: str, last_evals: int) -> float:
     return float(results[metric])
 
 
+def aggregate(values: list[float], how: str) -> float:
+    """A trial's number from its runs' numbers: their interquartile mean, mean or minimum (rlrun.stats)."""
+    import numpy as np
+
+    from rlrun import stats
+
+    if how == "min":
+        return float(min(values))
+    return float(stats.AGGREGATES[how](np.asarray(values, dtype=np.float64)))
+
+
+def trial_seeds(trial_number: int, runs: int, base: int = 0) -> list[int]:
+    """The seeds of a trial's runs: trials never share one, and a resumed study gives a trial the same ones."""
+    return [base + trial_number * runs + run for run in range(runs)]
+
+
 # ----------------------------------------------------------------------------- search space
 def parse_search_space(params: dict[str, str], arguments: list[str], parser: OverridesParser
                        ) -> tuple[dict[str, optuna.distributions.BaseDistribution], list[str]]:
@@ -206,8 +229,10 @@ def parse_search_space(params: dict[str, str], arguments: list[str], parser: Ove
 def distribution(key: str, override: Override) -> optuna.distributions.BaseDistribution:
     """Hydra's sweep syntax as Optuna distributions, with the meanings of Hydra's own Optuna sweeper."""
     sweep = override.value()
+    assert isinstance(sweep, Sweep)  # search_space() passes sweep overrides only
     log_scale = "log" in sweep.tags
     if isinstance(sweep, IntervalSweep):  # interval(a, b): float; int(interval(a, b)): int; tag(log, ...): log
+        assert sweep.start is not None and sweep.end is not None  # the grammar requires both bounds
         if isinstance(sweep.start, int) and isinstance(sweep.end, int):
             return optuna.distributions.IntDistribution(sweep.start, sweep.end, log=log_scale)
         return optuna.distributions.FloatDistribution(sweep.start, sweep.end, log=log_scale)
@@ -216,7 +241,7 @@ def distribution(key: str, override: Override) -> optuna.distributions.BaseDistr
         if not values:
             raise ConfigError(f"{key}={override.get_value_element_as_str()} is an empty range: give start < stop.")
         if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-            return optuna.distributions.IntDistribution(values[0], values[-1], step=sweep.step, log=log_scale)
+            return optuna.distributions.IntDistribution(values[0], values[-1], step=int(sweep.step), log=log_scale)
         return optuna.distributions.FloatDistribution(values[0], values[-1], step=float(sweep.step))
     if isinstance(sweep, (ChoiceSweep, RangeSweep)):  # choice(a, b), a,b, shuffle(range(...)): categorical
         choices = [value if isinstance(value, (str, int, float, bool)) else str(value)
@@ -240,16 +265,31 @@ class TrialReporter:
     """
 
     def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int,
-                 pruner: optuna.pruners.BasePruner):
+                 pruner: optuna.pruners.BasePruner, run: Optional[int] = None, how: str = "iqm"):
         self.study, self.storage, self.trial_id, self.pruner = study, storage, trial_id, pruner
+        self.run, self.how = run, how  # run: which of the trial's seeds_per_trial runs, None when it has one
         self.pruned_at_step: Optional[int] = None
 
     def __call__(self, step: int, mean_return: float) -> bool:
-        self.storage.set_trial_intermediate_value(self.trial_id, step, mean_return)
+        self.storage.set_trial_intermediate_value(self.trial_id, step, self.trial_value(step, mean_return))
         if self.pruner.prune(self.study, self.storage.get_trial(self.trial_id)):
             self.pruned_at_step = step
             return True
         return False
+
+    def trial_value(self, step: int, mean_return: float) -> float:
+        """What the pruner compares at ``step``: this run's return, or, for a trial of several runs, the aggregate
+        of the returns its runs have reported at that step (each run keeps its own in a trial user attribute)."""
+        if self.run is None:
+            return mean_return
+        self.storage.set_trial_user_attr(self.trial_id, run_eval_key(self.run, step), mean_return)
+        attrs = self.storage.get_trial(self.trial_id).user_attrs
+        reported = [value for key, value in attrs.items() if key.startswith("eval:") and key.endswith(f":{step}")]
+        return aggregate(reported, self.how)
+
+
+def run_eval_key(run: int, step: int) -> str:
+    return f"eval:{run}:{step}"
 
 
 def trial_listener() -> Optional[TrialReporter]:
@@ -271,7 +311,9 @@ def trial_listener() -> Optional[TrialReporter]:
         study = optuna.load_study(study_name=settings.study_name, storage=storage, pruner=pruner)
         study_id = storage.get_study_id_from_name(settings.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(trial_number))
-        return TrialReporter(study, storage, trial_id, pruner)
+        run = os.environ.get(TRIAL_RUN_VARIABLE)
+        return TrialReporter(study, storage, trial_id, pruner, None if run is None else int(run),
+                             settings.get("aggregate", "iqm"))
     except Exception as error:  # noqa: BLE001 - pruning is an optimisation; the run itself must go on
         log.warning("cannot reach the Optuna study to report eval returns (%s); this trial runs without pruning",
                     error)

@@ -9,23 +9,42 @@ and Hydra's plugin scan re-executes the plugins' config modules, which would und
 rlrun's sweepers (hydra_plugins/rlrun_basic_sweeper/, registered as ``basic``, Hydra's default, and
 hydra_plugins/rlrun_optuna_sweeper/; both name job folders by what varies, rlrun/sweeps/layout.py) and its joblib,
 population and submitit launchers (hydra_plugins/rlrun_joblib_launcher/, rlrun_population_launcher/ and
-rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered explicitly as well: Hydra's scan lists ``hydra_plugins`` with pkgutil, which
-cannot see into the import hook of an editable install (pip install -e).
+rlrun_submitit_launcher/: a job killed from outside does not end the sweep) are registered explicitly as well:
+Hydra's scan lists ``hydra_plugins`` with pkgutil, which cannot see into the import hook of an editable install
+(pip install -e). Those classes sit in the layer above this
+one (they call into rlrun.sweeps), so the composition root, rlrun.cli.register_hydra_setup, imports them and hands
+them in.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
+from hydra.plugins.plugin import Plugin
 from omegaconf import OmegaConf
 
 JOB_FOLDER_MAX_CHARS = 120  # well under the 255-byte file name limit; the job number keeps names unique
 SUBMITIT_LAUNCHERS = "hydra_plugins.rlrun_submitit_launcher.launchers"  # see rlrun/sweeps/submitit_jobs.py
 JOBLIB_LAUNCHER = "hydra_plugins.rlrun_joblib_launcher.launcher.RlrunJoblibLauncher"  # see rlrun/sweeps/joblib_jobs.py
+# see rlrun/sweeps/population_jobs.py
+POPULATION_LAUNCHER = "hydra_plugins.rlrun_population_launcher.launcher.RlrunPopulationLauncher"
+
+
+@dataclass
+class PopulationLauncherConf:
+    """``hydra.launcher.*`` of hydra/launcher=population (docs/population.md): typed, so a misspelt key fails."""
+
+    _target_: str = POPULATION_LAUNCHER
+    # processes (populations or ordinary jobs) at once; the joblib launcher's default: cores // device.threads
+    n_jobs: int = "${rlrun.parallel_jobs:${device.threads}}"  # type: ignore[assignment]
+    members: Optional[int] = None  # most jobs trained together in one process; null: all seeds of a config
+    timeout: Optional[float] = None  # seconds a process may run before it gets SIGTERM (it saves last.pt)
 
 
 def usable_cores() -> int:
@@ -65,29 +84,16 @@ def slurm_job_name(sweep_dir: str) -> str:
     return "_".join(["rlrun", *Path(str(sweep_dir)).parts[-2:]]).replace(" ", "_")
 
 
-def register_sweep_plugins() -> None:
-    """Register the sweeper, launcher defaults and resolvers (idempotent; called by rlrun.config.register_configs)."""
-    # Scan plugins first: the scan re-executes their config modules, re-storing the plugins' own defaults.
+def register_sweep_plugins(plugin_classes: Iterable[type[Plugin]]) -> None:
+    """Register rlrun's sweepers and launchers, ``plugin_classes``, then the launcher defaults and resolvers.
+
+    Idempotent. Call it after Hydra's plugin scan (``Plugins.instance()``): the scan re-executes the plugin modules
+    it finds, which would re-store the plugins' own defaults over rlrun's and leave classes imported before it stale.
+    """
     plugins = Plugins.instance()
-    import hydra_plugins.rlrun_optuna_sweeper.config  # noqa: F401  (stores hydra/sweeper/optuna)
-    from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
-
-    plugins.register(RlrunOptunaSweeper)
+    for plugin in plugin_classes:
+        plugins.register(plugin)
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
-
-    from hydra_plugins.rlrun_basic_sweeper.basic_sweeper import RlrunBasicSweeper
-
-    plugins.register(RlrunBasicSweeper)
-    from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
-
-    plugins.register(RlrunJoblibLauncher)
-    from hydra_plugins.rlrun_population_launcher.launcher import PopulationLauncherConf, RlrunPopulationLauncher
-
-    plugins.register(RlrunPopulationLauncher)
-    from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
-
-    plugins.register(RlrunLocalLauncher)
-    plugins.register(RlrunSlurmLauncher)
     from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
     from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -160,16 +161,17 @@ def train_members(members: list[Member]) -> list[dict[str, Any]]:
     for index, member in enumerate(members):
         if member.how == FINISHED:
             log.info("%s finished in an earlier attempt of this sweep: skipped", member.run_dir)
-            values[index] = run_sweep_job(lambda _: finished_results(member.run_dir), member.run_dir)
+            values[index] = run_sweep_job(partial(skipped, member.run_dir), member.run_dir)
             continue
 
-        def build(_listener: Any, member: Member = member) -> None:
+        def build(_listener: Any, member: Member = member, index: int = index) -> dict[str, Any]:
             validate(member.cfg)
             if member.how == FROM_CHECKPOINT:
                 member.cfg.resume = str(member.run_dir)  # as rlrun resume=JOB_DIR would: its saved config
                 trainers[index] = resumed_trainer(member.cfg, [])
             else:
                 trainers[index] = Trainer(member.cfg, member.run_dir)
+            return {}
 
         with member_logging(member.run_dir):
             failed = run_sweep_job(build, member.run_dir)
@@ -200,11 +202,15 @@ def train_together(trainers: list[Any]) -> list[dict[str, Any]]:
         log.info("these members train one after another, as ordinary runs: %s", reason)
         return [alone(trainer) for trainer in trainers]
     outcomes = population.run()
-    return [run_sweep_job(lambda _, outcome=outcome: settled(outcome), trainer.run_dir)
-            for trainer, outcome in zip(trainers, outcomes)]
+    return [run_sweep_job(partial(settled, outcome), trainer.run_dir) for trainer, outcome in zip(trainers, outcomes)]
 
 
-def settled(outcome: Any) -> dict[str, Any]:
+def skipped(run_dir: Path, _listener: Any) -> dict[str, Any]:
+    """A member that finished in an earlier attempt of the sweep: what it wrote then."""
+    return finished_results(run_dir)
+
+
+def settled(outcome: Any, _listener: Any) -> dict[str, Any]:
     """A member's outcome as a job's: its results, or the exception that stopped it raised again."""
     if isinstance(outcome, BaseException):
         raise outcome

@@ -1,26 +1,33 @@
-"""The sweep report: which config won, from each job's own ``results.json``.
+"""The sweep report: which config won, and how sure that is, from each job's own ``results.json``.
 
-One row per distinct config, grouping the jobs whose resolved configs differ only by ``seed``. Rows are sorted
-best first (mean of the runs' best greedy eval return); configs whose every run failed come last.
+One row per distinct config, grouping the jobs whose resolved configs differ only by ``seed``. Each row gives the
+interquartile mean and the mean of its runs' best and final greedy eval returns with 95% stratified bootstrap
+intervals (rlrun.stats, after rliable), then mean ± std and min / max. Rows are sorted best first (IQM of the best
+return); configs whose every run failed come last. A sweep of 2 to 6 configs also gets, for each pair, the
+probability that a run of one config ends (final eval return) above a run of the other.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from omegaconf import OmegaConf
 
+from rlrun.stats import Estimate, interval_estimates, probability_of_improvement
 from rlrun.sweeps.job import EVAL_FILE, FAILURE_FILE, RESULTS_FILE
 from rlrun.sweeps.resume import GRID_SWEEPERS, sweeper_of
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
+IMPROVEMENT_CSV = "improvement.csv"  # the pairwise probabilities of improvement, one line per pair
+PAIRWISE_CONFIGS = (2, 6)  # sweeps with this many configs (with finished runs) get the pairwise table
 # Written by rlrun's joblib launcher when a signal stopped the sweep: {"signal": "SIGINT", "not_started": [...]}
 STOPPED_FILE = "stopped.json"
 SEED_KEYS = ("seed", "+seed", "++seed")
@@ -53,7 +60,7 @@ class Spread:
     max: float
 
     @classmethod
-    def of(cls, values: list[float]) -> Optional["Spread"]:
+    def of(cls, values: list[float]) -> Optional[Spread]:
         if not values:
             return None
         std = statistics.stdev(values) if len(values) > 1 else None
@@ -70,6 +77,10 @@ class ConfigRow:
     jobs: list[str] = field(default_factory=list)  # every job folder, finished or not
     best: Optional[Spread] = None
     final: Optional[Spread] = None
+    best_returns: list[float] = field(default_factory=list)  # one per finished run, in job order
+    final_returns: list[float] = field(default_factory=list)
+    best_estimates: Optional[dict[str, Estimate]] = None  # "iqm" and "mean", with 95% intervals
+    final_estimates: Optional[dict[str, Estimate]] = None
     solved_runs: int = 0
     solved_at_return: Optional[float] = None
     solved_at_step: Optional[Spread] = None  # over the runs that reached solved_at_return
@@ -91,8 +102,8 @@ def job_number(folder: Path) -> tuple[int, str]:
 
 def read_job(job_dir: Path) -> JobOutcome:
     hydra_dir = job_dir / ".hydra"
-    overrides = OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or []
-    config = OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {}
+    overrides = cast(list, OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or [])
+    config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {})
     seed = config.pop("seed", None)
     outcome = JobOutcome(job_dir.name, [str(item) for item in overrides], json.dumps(config, sort_keys=True), seed,
                          None)
@@ -147,7 +158,8 @@ def summarize_jobs(jobs: list[JobOutcome]) -> list[ConfigRow]:
         groups.setdefault(job.config_key, []).append(job)
     common = common_overrides(jobs)
     rows = [summarize_config(members, common) for members in groups.values()]
-    return sorted(rows, key=lambda row: (row.best is None, -(row.best.mean if row.best else 0.0), row.config))
+    return sorted(rows, key=lambda row: (row.best is None, -(row.best_estimates["iqm"].value if row.best_estimates
+                                                             else 0.0), row.config))
 
 
 def summarize_config(jobs: list[JobOutcome], common: list[str]) -> ConfigRow:
@@ -156,8 +168,10 @@ def summarize_config(jobs: list[JobOutcome], common: list[str]) -> ConfigRow:
     finished = [job.results for job in jobs if job.results is not None]
     row.errors = [f"{job.folder}: {job.error}" for job in jobs if job.failed]
     row.seeds = [job.seed for job in jobs if not job.failed]
-    row.best = Spread.of([r["best_eval_return"] for r in finished])
-    row.final = Spread.of([r["final_eval_return"] for r in finished])
+    row.best_returns = [float(r["best_eval_return"]) for r in finished]
+    row.final_returns = [float(r["final_eval_return"]) for r in finished]
+    row.best, row.best_estimates = Spread.of(row.best_returns), interval_estimates(row.best_returns)
+    row.final, row.final_estimates = Spread.of(row.final_returns), interval_estimates(row.final_returns)
     row.wall_seconds = Spread.of([r["wall_seconds"] for r in finished])
     solved = [r["solved_at_step"] for r in finished if r.get("solved_at_step") is not None]
     row.solved_runs = len(solved)
@@ -168,10 +182,38 @@ def summarize_config(jobs: list[JobOutcome], common: list[str]) -> ConfigRow:
     return row
 
 
+@dataclass
+class Improvement:
+    """P(a run of ``better`` ends above a run of ``worse``), on final eval returns."""
+
+    better: str  # the config more likely to end above the other (P >= 0.5)
+    worse: str
+    probability: Estimate
+
+
+def pairwise_improvements(rows: list[ConfigRow]) -> list[Improvement]:
+    """Every pair of configs with finished runs, in report order, each written the way round where P >= 0.5
+    (P(Y > X) is 1 - P(X > Y)); none for a sweep of one config or of more than 6 (15 pairs)."""
+    ranked = [row for row in rows if row.final_returns]
+    if not PAIRWISE_CONFIGS[0] <= len(ranked) <= PAIRWISE_CONFIGS[1]:
+        return []
+    improvements = []
+    for x, y in itertools.combinations(ranked, 2):
+        estimate = probability_of_improvement(x.final_returns, y.final_returns)
+        if estimate.value < 0.5:
+            x, y = y, x
+            estimate = probability_of_improvement(x.final_returns, y.final_returns)
+        improvements.append(Improvement(x.config, y.config, estimate))
+    return improvements
+
+
 # ----------------------------------------------------------------------------- writing
 CSV_COLUMNS = [
     "config", "overrides", "runs", "seeds", "failed", "pruned",
+    "best_return_iqm", "best_return_iqm_low", "best_return_iqm_high", "best_return_mean_low", "best_return_mean_high",
     "best_return_mean", "best_return_std", "best_return_min", "best_return_max",
+    "final_return_iqm", "final_return_iqm_low", "final_return_iqm_high", "final_return_mean_low",
+    "final_return_mean_high",
     "final_return_mean", "final_return_std", "final_return_min", "final_return_max",
     "solved_at_return", "solved_runs", "solved_at_step_mean", "solved_at_step_min", "solved_at_step_max",
     "wall_seconds_mean", "jobs", "errors",
@@ -183,16 +225,29 @@ def _number(value: Optional[float]) -> str:
 
 
 def csv_record(row: ConfigRow) -> dict[str, str]:
-    record = {"config": row.config, "overrides": " ".join(row.overrides), "runs": str(len(row.seeds)), "seeds": " ".join(str(s) for s in row.seeds),
+    record = {"config": row.config, "overrides": " ".join(row.overrides), "runs": str(len(row.seeds)),
+              "seeds": " ".join(str(s) for s in row.seeds),
               "failed": str(row.failed), "pruned": str(row.pruned), "solved_at_return": _number(row.solved_at_return),
               "solved_runs": str(row.solved_runs), "jobs": " ".join(row.jobs), "errors": " | ".join(row.errors),
               "wall_seconds_mean": _number(row.wall_seconds.mean if row.wall_seconds else None)}
-    for name, spread in (("best_return", row.best), ("final_return", row.final), ("solved_at_step", row.solved_at_step)):
+    spreads = (("best_return", row.best), ("final_return", row.final), ("solved_at_step", row.solved_at_step))
+    for name, spread in spreads:
         for stat in ("mean", "std", "min", "max"):
             column = f"{name}_{stat}"
             if column in CSV_COLUMNS:
                 record[column] = _number(getattr(spread, stat) if spread else None)
+    for name, estimates in (("best_return", row.best_estimates), ("final_return", row.final_estimates)):
+        for statistic in ("iqm", "mean"):
+            estimate = estimates[statistic] if estimates else None
+            for end, field_name in (("", "value"), ("_low", "low"), ("_high", "high")):
+                column = f"{name}_{statistic}{end}"
+                if column not in record:  # the mean itself is the Spread's
+                    record[column] = _number(getattr(estimate, field_name) if estimate else None)
     return record
+
+
+def _estimate(estimates: Optional[dict[str, Estimate]], statistic: str) -> str:
+    return "-" if estimates is None else str(estimates[statistic])
 
 
 def _mean_std(spread: Optional[Spread]) -> str:
@@ -218,19 +273,40 @@ def markdown_table(rows: list[ConfigRow]) -> str:
     threshold = next((row.solved_at_return for row in rows if row.solved_at_return is not None), None)
     solved_header = f"solved ≥ {threshold:g} (runs, mean step)" if threshold is not None else "solved (runs, mean step)"
     lines = [
-        f"| config | seeds | best return | best min / max | final return | final min / max | {solved_header} "
+        f"| config | seeds | best IQM [95% CI] | best mean [95% CI] | best mean ± std | best min / max "
+        f"| final IQM [95% CI] | final mean [95% CI] | final mean ± std | final min / max | {solved_header} "
         f"| wall s | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         failed = str(row.failed) + (f" (+{row.pruned} pruned)" if row.pruned else "")
         wall = f"{row.wall_seconds.mean:.1f}" if row.wall_seconds else "-"
-        lines.append(f"| {row.config} | {len(row.seeds)} | {_mean_std(row.best)} | {_min_max(row.best)} "
-                     f"| {_mean_std(row.final)} | {_min_max(row.final)} | {_solved(row)} | {wall} | {failed} |")
+        cells = [f"{_estimate(estimates, 'iqm')} | {_estimate(estimates, 'mean')} | {_mean_std(spread)} "
+                 f"| {_min_max(spread)}" for estimates, spread in ((row.best_estimates, row.best),
+                                                                   (row.final_estimates, row.final))]
+        lines.append(f"| {row.config} | {len(row.seeds)} | {cells[0]} | {cells[1]} | {_solved(row)} | {wall} "
+                     f"| {failed} |")
     errors = [error for row in rows for error in row.errors]
     if errors:
         lines += ["", f"Failed jobs ({len(errors)}):"] + [f"- {error}" for error in errors]
     return "\n".join(lines) + "\n"
+
+
+def improvement_table(improvements: list[Improvement]) -> str:
+    """The pairwise probabilities of improvement as a Markdown table, with what they mean."""
+    lines = ["P(X > Y): the probability that a run of X ends with a higher final eval return than a run of Y "
+             "(ties count half), with its 95% bootstrap interval. An interval that excludes 0.5 is a difference "
+             "these seeds resolve.", "", "| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
+    lines += [f"| {item.better} | {item.worse} | {item.probability.format(2)} |" for item in improvements]
+    return "\n".join(lines) + "\n"
+
+
+def write_improvements(path: Path, improvements: list[Improvement]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["x", "y", "p_x_beats_y", "low", "high"])
+        writer.writerows([item.better, item.worse, repr(item.probability.value), repr(item.probability.low),
+                          repr(item.probability.high)] for item in improvements)
 
 
 def read_stop(sweep_dir: Path) -> Optional[dict[str, Any]]:
@@ -264,9 +340,14 @@ def write_summary(sweep_dir: Path) -> tuple[list[ConfigRow], str]:
         writer.writeheader()
         writer.writerows(csv_record(row) for row in rows)
     common = common_overrides(jobs)
-    report = (f"{len(jobs)} jobs, {len(rows)} configs. Greedy eval returns: mean ± sample std over seeds, sorted "
-              f"by mean best return.\n" + (f"Every job: {' '.join(common)}\n" if common else "")
+    report = (f"{len(jobs)} jobs, {len(rows)} configs. Greedy eval returns over seeds: interquartile mean and mean "
+              f"with 95% stratified bootstrap intervals (rliable), mean ± sample std, min / max; sorted by IQM of the "
+              f"best return.\n" + (f"Every job: {' '.join(common)}\n" if common else "")
               + "\n" + markdown_table(rows))
+    improvements = pairwise_improvements(rows)
+    if improvements:
+        write_improvements(sweep_dir / IMPROVEMENT_CSV, improvements)
+        report += "\n" + improvement_table(improvements)
     ending = how_to_continue(sweep_dir, jobs, read_stop(sweep_dir))
     if ending:
         report += "\n" + ending + "\n"

@@ -92,7 +92,8 @@ def job_return(job: Any, overrides: Sequence[str], job_dir: Optional[Path]) -> J
                  f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}")
         log.error("job %s: %s", " ".join(filter_overrides(overrides)), error)
         failure = record_ended_without_result(job_dir, error, state=state)
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value={"failed": True, **failure})
+        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED,
+                         _return_value={"failed": True, **failure})
 
 
 def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]],

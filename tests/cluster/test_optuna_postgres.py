@@ -65,8 +65,9 @@ def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_
 
 
 def test_the_median_pruner_stops_a_slurm_trial_through_the_database(tmp_path, partition, postgres_url):
-    """Trials as SLURM jobs, which reach the study over the network. Trial 0 (episodes up to 500 steps) completes; trial 1 (episodes cut at 10 steps, so returns of 10) reports
-    its first evaluation from its SLURM job to PostgreSQL, is below trial 0's value there, and stops."""
+    """Trials as SLURM jobs, which reach the study over the network. Trial 0 (episodes up to 500 steps) completes;
+    trial 1 (episodes cut at 10 steps, so returns of 10) reports its first evaluation from its SLURM job to
+    PostgreSQL, is below trial 0's value there, and stops."""
     study = f"pruned-{uuid.uuid4().hex[:8]}"
     result = run_cli(*optuna_on_slurm(partition, postgres_url, study, 2), "hydra.sweeper.sampler=random",
                      "hydra.sweeper.seed=0", "hydra.sweeper.pruner_startup_trials=1", "agent=heuristic",
