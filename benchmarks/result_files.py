@@ -232,11 +232,10 @@ def render_learning(view: str, names: list[str]) -> str:
     else:
         raise ResultFileError(f"unknown results-table view {view!r}; views are: {', '.join(VIEW_KIND)}")
     if view != "learning-compact":
-        for name, doc in documents.items():
-            notes.append(source_line(name, "learning", doc))
-            notes += [f"  {note}" for note in doc.get("notes", [])] if view != "learning-summary" else []
-    lines = [f"    - {line.strip()}" if line.startswith("  ") else f"- {line}" for line in notes]
-    return table + ("\n\n" + "\n".join(lines) if lines else "")
+        notes = [source_line(name, "learning", doc) for name, doc in documents.items()]
+        if view != "learning-summary":  # each note once, however many of the files carry it
+            notes += list(dict.fromkeys(note for doc in documents.values() for note in doc.get("notes", [])))
+    return table + ("\n\n" + "\n".join(f"- {line}" for line in notes) if notes else "")
 
 
 def render_performance(names: list[str]) -> str:
