@@ -192,7 +192,8 @@ def render_learning(view: str, names: list[str]) -> str:
     documents = {name: load("learning", name) for name in names}
     notes = []
     if view in ("learning-summary", "learning-compact"):
-        columns = (["pair", "budget", "seeds", "solved", "final eval", "final, held-out"] if view == "learning-compact"
+        columns = (["pair", "budget", "threshold", "seeds", "solved", "final eval", "final, held-out"]
+                   if view == "learning-compact"
                    else ["result file", "tuned file", "budget", "threshold", "seeds", "solved: some eval >= threshold",
                          "final eval >= threshold", "final policy, held-out >= threshold", "target (solved; final)",
                          "command"])
@@ -203,7 +204,8 @@ def render_learning(view: str, names: list[str]) -> str:
             held_text = "-" if held_out is None else f"{held_out}/{seeds}"
             pair = f"{doc['env']}_{doc['agent']}"
             if view == "learning-compact":
-                rows.append([f"`{pair}`", thousands(doc["total_steps"]), seed_text, f"{solved}/{seeds}",
+                rows.append([f"`{pair}`", thousands(doc["total_steps"]), number(doc["threshold"]), seed_text,
+                             f"{solved}/{seeds}",
                              f"{final}/{seeds}", held_text])
             else:
                 rows.append([f"`{name}`", f"`{doc.get('tuned_file', '-')}`", thousands(doc["total_steps"]),
@@ -256,9 +258,21 @@ def render(view: str, names_text: str) -> str:
     return render_performance(names) if view == "performance" else render_learning(view, names)
 
 
+FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.S | re.M)
+
+
+def outside_code(text: str, substitute) -> str:
+    """``substitute`` applied to the parts of a Markdown text outside fenced code blocks (examples stay examples)."""
+    parts = FENCE.split(text)
+    return "".join(part if index % 2 else substitute(part) for index, part in enumerate(parts))
+
+
 def directives(text: str) -> list[tuple[str, list[str]]]:
-    """Every (view, [result file names]) a page's directives ask for."""
-    return [(match["view"], match["names"].split()) for match in DIRECTIVE.finditer(text)]
+    """Every (view, [result file names]) a page's directives ask for, outside code blocks."""
+    found = []
+    outside_code(text, lambda part: found.extend((m["view"], m["names"].split()) for m in DIRECTIVE.finditer(part))
+                 or part)
+    return found
 
 
 def render_readme(text: str) -> str:
@@ -271,7 +285,7 @@ def render_readme(text: str) -> str:
 
 def on_page_markdown(markdown: str, **kwargs) -> str:
     """mkdocs hook: each directive becomes its table; a bad directive or result file stops the build."""
-    return DIRECTIVE.sub(lambda m: render(m["view"], m["names"]), markdown)
+    return outside_code(markdown, lambda part: DIRECTIVE.sub(lambda m: render(m["view"], m["names"]), part))
 
 
 if __name__ == "__main__":
