@@ -125,11 +125,17 @@ def load(kind: str, name: str) -> dict:
     if not path.is_file():
         existing = sorted(p.stem for p in (RESULTS / kind).glob("*.json"))
         raise ResultFileError(f"no result file {path.relative_to(ROOT)}; {kind} results are: {', '.join(existing)}")
+    return load_path(path, kind)
+
+
+def load_path(path: Path, kind: str) -> dict:
+    """A result file anywhere, checked against the schema of ``kind``."""
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     try:
         document = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ResultFileError(f"{path.relative_to(ROOT)} is not valid JSON: {error}") from None
-    check(document, kind, str(path.relative_to(ROOT)))
+        raise ResultFileError(f"{where} is not valid JSON: {error}") from None
+    check(document, kind, where)
     return document
 
 

@@ -17,6 +17,8 @@ or faster mid-run affects all of them alike; each cell is the median over ``--re
     python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
 
 ``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
+``--out PATH`` also writes the two tables as a result file (e.g. results/performance/throughput.json; schema in
+benchmarks/result_files.py), with the command, commit, date and machine, for the docs' Performance page.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
+import result_files
 from rlrun.config import register_configs, validate
 from rlrun.loop import Trainer
 from rlrun.networks import QNetwork
@@ -186,7 +189,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell and runner; the median is shown")
     parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
     parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
+    parser.add_argument("--out", default=None, help="also write the tables as a result file (JSON) here")
+    parser.add_argument("--note", action="append", default=[], help="a sentence the result file keeps (repeatable)")
     args = parser.parse_args()
+    if args.out and args.profile:
+        parser.error("--out writes the throughput tables; --profile prints a profile, which has no result file")
     torch.set_num_threads(1)
     register_configs()
     print(f"command: python {' '.join(sys.argv)}", flush=True)
@@ -232,29 +239,12 @@ def main() -> None:
                           + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
                                       for runner in runners)
                           + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
-    print_table(rows, runners, args)
-
-
-def print_table(rows: list[dict], runners: list[str], args) -> None:
-    """Two tables: steps per wall-clock second, and per CPU second of the process (steadier on a shared machine)."""
-    first = runners[0]
-    for clock in ("wall", "cpu"):
-        print(f"\nenv steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
-              f"{args.steps} steps per run")
-        header = ["num_envs", "env", "tf"] + runners
-        if "rlrun per_dqn" in runners and first == "rlrun dqn":
-            header.append("per/dqn")
-        if args.compare:
-            header += [f"{first}/sb3", "limit", f"{first}/limit"]
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            sps = row[clock]
-            cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])] + [f"{sps[r]:,.0f}" for r in runners]
-            if "per/dqn" in header:
-                cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
-            if args.compare:
-                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{sps[first] / row['limit']:.2f}"]
+    measured = tables(rows, runners, args)
+    for table in measured:
+        print(f"\n{table['title']}")
+        print("| " + " | ".join(table["columns"]) + " |")
+        print("|" + "---|" * len(table["columns"]))
+        for cells in table["rows"]:
             print("| " + " | ".join(cells) + " |")
     if args.compare:
         print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
@@ -262,6 +252,37 @@ def print_table(rows: list[dict], runners: list[str], args) -> None:
             parts = row["parts"]
             print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
                   f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
+    if args.out:
+        document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "throughput",
+                    **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
+                                                     + " ".join(sys.argv[1:])),
+                    "tables": measured, "notes": list(args.note), "rows": rows}
+        result_files.write(Path(args.out), document)
+
+
+def tables(rows: list[dict], runners: list[str], args) -> list[dict]:
+    """Two tables: steps per wall-clock second, and per CPU second of the process (steadier on a shared machine)."""
+    first = runners[0]
+    out = []
+    for clock in ("wall", "cpu"):
+        title = (f"env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+                 f"{args.steps} steps per run")
+        header = ["num_envs", "env", "tf"] + runners
+        if "rlrun per_dqn" in runners and first == "rlrun dqn":
+            header.append("per/dqn")
+        if args.compare:
+            header += [f"{first}/sb3", "limit", f"{first}/limit"]
+        body = []
+        for row in rows:
+            sps = row[clock]
+            cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])] + [f"{sps[r]:,.0f}" for r in runners]
+            if "per/dqn" in header:
+                cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
+            if args.compare:
+                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}", f"{sps[first] / row['limit']:.2f}"]
+            body.append(cells)
+        out.append({"title": title, "columns": header, "rows": body})
+    return out
 
 
 if __name__ == "__main__":

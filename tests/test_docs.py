@@ -119,3 +119,10 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
     result = subprocess.run([str(MKDOCS), "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=copy,
                             capture_output=True, text=True, timeout=300, env=QUIET)
     assert result.returncode != 0 and "no-such-page.md" in result.stderr
+
+
+def test_an_unreadable_result_file_is_an_error_naming_it(tmp_path):
+    broken = tmp_path / "cartpole_dqn.json"
+    broken.write_text('{"schema": "rlrun.learning/1", "seeds": [')
+    with pytest.raises(result_files.ResultFileError, match="cartpole_dqn.json is not valid JSON"):
+        result_files.load_path(broken, "learning")
