@@ -37,7 +37,7 @@ test-cluster: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py --compare sb3
-	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8
+	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8 --algos dqn
 
 # the docs site (mkdocs.yml, docs/): a broken link, a missing page or a results table naming no result file fails
 docs: install

@@ -13,7 +13,12 @@ run: env step + greedy act (one observation through the ``nn.Module``) + one pla
 train_freq, each timed alone. Runners alternate within each repetition, so a machine that gets slower
 or faster mid-run affects all of them alike; each cell is the median over ``--repeats``.
 
-    python benchmarks/throughput.py --compare sb3 [--steps 30000] [--repeats 3] [--num-envs 1 8]
+The PPO cell (``--algos ppo``, on by default) times rlrun's ``agent=ppo`` against SB3's PPO on one fixed piece
+of work, the same in both: 8 sub-envs, rollouts of 256 steps per sub-env, 4 epochs of minibatches of 64,
+separate policy and value MLPs of 64x64 tanh, Adam 3e-4, gamma 0.99, GAE lambda 0.95, clip 0.2, no entropy
+bonus, value weight 0.5, gradient norm 0.5, no normalisation of observations or rewards, ``--ppo-steps`` env steps.
+
+    python benchmarks/throughput.py --compare sb3 [--steps 30000] [--repeats 3] [--num-envs 1 8] [--algos dqn ppo]
     python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
 
 ``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
@@ -55,11 +60,29 @@ FIXED_WORK = [
 ]
 
 
+# The PPO cell's fixed work (see the module docstring); SB3's PPO defaults match it apart from n_steps and n_epochs.
+PPO_ENVS, PPO_N_STEPS, PPO_BATCH, PPO_EPOCHS, PPO_HIDDEN, PPO_LR = 8, 256, 64, 4, [64, 64], 3e-4
+PPO_FIXED_WORK = [
+    "~tuned", "agent=ppo", f"env.num_envs={PPO_ENVS}", f"agent.n_steps={PPO_N_STEPS}", f"agent.batch_size={PPO_BATCH}",
+    f"agent.n_epochs={PPO_EPOCHS}", f"agent.hidden_sizes=[{PPO_HIDDEN[0]},{PPO_HIDDEN[1]}]", "agent.activation=tanh",
+    f"agent.lr={PPO_LR}", "agent.gamma=0.99", "agent.gae_lambda=0.95", "agent.clip_range=0.2", "agent.ent_coef=0.0",
+    "agent.vf_coef=0.5", "agent.max_grad_norm=0.5", "agent.normalize_obs=false", "agent.normalize_reward=false",
+    "device=cpu", "device.threads=1",
+]
+
+
 def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int,
                            profiler: cProfile.Profile | None = None) -> tuple[float, float]:
     overrides = FIXED_WORK + [f"agent={agent}", f"env={env}", f"env.num_envs={num_envs}",
-                              f"agent.train_freq={train_freq}", f"total_steps={steps}", f"eval.every={10 * steps}",
-                              f"save_every={10 * steps}", "eval.episodes=1"]
+                              f"agent.train_freq={train_freq}"]
+    return trainer_steps_per_second(overrides, steps, profiler)
+
+
+def trainer_steps_per_second(overrides: list[str], steps: int,
+                             profiler: cProfile.Profile | None = None) -> tuple[float, float]:
+    """Wall and CPU env steps per second of one Trainer run of ``steps``, evaluation and checkpoints at the end only."""
+    overrides = overrides + [f"total_steps={steps}", f"eval.every={10 * steps}", f"save_every={10 * steps}",
+                             "eval.episodes=1"]
     cfg = compose("config", overrides=overrides)
     validate(cfg)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -114,6 +137,54 @@ def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -
     start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
+
+
+def sb3_ppo_steps_per_second(env: str, steps: int) -> tuple[float, float]:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec_env = make_vec_env(ENV_IDS[env], n_envs=PPO_ENVS, seed=0)
+    model = PPO("MlpPolicy", vec_env, learning_rate=PPO_LR, n_steps=PPO_N_STEPS, batch_size=PPO_BATCH,
+                n_epochs=PPO_EPOCHS, gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5,
+                max_grad_norm=0.5, policy_kwargs={"net_arch": {"pi": PPO_HIDDEN, "vf": PPO_HIDDEN},
+                                                  "activation_fn": nn.Tanh},
+                device="cpu", seed=0, verbose=0)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model.learn(total_timesteps=steps)
+    return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
+
+
+def ppo_rows(args) -> list[dict]:
+    """rlrun's PPO against SB3's on the fixed PPO work, interleaved per repetition like the DQN cells."""
+    rows = []
+    for env in args.envs:
+        wall: dict[str, list[float]] = {"rlrun ppo": [], "sb3 ppo": []}
+        cpu: dict[str, list[float]] = {"rlrun ppo": [], "sb3 ppo": []}
+        for _ in range(args.repeats):
+            for runner in wall:
+                wall_sps, cpu_sps = sb3_ppo_steps_per_second(env, args.ppo_steps) if runner == "sb3 ppo" \
+                    else trainer_steps_per_second(PPO_FIXED_WORK + [f"env={env}"], args.ppo_steps)
+                wall[runner].append(wall_sps)
+                cpu[runner].append(cpu_sps)
+        print(f"  ppo {env} num_envs={PPO_ENVS}, wall|cpu steps/s: "
+              + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                          for runner in wall), flush=True)
+        rows.append({"env": env, "wall": {r: statistics.median(v) for r, v in wall.items()},
+                     "cpu": {r: statistics.median(v) for r, v in cpu.items()}})
+    return rows
+
+
+def ppo_tables(rows: list[dict], args) -> list[dict]:
+    """The PPO cell, per wall-clock and per CPU second, as tables (printed, and kept by --out)."""
+    out = []
+    for clock in ("wall", "cpu"):
+        title = (f"PPO, env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+                 f"{args.ppo_steps} steps per run, {PPO_ENVS} sub-envs, n_steps {PPO_N_STEPS}, {PPO_EPOCHS} epochs, "
+                 f"minibatch {PPO_BATCH}")
+        body = [[row["env"], f"{row[clock]['rlrun ppo']:,.0f}", f"{row[clock]['sb3 ppo']:,.0f}",
+                 f"{row[clock]['rlrun ppo'] / row[clock]['sb3 ppo']:.2f}"] for row in rows]
+        out.append({"title": title, "columns": ["env", "rlrun ppo", "sb3 ppo", "rlrun/sb3"], "rows": body})
+    return out
 
 
 def microseconds(fn, repeats: int) -> float:
@@ -189,6 +260,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell and runner; the median is shown")
     parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
     parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
+    parser.add_argument("--algos", nargs="+", default=["dqn", "ppo"], choices=["dqn", "ppo"],
+                        help="with --compare sb3: the DQN cells, the PPO cell, or both (default)")
+    parser.add_argument("--ppo-steps", type=int, default=40_960, help="env steps per PPO run (default 20 rollouts)")
     parser.add_argument("--out", default=None, help="also write the tables as a result file (JSON) here")
     parser.add_argument("--note", action="append", default=[], help="a sentence the result file keeps (repeatable)")
     args = parser.parse_args()
@@ -209,9 +283,11 @@ def main() -> None:
                                                                 f"num_envs={num_envs}: {sps:.0f} steps/s under cProfile")
         return
     runners = [f"rlrun {agent}" for agent in args.agents] + (["sb3 dqn"] if args.compare else [])
-    rows = []
+    rows, ppo = [], []
     with initialize_config_module("rlrun.conf", version_base=None):
-        for num_envs in args.num_envs:
+        if args.compare and "ppo" in args.algos:
+            ppo = ppo_rows(args)
+        for num_envs in (args.num_envs if "dqn" in args.algos else []):
             for env in args.envs:
                 for train_freq in args.train_freqs:
                     wall: dict[str, list[float]] = {runner: [] for runner in runners}
@@ -239,14 +315,14 @@ def main() -> None:
                           + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
                                       for runner in runners)
                           + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
-    measured = tables(rows, runners, args)
+    measured = (tables(rows, runners, args) if rows else []) + (ppo_tables(ppo, args) if ppo else [])
     for table in measured:
         print(f"\n{table['title']}")
         print("| " + " | ".join(table["columns"]) + " |")
         print("|" + "---|" * len(table["columns"]))
         for cells in table["rows"]:
             print("| " + " | ".join(cells) + " |")
-    if args.compare:
+    if args.compare and rows:
         print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
         for row in rows:
             parts = row["parts"]
@@ -256,7 +332,7 @@ def main() -> None:
         document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "throughput",
                     **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
                                                      + " ".join(sys.argv[1:])),
-                    "tables": measured, "notes": list(args.note), "rows": rows}
+                    "tables": measured, "notes": list(args.note), "rows": rows, "ppo_rows": ppo}
         result_files.write(Path(args.out), document)
 
 

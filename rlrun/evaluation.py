@@ -199,6 +199,10 @@ def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, see
     return videos
 
 
+# What a checkpoint defines and mode=evaluate therefore takes from it, never from the command line
+TRAINED_AGENT_KEYS = ("agent", "buffer", "schedule", "tuned", "tuned_settings")
+
+
 def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> dict[str, Any]:
     """``mode=evaluate``: rebuild env and agent from the checkpoint's config, play greedy episodes.
 
@@ -217,8 +221,17 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
             )
         run_cfg, state = cfg, None
     else:
-        payload = load_checkpoint(cfg.checkpoint)
         keys = [key for key in cli_override_keys if key not in ("mode", "checkpoint")]
+        refused = [key for key in keys if key.split(".")[0] in TRAINED_AGENT_KEYS]
+        if refused:
+            raise ConfigError(
+                f"mode=evaluate with checkpoint=... cannot change {', '.join(refused)}: the agent evaluated is the "
+                f"checkpoint's, with the settings, architecture and observation statistics it was trained with "
+                f"(a group override such as agent=ppo would replace that node and, for example, drop its "
+                f"observation normalisation without a word). Drop {'it' if len(refused) == 1 else 'them'}; "
+                f"eval.*, seed, device and env.* keys may change."
+            )
+        payload = load_checkpoint(cfg.checkpoint)
         run_cfg = merge_saved_config(payload["config"], cfg, keys)
         run_cfg.mode, run_cfg.checkpoint = "evaluate", cfg.checkpoint
         validate(run_cfg)

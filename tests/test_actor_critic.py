@@ -379,6 +379,16 @@ def test_ppo_solves_cartpole(tmp_path):
     assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 50_000, result
 
 
+
+@pytest.mark.learning
+def test_ppo_solves_acrobot(tmp_path):
+    # `rlrun agent=ppo env=acrobot seed=0` (conf/tuned/acrobot_ppo.yaml, 16 sub-envs, normalisation on): seed 0 of
+    # the learning table first reached -100 at 20,000 env steps; the run stops at that evaluation
+    cfg = compose_cfg("agent=ppo", "env=acrobot", "device=cpu", "seed=0", "eval.episodes=20", "stop_at_return=-100")
+    assert cfg.tuned_settings == "acrobot_ppo" and cfg.agent.normalize_obs
+    result = train(cfg, tmp_path)
+    assert result["best_eval_return"] >= -100.0 and result["solved_at_step"] <= 40_000, result
+
 # ----------------------------------------------------------------------------- found by the review
 def fill_rollout_with_nan_rewards(agent):
     obs = np.zeros((2, 3), dtype=np.float32)
@@ -422,3 +432,37 @@ def test_a_resume_past_an_anneal_that_ends_at_zero_is_refused(tmp_path):
     train(compose_cfg(*overrides), run_dir)
     with pytest.raises(ConfigError, match="past the end of this run's anneal"):
         resume(compose_cfg(f"resume={run_dir}", "total_steps=1536"), ["resume", "total_steps"])
+
+
+# ----------------------------------------------------------------------------- found by the second review
+def test_mode_evaluate_refuses_to_rebuild_the_agent_from_the_command_line(tmp_path):
+    # `rlrun agent=ppo mode=evaluate checkpoint=...` replaced the checkpoint's agent node by a fresh preset, whose
+    # normalize_obs=false dropped the saved statistics: a plausible, wrong score and no warning
+    from rlrun.evaluation import evaluate
+
+    train(compose_cfg(*SHORT_RUN, "agent.normalize_obs=true"), tmp_path / "run")
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    (tmp_path / "eval").mkdir()
+    for given in (["agent=ppo"], ["agent.lr=1e-3"], ["buffer=uniform"]):
+        with pytest.raises(ConfigError, match=given[0].split("=")[0]) as error:
+            evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", *given), tmp_path / "eval",
+                     ["mode", "checkpoint", given[0].split("=")[0]])
+        assert "the checkpoint's" in str(error.value)
+
+
+@pytest.mark.parametrize("saved,built", [(True, False), (False, True)])
+def test_loading_a_checkpoint_with_other_normalisation_settings_is_a_config_error(saved, built):
+    space = gym.spaces.Discrete(2)
+    state = make_agent(space, n_steps=4, normalize_obs=saved).state_dict()
+    with pytest.raises(ConfigError, match="agent.normalize_obs"):
+        make_agent(space, n_steps=4, normalize_obs=built).load_state_dict(state)
+
+
+def test_a_checkpoint_of_the_unfused_optimizer_resumes_on_fused_adam():
+    space = gym.spaces.Discrete(2)
+    state = make_agent(space, n_steps=4).state_dict()
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = None  # what an optimizer built without fused=True saved
+    restored = make_agent(space, n_steps=4)
+    restored.load_state_dict(state)
+    assert all(group["fused"] for group in restored.optimizer.param_groups)
