@@ -126,3 +126,14 @@ def test_an_unreadable_result_file_is_an_error_naming_it(tmp_path):
     broken.write_text('{"schema": "rlrun.learning/1", "seeds": [')
     with pytest.raises(result_files.ResultFileError, match="cartpole_dqn.json is not valid JSON"):
         result_files.load_path(broken, "learning")
+
+
+def test_the_configuration_page_names_every_tuned_file():
+    page = (REPO / "docs" / "configuration.md").read_text()
+    page = page.replace("cartpole_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
+                        " ".join(f"cartpole_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
+    page = page.replace("lunarlander_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
+                        " ".join(f"lunarlander_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
+    missing = [path.stem for path in sorted((REPO / "conf" / "tuned").glob("*.yaml")) if f"{path.stem}`" not in page
+               and f"{path.stem} " not in page]
+    assert not missing, f"tuned files docs/configuration.md does not list: {missing}"
