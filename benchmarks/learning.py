@@ -36,9 +36,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 import result_files
+from omegaconf import OmegaConf
 
 # eval.every is left to the config (5,000 env steps) and the tuned file: the LunarLander PPO/A2C files evaluate every
 # 25k, since 20 episodes of up to 1,000 steps every 5k would cost more than the training (and replay unchanged
@@ -61,7 +60,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--out", default=None,
                         help="also write the results as JSON here (e.g. results/learning/lunarlander_per_dqn.json)")
     parser.add_argument("--note", action="append", default=[],
-                        help="a sentence the result file keeps with the figures (repeatable), e.g. the load on the machine")
+                        help="a sentence the result file keeps with the figures (repeatable), e.g. the machine's load")
     parser.add_argument("--target", default=None,
                         help="the target the result is held to, kept in the result file (e.g. '4/5; 3/5')")
     parser.add_argument("--from-sweep", default=None, metavar="DIR",
@@ -218,7 +217,8 @@ def result_document(by_seed: dict[int, dict], seeds: list[int], threshold: float
         held = results.get("heldout", {})
         rows.append({"seed": seed, "solved_at_step": step, "solved_at_seconds": None if step is None else wall,
                      "best_eval": results["best_eval_return"], "final_eval": results["final_eval_return"],
-                     "heldout_best": held.get("best", {}).get("mean"), "heldout_final": held.get("last", {}).get("mean"),
+                     "heldout_best": held.get("best", {}).get("mean"),
+                     "heldout_final": held.get("last", {}).get("mean"),
                      "heldout_final_truncated_share": held.get("last", {}).get("truncated_share"),
                      "heldout_episodes": held.get("last", {}).get("episodes"),
                      "steps": results["steps"], "wall_seconds": results.get("wall_seconds"),

@@ -30,9 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
 import result_files
+import torch
 
 from rlrun.buffers import FrameStackStore, PrioritizedReplayBuffer, ReplayBuffer
 from rlrun.schedules import LinearSchedule

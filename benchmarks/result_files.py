@@ -206,7 +206,8 @@ def render_learning(view: str, names: list[str]) -> str:
         rows = []
         for name, doc in documents.items():
             solved, final, held_out, seeds = counts(doc)
-            seed_text = f"{doc['seeds'][0]['seed']}-{doc['seeds'][-1]['seed']}" if seeds > 1 else str(doc["seeds"][0]["seed"])
+            first, last = doc["seeds"][0]["seed"], doc["seeds"][-1]["seed"]
+            seed_text = f"{first}-{last}" if seeds > 1 else str(first)
             held_text = "-" if held_out is None else f"{held_out}/{seeds}"
             pair = f"{doc['env']}_{doc['agent']}"
             if view == "learning-compact":
@@ -230,7 +231,7 @@ def render_learning(view: str, names: list[str]) -> str:
         table = markdown_table(["seed", *[f"`{name}`" for name in names]], rows)
     elif view == "learning-heldout":
         (name, doc), = documents.items()
-        columns = [f"seed", f"first eval >= {doc['threshold']:g}", "best eval", "final eval", "`best.pt`, held-out",
+        columns = ["seed", f"first eval >= {doc['threshold']:g}", "best eval", "final eval", "`best.pt`, held-out",
                    "final policy, held-out", "final policy's episodes cut at the time limit"]
         rows = [[row["seed"], seed_cell(row).split(" · ")[0], row["best_eval"], row["final_eval"],
                  row.get("heldout_best"), row.get("heldout_final"),

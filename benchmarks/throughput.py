@@ -39,11 +39,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import result_files
 import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
-import result_files
 from rlrun.config import register_configs, validate
 from rlrun.loop import Trainer
 from rlrun.networks import QNetwork

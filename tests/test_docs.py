@@ -133,7 +133,8 @@ def test_the_configuration_page_names_every_tuned_file():
     page = page.replace("cartpole_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
                         " ".join(f"cartpole_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
     page = page.replace("lunarlander_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
-                        " ".join(f"lunarlander_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
+                        " ".join(f"lunarlander_{a}"
+                                 for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
     missing = [path.stem for path in sorted((REPO / "conf" / "tuned").glob("*.yaml")) if f"{path.stem}`" not in page
                and f"{path.stem} " not in page]
     assert not missing, f"tuned files docs/configuration.md does not list: {missing}"
