@@ -1,13 +1,14 @@
 # `make run` and `make test` work on a fresh machine: they create .venv and install what they need
-# (once; later calls only check a stamp), the atari extra included (ale-py ships the ROMs, so Atari tests run offline)
-# and the export extra (onnx, onnxscript, onnxruntime: mode=export's ONNX tests). torch==2.13.0 is installed first, and only when torch is
+# (once; later calls only check a stamp), the atari extra included (ale-py ships the ROMs, so Atari tests run offline),
+# the export extra (onnx, onnxscript, onnxruntime: mode=export's ONNX tests) and the docs extra (mkdocs-material,
+# mkdocstrings: the suite builds the docs with --strict). torch==2.13.0 is installed first, and only when torch is
 # absent, so an existing CUDA build is kept; pyproject.toml itself asks only for torch>=2.4.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint test-cluster bench clean
+.PHONY: install run test lint test-cluster bench docs docs-serve clean
 
 install: $(STAMP)
 
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,atari,export]"
+	$(BIN)/python -m pip install -q -e ".[dev,atari,export,docs]"
 	touch $(STAMP)
 
 # extra arguments for the default run, e.g. make run ARGS="total_steps=2000 seed=3"
@@ -44,5 +45,12 @@ bench: install
 	$(BIN)/python benchmarks/throughput.py --compare sb3
 	$(BIN)/python benchmarks/throughput.py --compare sb3 --num-envs 8 --algos dqn
 
+# the docs site (mkdocs.yml, docs/): a broken link, a missing page or a results table naming no result file fails
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -15,6 +15,14 @@ Then ``--heldout N`` (default 100; 0 skips it) re-evaluates each seed's ``best.p
 (``last.pt``) with ``rlrun mode=evaluate`` on N held-out episodes, whose seeds no periodic evaluation played
 (so the checkpoint that those evaluations picked is not scored on the episodes that picked it), and prints their
 mean returns and the share of episodes cut by the time limit: a hovering lander is not a landed one.
+
+``--out PATH`` also writes the table as a result file (``results/learning/<env>_<agent>.json`` is where the docs
+read it; the schema is in benchmarks/result_files.py and docs/contributing.md): the command, commit, date, machine
+and one row per seed. ``--from-sweep DIR`` trains nothing: it tabulates a sweep folder this script made before,
+reading each job's results.json and, where they exist, its heldout_best/ and heldout_last/ evaluations.
+
+    python benchmarks/learning.py --from-sweep outputs/learning/per_dqn_lunarlander/<time> \\
+        --out results/learning/lunarlander_per_dqn.json
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import result_files
 from omegaconf import OmegaConf
 
 # eval.every is left to the config (5,000 env steps) and the tuned file: the LunarLander PPO/A2C files evaluate every
@@ -49,12 +58,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="held-out episodes re-evaluating best.pt and the final policy of each seed (0: none)")
     parser.add_argument("--sweep-dir", default=None,
                         help="where the runs go (default outputs/learning/<agent>_<env>/<time>)")
+    parser.add_argument("--out", default=None,
+                        help="also write the results as JSON here (e.g. results/learning/lunarlander_per_dqn.json)")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a sentence the result file keeps with the figures (repeatable), e.g. the machine's load")
+    parser.add_argument("--target", default=None,
+                        help="the target the result is held to, kept in the result file (e.g. '4/5; 3/5')")
+    parser.add_argument("--from-sweep", default=None, metavar="DIR",
+                        help="train nothing: tabulate this earlier sweep folder of learning.py")
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--") or "=" not in item]
     if unknown:
         parser.error(f"not an option nor an rlrun override (key=value): {' '.join(unknown)}")
     if args.seeds < 1:
         parser.error(f"--seeds={args.seeds}: must be at least 1")
+    if args.from_sweep and overrides:
+        parser.error(f"--from-sweep reads the overrides from the sweep folder; drop {' '.join(overrides)}")
     if any(item.split("=", 1)[0] == "seed" for item in overrides):
         parser.error("give the seeds with --seeds and --first-seed, not seed=...")
     return args, overrides
@@ -91,14 +110,26 @@ def hydra_quoted(key: str, value: str) -> str:
     return f'{key}="{value}"'
 
 
+def held_out_score(report: dict) -> dict:
+    return {"mean": report["mean"], "truncated_share": report["truncated_episodes"] / report["episodes"],
+            "episodes": report["episodes"]}
+
+
 def evaluate_held_out(job_dir: Path, checkpoint: str, episodes: int) -> dict:
     """``rlrun mode=evaluate`` of one checkpoint on held-out episodes (its default), read back from eval.json."""
     out_dir = job_dir / f"heldout_{Path(checkpoint).stem}"
     command = [sys.executable, "-m", "rlrun", "mode=evaluate", hydra_quoted("checkpoint", str(job_dir / checkpoint)),
                f"eval.episodes={episodes}", "device=cpu", hydra_quoted("hydra.run.dir", str(out_dir))]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    report = json.loads((out_dir / "eval.json").read_text())
-    return {"mean": report["mean"], "truncated_share": report["truncated_episodes"] / report["episodes"]}
+    return held_out_score(json.loads((out_dir / "eval.json").read_text()))
+
+
+def read_held_out(by_seed: dict[int, dict]) -> None:
+    """Each seed's ``heldout`` from evaluations an earlier run of this script left in its job folder."""
+    for results in by_seed.values():
+        reports = {name: Path(results["job_dir"]) / f"heldout_{name}" / "eval.json" for name in ("best", "last")}
+        if all(path.is_file() for path in reports.values()):
+            results["heldout"] = {name: held_out_score(json.loads(path.read_text())) for name, path in reports.items()}
 
 
 def add_held_out(by_seed: dict[int, dict], episodes: int, jobs: int) -> None:
@@ -160,16 +191,80 @@ def interval_lines(by_seed: dict[int, dict]) -> list[str]:
     return lines if len(lines) > 1 else []
 
 
+def sweep_overrides(sweep_dir: Path) -> tuple[list[str], int | None]:
+    """The overrides an earlier learning.py sweep was given (from its multirun.yaml, less the seeds and folders),
+    and its ``--jobs`` (None if not recorded)."""
+    recorded = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
+    task = list(recorded.task)
+    jobs = next((int(item.split("=", 1)[1]) for item in [*recorded.hydra, *task]
+                 if item.startswith("hydra.launcher.n_jobs=")), None)
+    return [item for item in task if item.split("=", 1)[0] not in ("seed", "hydra.sweep.dir", "hydra.launcher.n_jobs")
+            and item not in DEFAULT_OVERRIDES], jobs
+
+
+def result_document(by_seed: dict[int, dict], seeds: list[int], threshold: float, overrides: list[str],
+                    args: argparse.Namespace, argv: list[str]) -> dict:
+    """The run as a result file (benchmarks/result_files.py): what produced it, and one row per finished seed."""
+    first_job = Path(next(iter(by_seed.values()))["job_dir"])
+    config = OmegaConf.load(first_job / ".hydra" / "config.yaml")
+    trained_by = " ".join(["python benchmarks/learning.py", *overrides, f"--seeds {len(seeds)}",
+                           *([f"--first-seed {seeds[0]}"] if seeds[0] else []),
+                           *([f"--jobs {args.jobs}"] if args.jobs else [])])
+    document = {"schema": result_files.SCHEMAS["learning"], **result_files.provenance_fields(trained_by),
+                "env": str(config.env.name), "agent": str(config.agent.name), "env_id": str(config.env.id),
+                "tuned_file": f"conf/tuned/{config.tuned_settings}.yaml" if config.tuned_settings else None,
+                "overrides": overrides, "threshold": threshold, "total_steps": int(config.total_steps),
+                "eval": {"every": int(config.eval.every), "episodes": int(config.eval.episodes)},
+                "target": args.target or "-", "notes": list(args.note)}
+    if args.from_sweep:
+        newest = max((Path(r["job_dir"]) / "results.json").stat().st_mtime for r in by_seed.values())
+        document["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest))
+        document["commit"] = None
+        document["commit_note"] = "tabulated from a sweep folder, which records no commit"
+        shown = [f"--from-sweep {args.from_sweep}", *([f"--out {args.out}"] if args.out else [])]
+        document["provenance"] = (f"measured: tabulated without retraining by python benchmarks/learning.py "
+                                  f"{' '.join(shown)} (date: the sweep's last results.json; machine: the one that "
+                                  f"tabulated it)")
+    rows = []
+    for seed in seeds:
+        results = by_seed.get(seed)
+        if results is None:
+            continue
+        step, wall = first_reach(results, threshold)
+        held = results.get("heldout", {})
+        rows.append({"seed": seed, "solved_at_step": step, "solved_at_seconds": None if step is None else wall,
+                     "best_eval": results["best_eval_return"], "final_eval": results["final_eval_return"],
+                     "heldout_best": held.get("best", {}).get("mean"),
+                     "heldout_final": held.get("last", {}).get("mean"),
+                     "heldout_final_truncated_share": held.get("last", {}).get("truncated_share"),
+                     "heldout_episodes": held.get("last", {}).get("episodes"),
+                     "steps": results["steps"], "wall_seconds": results.get("wall_seconds"),
+                     "job": Path(results["job_dir"]).name})
+    document["seeds"] = rows
+    document["failed_seeds"] = [seed for seed in seeds if seed not in by_seed]
+    return document
+
+
 def main(argv: list[str]) -> int:
     args, overrides = parse_args(argv)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    choices = dict(item.split("=", 1) for item in overrides)
-    name = f"{choices.get('agent', 'dqn')}_{choices.get('env', 'cartpole')}"
-    sweep_dir = Path(args.sweep_dir or Path("outputs") / "learning" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    run_sweep(overrides, seeds, args.jobs, sweep_dir)
-    by_seed = collect(sweep_dir)
-    if args.heldout:
-        add_held_out(by_seed, args.heldout, args.jobs)
+    if args.from_sweep:
+        sweep_dir = Path(args.from_sweep)
+        overrides, args.jobs = sweep_overrides(sweep_dir)
+        by_seed = collect(sweep_dir)
+        if not by_seed:
+            print(f"{sweep_dir}: no job folder with results.json", file=sys.stderr)
+            return 2
+        seeds = sorted(by_seed)
+        read_held_out(by_seed)
+    else:
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        choices = dict(item.split("=", 1) for item in overrides)
+        name = f"{choices.get('agent', 'dqn')}_{choices.get('env', 'cartpole')}"
+        sweep_dir = Path(args.sweep_dir or Path("outputs") / "learning" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
+        run_sweep(overrides, seeds, args.jobs, sweep_dir)
+        by_seed = collect(sweep_dir)
+        if args.heldout:
+            add_held_out(by_seed, args.heldout, args.jobs)
     threshold = args.threshold
     if threshold is None:
         thresholds = {results.get("solved_at_return") for results in by_seed.values()} - {None}
@@ -179,6 +274,8 @@ def main(argv: list[str]) -> int:
         threshold = thresholds.pop()
     print(f"{' '.join(overrides) or 'defaults (agent=dqn env=cartpole)'}, seeds {seeds[0]}-{seeds[-1]} ({sweep_dir})")
     print("\n".join(table(by_seed, seeds, threshold) + interval_lines(by_seed)))
+    if args.out:
+        result_files.write(Path(args.out), result_document(by_seed, seeds, threshold, overrides, args, argv))
     return 0
 
 

@@ -14,6 +14,9 @@ before the buffer existed, as a ratio to the buffer's size; 1.0 is the buffer al
 
     python benchmarks/replay.py [--capacity 1000000] [--repeats 2000] [--atari-only] [--atari-fill 20000]
     python benchmarks/replay.py --save-memory-only [--capacity 1000000] [--atari-fill 20000]
+
+``--out PATH`` also writes the tables it printed as a result file (e.g. results/performance/replay.json; schema in
+benchmarks/result_files.py), with the command, commit, date and machine, for the docs' Performance page.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import result_files
 import torch
 
 from rlrun.buffers import FrameStackStore, PrioritizedReplayBuffer, ReplayBuffer
@@ -60,6 +64,8 @@ def main() -> None:
     parser.add_argument("--atari-fill", type=int, default=20_000, help="transitions added for the Atari timings")
     parser.add_argument("--save-memory-only", action="store_true", help="only the checkpoint peak-memory part")
     parser.add_argument("--save-child", nargs=3, metavar=("KIND", "CAPACITY", "FILL"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=None, help="also write the tables as a result file (JSON) here")
+    parser.add_argument("--note", action="append", default=[], help="a sentence the result file keeps (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.save_child:
@@ -67,12 +73,21 @@ def main() -> None:
         save_memory_child(kind, int(capacity), int(filled))
         return
     print(f"command: python {' '.join(sys.argv)}")
-    save_memory(args)
-    if args.save_memory_only:
-        return
-    atari_frames(args)
-    if args.atari_only:
-        return
+    measured = [save_memory(args)]
+    if not args.save_memory_only:
+        measured.append(atari_frames(args))
+        if not args.atari_only:
+            measured += lunarlander_sized(args)
+    if args.out:
+        document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "replay",
+                    **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
+                                                     + " ".join(sys.argv[1:])),
+                    "tables": measured, "notes": list(args.note)}
+        result_files.write(Path(args.out), document)
+
+
+def lunarlander_sized(args) -> list[dict]:
+    """µs per call of sample, update_priorities and add on full buffers of LunarLander-sized transitions."""
     rng = np.random.default_rng(0)
     cpu = torch.device("cpu")
     capacity = args.capacity
@@ -128,6 +143,17 @@ def main() -> None:
     print(f"issue targets: (prioritized sample + update) / uniform sample = {(sample_us + update_us) / uniform_us:.2f} "
           f"(<= 3); prioritized add of one transition = {add_prioritized_us:.1f} us (<= 10)")
     print(f"bytes per stored transition: uniform {bytes_uniform:.1f}, prioritized {bytes_prioritized:.1f}")
+    operations = [["uniform `sample(64)`", f"{uniform_us:.1f}"],
+                  ["prioritized `sample(64)` (sum tree, stratified)", f"{sample_us:.1f}"],
+                  ["prioritized `update_priorities(64)`", f"{update_us:.1f}"],
+                  ["prioritized sample + update", f"{sample_us + update_us:.1f}"],
+                  ["prioritized sample, O(capacity) normalise + choice", f"{naive_us:,.1f}"],
+                  ["uniform `add` of one transition", f"{add_uniform_us:.1f}"],
+                  ["prioritized `add` of one transition", f"{add_prioritized_us:.1f}"]]
+    return [{"title": f"{capacity:,} transitions of {OBS_SHAPE} float32 observations, batch {BATCH}",
+             "columns": ["operation", "µs per call"], "rows": operations},
+            {"title": "bytes per stored transition", "columns": ["buffer", "bytes"],
+             "rows": [["uniform", f"{bytes_uniform:.1f}"], ["prioritized", f"{bytes_prioritized:.1f}"]]}]
 
 
 ATARI_STACK, ATARI_BATCH = (4, 84, 84), 32
@@ -155,7 +181,7 @@ def atari_episode_steps(rng: np.random.Generator, count: int, mean_length: int =
         stack = np.stack([frame(t)] * 4) if ended else next_stack
 
 
-def atari_frames(args) -> None:
+def atari_frames(args) -> dict:
     cpu = torch.device("cpu")
     capacity, dtype = args.capacity, np.dtype(np.uint8)
     # np.zeros reserves the pool without touching it: nbytes is what the full buffer holds
@@ -187,6 +213,12 @@ def atari_frames(args) -> None:
     grew = "" if len(buffer.observations.frames) == pool else " (the frame pool grew)"
     print(f"Atari add() per transition {add_us:.1f} us, sample({ATARI_BATCH}) {sample_us:.1f} us, "
           f"pool frames used {buffer.observations.used:,} for {fill:,} transitions{grew}")
+    return {"title": f"{ATARI_STACK} uint8 stacks (FrameStackStore), {capacity:,} capacity; timings on {fill:,} "
+                     f"transitions of synthetic episodes", "columns": ["figure", "value"],
+            "rows": [["bytes per transition, uniform", f"{per_uniform:,.0f}"],
+                     ["bytes per transition, prioritized", f"{per_prioritized:,.0f}"],
+                     ["bytes per transition, whole stacks twice", f"{naive:,} ({naive / per_uniform:.1f}x)"],
+                     ["add() per transition", f"{add_us:.1f} µs"], [f"sample({ATARI_BATCH})", f"{sample_us:.1f} µs"]]}
 
 
 def resident_kib(field: str) -> int:
@@ -223,18 +255,23 @@ def save_memory_child(kind: str, capacity: int, filled: int) -> None:
           (peak - before_save) * 1024)
 
 
-def save_memory(args) -> None:
+def save_memory(args) -> dict:
     cases = [("uniform", args.capacity, args.capacity, f"LunarLander-sized, full ({args.capacity:,})"),
              ("uniform", args.capacity, args.capacity // 2, "LunarLander-sized, half full"),
              ("atari", args.atari_fill, args.atari_fill, f"Atari frame store, full ({args.atari_fill:,})")]
     print("checkpoint save, peak resident memory (fresh process each) / buffer size; target <= 1.1x")
     print(f"{'buffer':<40} {'buffer MB':>10} {'file MB':>8} {'resident':>9} {'peak':>6} {'save extra':>11}")
+    rows = []
     for kind, capacity, filled, label in cases:
         out = subprocess.run([sys.executable, __file__, "--save-child", kind, str(capacity), str(filled)],
                              capture_output=True, text=True, check=True).stdout.split()
         nbytes, written, resident, peak, extra = (int(value) for value in out)
         print(f"{label:<40} {nbytes / 1e6:>10.1f} {written / 1e6:>8.1f} {resident / nbytes:>8.2f}x "
               f"{peak / nbytes:>5.2f}x {extra / nbytes:>10.2f}x")
+        rows.append([label, f"{nbytes / 1e6:.1f}", f"{written / 1e6:.1f}", f"{resident / nbytes:.2f}x",
+                     f"{peak / nbytes:.2f}x", f"{extra / nbytes:.2f}x"])
+    return {"title": "checkpoint save, peak resident memory (fresh process each) / buffer size",
+            "columns": ["buffer", "buffer MB", "file MB", "resident", "peak", "save extra"], "rows": rows}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ bonus, value weight 0.5, gradient norm 0.5, no normalisation of observations or 
     python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
 
 ``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
+``--out PATH`` also writes the two tables as a result file (e.g. results/performance/throughput.json; schema in
+benchmarks/result_files.py), with the command, commit, date and machine, for the docs' Performance page.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import result_files
 import torch
 from hydra import compose, initialize_config_module
 from torch import nn
@@ -172,17 +175,17 @@ def ppo_rows(args) -> list[dict]:
     return rows
 
 
-def print_ppo_table(rows: list[dict], args) -> None:
+def ppo_tables(rows: list[dict], args) -> list[dict]:
+    """The PPO cell, per wall-clock and per CPU second, as tables (printed, and kept by --out)."""
+    out = []
     for clock in ("wall", "cpu"):
-        print(f"\nPPO, env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
-              f"{args.ppo_steps} steps per run, {PPO_ENVS} sub-envs, n_steps {PPO_N_STEPS}, {PPO_EPOCHS} epochs, "
-              f"minibatch {PPO_BATCH}")
-        print("| env | rlrun ppo | sb3 ppo | rlrun/sb3 |")
-        print("|---|---|---|---|")
-        for row in rows:
-            sps = row[clock]
-            print(f"| {row['env']} | {sps['rlrun ppo']:,.0f} | {sps['sb3 ppo']:,.0f} | "
-                  f"{sps['rlrun ppo'] / sps['sb3 ppo']:.2f} |")
+        title = (f"PPO, env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+                 f"{args.ppo_steps} steps per run, {PPO_ENVS} sub-envs, n_steps {PPO_N_STEPS}, {PPO_EPOCHS} epochs, "
+                 f"minibatch {PPO_BATCH}")
+        body = [[row["env"], f"{row[clock]['rlrun ppo']:,.0f}", f"{row[clock]['sb3 ppo']:,.0f}",
+                 f"{row[clock]['rlrun ppo'] / row[clock]['sb3 ppo']:.2f}"] for row in rows]
+        out.append({"title": title, "columns": ["env", "rlrun ppo", "sb3 ppo", "rlrun/sb3"], "rows": body})
+    return out
 
 
 def microseconds(fn, repeats: int) -> float:
@@ -261,7 +264,11 @@ def main() -> None:
     parser.add_argument("--algos", nargs="+", default=["dqn", "ppo"], choices=["dqn", "ppo"],
                         help="with --compare sb3: the DQN cells, the PPO cell, or both (default)")
     parser.add_argument("--ppo-steps", type=int, default=40_960, help="env steps per PPO run (default 20 rollouts)")
+    parser.add_argument("--out", default=None, help="also write the tables as a result file (JSON) here")
+    parser.add_argument("--note", action="append", default=[], help="a sentence the result file keeps (repeatable)")
     args = parser.parse_args()
+    if args.out and args.profile:
+        parser.error("--out writes the throughput tables; --profile prints a profile, which has no result file")
     torch.set_num_threads(1)
     register_configs()
     print(f"command: python {' '.join(sys.argv)}", flush=True)
@@ -310,25 +317,40 @@ def main() -> None:
                                       + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
                                       for runner in runners)
                           + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
-    if rows:
-        print_table(rows, runners, args)
-    if ppo:
-        print_ppo_table(ppo, args)
+    measured = (tables(rows, runners, args) if rows else []) + (ppo_tables(ppo, args) if ppo else [])
+    for table in measured:
+        print(f"\n{table['title']}")
+        print("| " + " | ".join(table["columns"]) + " |")
+        print("|" + "---|" * len(table["columns"]))
+        for cells in table["rows"]:
+            print("| " + " | ".join(cells) + " |")
+    if args.compare and rows:
+        print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
+        for row in rows:
+            parts = row["parts"]
+            print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
+                  f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
+    if args.out:
+        document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "throughput",
+                    **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
+                                                     + " ".join(sys.argv[1:])),
+                    "tables": measured, "notes": list(args.note), "rows": rows, "ppo_rows": ppo}
+        result_files.write(Path(args.out), document)
 
 
-def print_table(rows: list[dict], runners: list[str], args) -> None:
+def tables(rows: list[dict], runners: list[str], args) -> list[dict]:
     """Two tables: steps per wall-clock second, and per CPU second of the process (steadier on a shared machine)."""
     first = runners[0]
+    out = []
     for clock in ("wall", "cpu"):
-        print(f"\nenv steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
-              f"{args.steps} steps per run")
+        title = (f"env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+                 f"{args.steps} steps per run")
         header = ["num_envs", "env", "tf"] + runners
         if "rlrun per_dqn" in runners and first == "rlrun dqn":
             header.append("per/dqn")
         if args.compare:
             header += [f"{first}/sb3", "limit", f"{first}/limit"]
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
+        body = []
         for row in rows:
             sps = row[clock]
             cells = [str(row["num_envs"]), row["env"], str(row["train_freq"])] + [f"{sps[r]:,.0f}" for r in runners]
@@ -337,13 +359,9 @@ def print_table(rows: list[dict], runners: list[str], args) -> None:
             if args.compare:
                 cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}",
                           f"{sps[first] / row['limit']:.2f}"]
-            print("| " + " | ".join(cells) + " |")
-    if args.compare:
-        print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
-        for row in rows:
-            parts = row["parts"]
-            print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
-                  f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
+            body.append(cells)
+        out.append({"title": title, "columns": header, "rows": body})
+    return out
 
 
 if __name__ == "__main__":

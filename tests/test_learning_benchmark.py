@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import learning  # noqa: E402
+import result_files  # noqa: E402
 
 
 def results(history, seconds, final):
@@ -58,9 +59,10 @@ def test_the_seeds_best_and_final_returns_get_their_iqm_and_mean_with_intervals(
 
 def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     sweep = tmp_path / "sweep"
+    live = tmp_path / "live.json"
     code = learning.main(["--seeds", "2", "--first-seed", "3", "--jobs", "1", "--sweep-dir", str(sweep),
-                          "--heldout", "3", "total_steps=400", "agent.learning_starts=100", "agent.batch_size=32",
-                          "eval.every=200", "eval.episodes=2", "save_every=400"])
+                          "--heldout", "3", "--out", str(live), "total_steps=400", "agent.learning_starts=100",
+                          "agent.batch_size=32", "eval.every=200", "eval.episodes=2", "save_every=400"])
     assert code == 0
     out = capsys.readouterr().out
     assert "| 3 |" in out and "| 4 |" in out and "solved " in out and "/2, final " in out
@@ -75,6 +77,21 @@ def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
         assert not set(report["seeds"]) & set(learning_eval_seeds(report["seed"]))
     assert "final policy held-out >= threshold" in out
     assert "final eval: IQM " in out and "over 2 seeds, 95% stratified bootstrap CI:" in out
+
+    # the result file: what produced it, one row per seed; a re-tabulation of the folder gives the same rows
+    written = result_files.load_path(live, "learning")
+    assert written["command"].startswith("python benchmarks/learning.py total_steps=400")
+    assert "--seeds 2 --first-seed 3" in written["command"] and written["total_steps"] == 400
+    assert written["machine"]["cores"] and written["provenance"].startswith("measured")
+    assert [row["seed"] for row in written["seeds"]] == [3, 4]
+    assert all(row["heldout_episodes"] == 3 for row in written["seeds"])
+    retabulated = tmp_path / "from_sweep.json"
+    before = sorted(sweep.rglob("*"))
+    assert learning.main(["--from-sweep", str(sweep), "--out", str(retabulated)]) == 0
+    assert sorted(sweep.rglob("*")) == before, "--from-sweep trains and evaluates nothing"
+    again = result_files.load_path(retabulated, "learning")
+    assert again["seeds"] == written["seeds"] and again["command"] == written["command"]
+    assert "--from-sweep" in again["provenance"] and again["commit"] is None and again["commit_note"]
 
 
 def learning_eval_seeds(seed):

@@ -12,7 +12,15 @@ from rlrun.cli import run
 from rlrun.errors import ConfigError
 from rlrun.loop import train
 from rlrun.plots import (
-    EPSILON, EVAL_RETURN, TRAIN_RETURN, draw_profile, draw_run, draw_sweep, moving_average, read_scalars, run_curves,
+    EPSILON,
+    EVAL_RETURN,
+    TRAIN_RETURN,
+    draw_profile,
+    draw_run,
+    draw_sweep,
+    moving_average,
+    read_scalars,
+    run_curves,
     sweep_curves,
 )
 from tests.conftest import TINY_RUN, compose_cfg, run_cli

@@ -1,12 +1,13 @@
-"""Every command README.md shows, run the way a user runs it.
+"""Every command README.md and the docs pages show, run the way a user runs it.
 
-The commands are read out of README.md itself, so a changed README is tested as it stands. Each runs with the
+The commands are read out of README.md and every page under docs/ themselves, so a changed page is tested as it
+stands; a command shown on several pages runs once. Each runs with the
 installed ``rlrun`` console script (the one beside this Python), in a fresh working directory, with no
 ``hydra.run.dir`` override; run folders are found where a user finds them, under ``outputs/``. Only a small
 budget is put in (``total_steps``, ``eval.*``, ``hydra.sweeper.n_trials``), replacing the value a command already
 gives for that key, and placeholders (a run folder, a checkpoint, a sweep folder) are filled with ones made
-earlier in the same test. A command that cannot run here is listed in ``SKIPPED`` with the reason; a README
-command that is neither run nor listed fails the suite, and so does a listed command README no longer shows.
+earlier in the same test. A command that cannot run here is listed in ``SKIPPED`` with the reason; a shown
+command that is neither run nor listed fails the suite, and so does a listed command no page shows any more.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from pathlib import Path
 import pytest
 import torch
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+# README first, then the docs pages in a fixed order, so the parametrized test ids are stable
+PAGES = [README, *sorted((REPO / "docs").rglob("*.md"))]
 BIN = Path(sys.executable).parent
 RLRUN = str(BIN / "rlrun")
 
 # Commands that cannot run on the CI machine (no SLURM, no GPU), with the reason. Keys are the command as
-# README shows it (continuation lines joined, comment dropped, runs of spaces collapsed).
+# the page shows it (continuation lines joined, comment dropped, runs of spaces collapsed).
 SKIPPED = {
     "rlrun -m hydra/launcher=submitit_slurm hydra.launcher.partition=cpu hydra.launcher.mem_gb=2 "
     "agent=dqn,double_dqn seed=0,1":
@@ -67,16 +71,18 @@ TRAIN_BUDGET = {"total_steps": "1200", "eval.every": "600", "eval.episodes": "2"
 SWEEP_BUDGET = {"total_steps": "400", "eval.every": "200", "eval.episodes": "2", "save_every": "400",
                 "hydra.sweeper.n_trials": "2"}
 EVAL_BUDGET = {"eval.episodes": "2"}
-# README's placeholders, and what fills each (made earlier in the same test).
+# The pages' placeholders, and what fills each (made earlier in the same test).
 RUN_PLACEHOLDERS = ("outputs/2026-11-21/10-00-00", "PATH")
 SWEEP_PLACEHOLDERS = ("outputs/multirun/2026-11-21/10-00-00", "outputs/multirun/2026-11-21/11-00-00")
 FILE_PLACEHOLDERS = {"/shared/studies/lander.journal": "studies/lander.journal"}
 
 
-def readme_commands() -> list[str]:
-    """``rlrun``, ``python -m rlrun`` and ``tensorboard`` lines of README's bash blocks, one string per command."""
+def shown_commands(pages: list[Path] = PAGES) -> list[str]:
+    """``rlrun``, ``python -m rlrun`` and ``tensorboard`` lines of the pages' bash blocks, one string per distinct
+    command (the first page showing it decides its place)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+    blocks = [block for page in pages for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
+    for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words[:1] in (["rlrun"], ["tensorboard"]) or words[:3] == ["python", "-m", "rlrun"]:
@@ -86,13 +92,21 @@ def readme_commands() -> list[str]:
     return commands
 
 
-COMMANDS = readme_commands()
+COMMANDS = shown_commands()
 
 
-def test_readme_commands_are_all_run_or_skipped_with_a_reason():
-    assert len(COMMANDS) >= 20, "README's commands were not found: did the code blocks change language?"
+def test_shown_commands_are_all_run_or_skipped_with_a_reason():
+    assert len(COMMANDS) >= 20, "the pages' commands were not found: did the code blocks change language?"
+    assert len(shown_commands([README])) >= 5, "README's own commands were not found"
     stale = [command for command in SKIPPED if command not in COMMANDS]
-    assert not stale, f"SKIPPED lists commands README no longer shows: {stale}"
+    assert not stale, f"SKIPPED lists commands no page shows any more: {stale}"
+
+
+def test_a_command_on_several_pages_is_run_once():
+    on_readme = set(shown_commands([README]))
+    on_docs = set(shown_commands(PAGES[1:]))
+    assert on_readme & on_docs, "README and the docs share example commands (e.g. plain rlrun)"
+    assert len(COMMANDS) == len(set(COMMANDS)) == len(on_readme | on_docs)
 
 
 def is_sweep(words: list[str]) -> bool:
@@ -181,7 +195,7 @@ def free_port() -> int:
 
 
 def check_tensorboard(words: list[str], cwd: Path) -> None:
-    """Start TensorBoard as README says (on a free port) and see the run in its run list."""
+    """Start TensorBoard as the page says (on a free port) and see the run in its run list."""
     logdir = Path(cwd, words[words.index("--logdir") + 1])
     if not logdir.exists():
         if "multirun" in str(logdir):
@@ -208,7 +222,7 @@ def check_tensorboard(words: list[str], cwd: Path) -> None:
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_readme_command_runs_as_written(command, tmp_path):
+def test_shown_command_runs_as_written(command, tmp_path):
     reason = skip_reason(command)
     if reason is not None:
         pytest.skip(reason)

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from rliable import library, metrics
 
-from rlrun.stats import (Estimate, curve_band, improvement, interval_estimates, iqm, performance_profile,
-                         probability_of_improvement)
+from rlrun.stats import (
+    Estimate,
+    curve_band,
+    improvement,
+    interval_estimates,
+    iqm,
+    performance_profile,
+    probability_of_improvement,
+)
 
 
 def test_the_interquartile_mean_drops_a_quarter_at_each_end():

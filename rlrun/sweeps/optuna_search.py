@@ -140,6 +140,7 @@ def tell(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: optun
             log.warning("trial %d failed: %s", trial.number, error)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
+    outcomes = [outcome for outcome in outcomes if isinstance(outcome, dict)]  # all of them, checked above
     folders = [str(job.hydra_cfg.hydra.runtime.output_dir) for job in jobs if job.hydra_cfg is not None]
     if folders:
         trial.set_user_attr("job_dir", folders[0])

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from rlrun import plots
 from rlrun.hparams import SweepLayout
@@ -73,6 +73,7 @@ def config_hparams(sweep_dir: Path, row: ConfigRow, layout: Optional[SweepLayout
     from rlrun.hparams import flat_hparams, relevant_hparams
 
     cfg = OmegaConf.load(Path(sweep_dir) / row.jobs[0] / ".hydra" / "config.yaml")
+    assert isinstance(cfg, DictConfig)  # a job's saved config is a mapping
     columns = layout.hparams if layout else relevant_hparams(cfg)
     values = flat_hparams(cfg, columns)
     if "seed" in values:
@@ -104,7 +105,7 @@ def write_summary_run(sweep_dir: Path, rows: list[ConfigRow]) -> Optional[Path]:
                 if curve is not None:
                     write_curve(config_run, metric, curve)
             row = row_of_job.get(group.run_dirs[0].name)
-            if row is None or row.best_estimates is None:
+            if row is None or row.best_estimates is None or row.final_estimates is None:
                 continue
             values, swept = config_hparams(sweep_dir, row, layout)
             for summary in hparams_summaries(values, swept):
