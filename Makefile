@@ -32,6 +32,7 @@ test: install
 # What pre-commit checks (tests/test_code_health.py runs the same): lint, types, and the layers in pyproject.toml
 lint: install
 	$(BIN)/ruff check rlrun hydra_plugins benchmarks tests
+	$(BIN)/ruff format --check rlrun hydra_plugins benchmarks tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

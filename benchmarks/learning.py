@@ -50,22 +50,47 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed; the others follow (default 0)")
-    parser.add_argument("--jobs", type=int, default=min(5, os.cpu_count() or 1),
-                        help="seeds trained at once by the joblib launcher (default: min(5, CPU count))")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="return that counts as solved (default: the env's reward_threshold)")
-    parser.add_argument("--heldout", type=int, default=100,
-                        help="held-out episodes re-evaluating best.pt and the final policy of each seed (0: none)")
-    parser.add_argument("--sweep-dir", default=None,
-                        help="where the runs go (default outputs/learning/<agent>_<env>/<time>)")
-    parser.add_argument("--out", default=None,
-                        help="also write the results as JSON here (e.g. results/learning/lunarlander_per_dqn.json)")
-    parser.add_argument("--note", action="append", default=[],
-                        help="a sentence the result file keeps with the figures (repeatable), e.g. the machine's load")
-    parser.add_argument("--target", default=None,
-                        help="the target the result is held to, kept in the result file (e.g. '4/5; 3/5')")
-    parser.add_argument("--from-sweep", default=None, metavar="DIR",
-                        help="train nothing: tabulate this earlier sweep folder of learning.py")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(5, os.cpu_count() or 1),
+        help="seeds trained at once by the joblib launcher (default: min(5, CPU count))",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="return that counts as solved (default: the env's reward_threshold)",
+    )
+    parser.add_argument(
+        "--heldout",
+        type=int,
+        default=100,
+        help="held-out episodes re-evaluating best.pt and the final policy of each seed (0: none)",
+    )
+    parser.add_argument(
+        "--sweep-dir", default=None, help="where the runs go (default outputs/learning/<agent>_<env>/<time>)"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="also write the results as JSON here (e.g. results/learning/lunarlander_per_dqn.json)",
+    )
+    parser.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        help="a sentence the result file keeps with the figures (repeatable), e.g. the machine's load",
+    )
+    parser.add_argument(
+        "--target", default=None, help="the target the result is held to, kept in the result file (e.g. '4/5; 3/5')"
+    )
+    parser.add_argument(
+        "--from-sweep",
+        default=None,
+        metavar="DIR",
+        help="train nothing: tabulate this earlier sweep folder of learning.py",
+    )
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--") or "=" not in item]
     if unknown:
@@ -89,8 +114,17 @@ def first_reach(results: dict, threshold: float) -> tuple[int | None, float | No
 
 
 def run_sweep(overrides: list[str], seeds: list[int], jobs: int, sweep_dir: Path) -> None:
-    command = [sys.executable, "-m", "rlrun", "-m", *DEFAULT_OVERRIDES, *overrides,
-               f"seed={','.join(map(str, seeds))}", f"hydra.sweep.dir={sweep_dir}", f"hydra.launcher.n_jobs={jobs}"]
+    command = [
+        sys.executable,
+        "-m",
+        "rlrun",
+        "-m",
+        *DEFAULT_OVERRIDES,
+        *overrides,
+        f"seed={','.join(map(str, seeds))}",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.launcher.n_jobs={jobs}",
+    ]
     print("running:", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True)
 
@@ -111,15 +145,26 @@ def hydra_quoted(key: str, value: str) -> str:
 
 
 def held_out_score(report: dict) -> dict:
-    return {"mean": report["mean"], "truncated_share": report["truncated_episodes"] / report["episodes"],
-            "episodes": report["episodes"]}
+    return {
+        "mean": report["mean"],
+        "truncated_share": report["truncated_episodes"] / report["episodes"],
+        "episodes": report["episodes"],
+    }
 
 
 def evaluate_held_out(job_dir: Path, checkpoint: str, episodes: int) -> dict:
     """``rlrun mode=evaluate`` of one checkpoint on held-out episodes (its default), read back from eval.json."""
     out_dir = job_dir / f"heldout_{Path(checkpoint).stem}"
-    command = [sys.executable, "-m", "rlrun", "mode=evaluate", hydra_quoted("checkpoint", str(job_dir / checkpoint)),
-               f"eval.episodes={episodes}", "device=cpu", hydra_quoted("hydra.run.dir", str(out_dir))]
+    command = [
+        sys.executable,
+        "-m",
+        "rlrun",
+        "mode=evaluate",
+        hydra_quoted("checkpoint", str(job_dir / checkpoint)),
+        f"eval.episodes={episodes}",
+        "device=cpu",
+        hydra_quoted("hydra.run.dir", str(out_dir)),
+    ]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return held_out_score(json.loads((out_dir / "eval.json").read_text()))
 
@@ -136,8 +181,10 @@ def add_held_out(by_seed: dict[int, dict], episodes: int, jobs: int) -> None:
     """Each seed's ``heldout``: best.pt and the final policy (last.pt) on ``episodes`` held-out episodes."""
     work = [(seed, name) for seed in by_seed for name in ("best", "last")]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        scores = pool.map(lambda item: evaluate_held_out(Path(by_seed[item[0]]["job_dir"]),
-                                                         f"checkpoints/{item[1]}.pt", episodes), work)
+        scores = pool.map(
+            lambda item: evaluate_held_out(Path(by_seed[item[0]]["job_dir"]), f"checkpoints/{item[1]}.pt", episodes),
+            work,
+        )
         for (seed, name), score in zip(work, scores):
             by_seed[seed].setdefault("heldout", {})[name] = score
 
@@ -165,8 +212,10 @@ def table(by_seed: dict[int, dict], seeds: list[int], threshold: float) -> list[
         if held_out:
             scores = results["heldout"]
             held_out_solved += scores["last"]["mean"] >= threshold
-            row += (f" {scores['best']['mean']:.1f} | {scores['last']['mean']:.1f} |"
-                    f" {100 * scores['last']['truncated_share']:.0f}% |")
+            row += (
+                f" {scores['best']['mean']:.1f} | {scores['last']['mean']:.1f} |"
+                f" {100 * scores['last']['truncated_share']:.0f}% |"
+            )
         lines.append(row)
     summary = f"solved {solved}/{len(seeds)}, final {final_solved}/{len(seeds)}"
     if held_out:
@@ -180,9 +229,11 @@ def interval_lines(by_seed: dict[int, dict]) -> list[str]:
     best and the final greedy evaluation and, where measured, of the final policy's held-out mean."""
     from rlrun.stats import interval_estimates
 
-    scores = {"best eval": [r["best_eval_return"] for r in by_seed.values()],
-              "final eval": [r["final_eval_return"] for r in by_seed.values()],
-              "final policy, held-out": [r["heldout"]["last"]["mean"] for r in by_seed.values() if "heldout" in r]}
+    scores = {
+        "best eval": [r["best_eval_return"] for r in by_seed.values()],
+        "final eval": [r["final_eval_return"] for r in by_seed.values()],
+        "final policy, held-out": [r["heldout"]["last"]["mean"] for r in by_seed.values() if "heldout" in r],
+    }
     lines = [f"over {len(by_seed)} seeds, 95% stratified bootstrap CI:"]
     for name, values in scores.items():
         estimates = interval_estimates(values)
@@ -196,35 +247,63 @@ def sweep_overrides(sweep_dir: Path) -> tuple[list[str], int | None]:
     and its ``--jobs`` (None if not recorded)."""
     recorded = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides
     task = list(recorded.task)
-    jobs = next((int(item.split("=", 1)[1]) for item in [*recorded.hydra, *task]
-                 if item.startswith("hydra.launcher.n_jobs=")), None)
-    return [item for item in task if item.split("=", 1)[0] not in ("seed", "hydra.sweep.dir", "hydra.launcher.n_jobs")
-            and item not in DEFAULT_OVERRIDES], jobs
+    jobs = next(
+        (int(item.split("=", 1)[1]) for item in [*recorded.hydra, *task] if item.startswith("hydra.launcher.n_jobs=")),
+        None,
+    )
+    return [
+        item
+        for item in task
+        if item.split("=", 1)[0] not in ("seed", "hydra.sweep.dir", "hydra.launcher.n_jobs")
+        and item not in DEFAULT_OVERRIDES
+    ], jobs
 
 
-def result_document(by_seed: dict[int, dict], seeds: list[int], threshold: float, overrides: list[str],
-                    args: argparse.Namespace, argv: list[str]) -> dict:
+def result_document(
+    by_seed: dict[int, dict],
+    seeds: list[int],
+    threshold: float,
+    overrides: list[str],
+    args: argparse.Namespace,
+    argv: list[str],
+) -> dict:
     """The run as a result file (benchmarks/result_files.py): what produced it, and one row per finished seed."""
     first_job = Path(next(iter(by_seed.values()))["job_dir"])
     config = OmegaConf.load(first_job / ".hydra" / "config.yaml")
-    trained_by = " ".join(["python benchmarks/learning.py", *overrides, f"--seeds {len(seeds)}",
-                           *([f"--first-seed {seeds[0]}"] if seeds[0] else []),
-                           *([f"--jobs {args.jobs}"] if args.jobs else [])])
-    document = {"schema": result_files.SCHEMAS["learning"], **result_files.provenance_fields(trained_by),
-                "env": str(config.env.name), "agent": str(config.agent.name), "env_id": str(config.env.id),
-                "tuned_file": f"conf/tuned/{config.tuned_settings}.yaml" if config.tuned_settings else None,
-                "overrides": overrides, "threshold": threshold, "total_steps": int(config.total_steps),
-                "eval": {"every": int(config.eval.every), "episodes": int(config.eval.episodes)},
-                "target": args.target or "-", "notes": list(args.note)}
+    trained_by = " ".join(
+        [
+            "python benchmarks/learning.py",
+            *overrides,
+            f"--seeds {len(seeds)}",
+            *([f"--first-seed {seeds[0]}"] if seeds[0] else []),
+            *([f"--jobs {args.jobs}"] if args.jobs else []),
+        ]
+    )
+    document = {
+        "schema": result_files.SCHEMAS["learning"],
+        **result_files.provenance_fields(trained_by),
+        "env": str(config.env.name),
+        "agent": str(config.agent.name),
+        "env_id": str(config.env.id),
+        "tuned_file": f"conf/tuned/{config.tuned_settings}.yaml" if config.tuned_settings else None,
+        "overrides": overrides,
+        "threshold": threshold,
+        "total_steps": int(config.total_steps),
+        "eval": {"every": int(config.eval.every), "episodes": int(config.eval.episodes)},
+        "target": args.target or "-",
+        "notes": list(args.note),
+    }
     if args.from_sweep:
         newest = max((Path(r["job_dir"]) / "results.json").stat().st_mtime for r in by_seed.values())
         document["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest))
         document["commit"] = None
         document["commit_note"] = "tabulated from a sweep folder, which records no commit"
         shown = [f"--from-sweep {args.from_sweep}", *([f"--out {args.out}"] if args.out else [])]
-        document["provenance"] = (f"measured: tabulated without retraining by python benchmarks/learning.py "
-                                  f"{' '.join(shown)} (date: the sweep's last results.json; machine: the one that "
-                                  f"tabulated it)")
+        document["provenance"] = (
+            f"measured: tabulated without retraining by python benchmarks/learning.py "
+            f"{' '.join(shown)} (date: the sweep's last results.json; machine: the one that "
+            f"tabulated it)"
+        )
     rows = []
     for seed in seeds:
         results = by_seed.get(seed)
@@ -232,14 +311,22 @@ def result_document(by_seed: dict[int, dict], seeds: list[int], threshold: float
             continue
         step, wall = first_reach(results, threshold)
         held = results.get("heldout", {})
-        rows.append({"seed": seed, "solved_at_step": step, "solved_at_seconds": None if step is None else wall,
-                     "best_eval": results["best_eval_return"], "final_eval": results["final_eval_return"],
-                     "heldout_best": held.get("best", {}).get("mean"),
-                     "heldout_final": held.get("last", {}).get("mean"),
-                     "heldout_final_truncated_share": held.get("last", {}).get("truncated_share"),
-                     "heldout_episodes": held.get("last", {}).get("episodes"),
-                     "steps": results["steps"], "wall_seconds": results.get("wall_seconds"),
-                     "job": Path(results["job_dir"]).name})
+        rows.append(
+            {
+                "seed": seed,
+                "solved_at_step": step,
+                "solved_at_seconds": None if step is None else wall,
+                "best_eval": results["best_eval_return"],
+                "final_eval": results["final_eval_return"],
+                "heldout_best": held.get("best", {}).get("mean"),
+                "heldout_final": held.get("last", {}).get("mean"),
+                "heldout_final_truncated_share": held.get("last", {}).get("truncated_share"),
+                "heldout_episodes": held.get("last", {}).get("episodes"),
+                "steps": results["steps"],
+                "wall_seconds": results.get("wall_seconds"),
+                "job": Path(results["job_dir"]).name,
+            }
+        )
     document["seeds"] = rows
     document["failed_seeds"] = [seed for seed in seeds if seed not in by_seed]
     return document

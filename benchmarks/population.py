@@ -33,13 +33,25 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=["cartpole", "lunarlander"], help="env presets (conf/env)")
     parser.add_argument("--seeds", type=int, default=8, help="seeds per sweep (default 8)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="total_steps of every run (default: the tuned settings': CartPole 50k, LunarLander 100k)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="processes at once for both launchers (default: the launchers' own, cores // threads)")
-    parser.add_argument("--members", type=int, default=None,
-                        help="hydra.launcher.members of the population sweep (default: seeds spread over the "
-                             "processes, ceil(seeds / jobs), so both launchers use every core)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="total_steps of every run (default: the tuned settings': CartPole 50k, LunarLander 100k)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="processes at once for both launchers (default: the launchers' own, cores // threads)",
+    )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help="hydra.launcher.members of the population sweep (default: seeds spread over the "
+        "processes, ceil(seeds / jobs), so both launchers use every core)",
+    )
     parser.add_argument("--out", default=None, help="where the sweeps and results.json go")
     parser.add_argument("--table-only", action="store_true", help="print the table of --out/results.json and stop")
     args, overrides = parser.parse_known_args(argv)
@@ -59,8 +71,17 @@ def rlrun() -> str:
 
 
 def run_sweep(env: str, launcher: str, sweep_dir: Path, args: argparse.Namespace, overrides: list[str]) -> dict:
-    command = [rlrun(), "-m", f"seed=range({args.seeds})", f"env={env}", "agent=dqn", *DEFAULT_OVERRIDES,
-               f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    command = [
+        rlrun(),
+        "-m",
+        f"seed=range({args.seeds})",
+        f"env={env}",
+        "agent=dqn",
+        *DEFAULT_OVERRIDES,
+        f"hydra/launcher={launcher}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *overrides,
+    ]
     if args.steps is not None:
         command.append(f"total_steps={args.steps}")
     if args.jobs is not None:
@@ -79,7 +100,11 @@ def run_sweep(env: str, launcher: str, sweep_dir: Path, args: argparse.Namespace
     threshold = next((run["solved_at_return"] for run in runs if run.get("solved_at_return") is not None), None)
     finals = [run["final_eval_return"] for run in runs]
     return {
-        "env": env, "launcher": launcher, "command": " ".join(command), "runs": len(runs), "wall_seconds": wall,
+        "env": env,
+        "launcher": launcher,
+        "command": " ".join(command),
+        "runs": len(runs),
+        "wall_seconds": wall,
         "env_steps": sum(run["steps"] for run in runs),
         "threshold": threshold,
         "solved": sum(run.get("solved_at_step") is not None for run in runs),
@@ -89,14 +114,19 @@ def run_sweep(env: str, launcher: str, sweep_dir: Path, args: argparse.Namespace
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| env | launcher | seeds | wall s | env steps/s (sum over seeds) | solved | final >= threshold | "
-             "mean final | wall vs joblib |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| env | launcher | seeds | wall s | env steps/s (sum over seeds) | solved | final >= threshold | "
+        "mean final | wall vs joblib |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     joblib_wall = {row["env"]: row["wall_seconds"] for row in results if row["launcher"] == "joblib"}
     for row in results:
         ratio = row["wall_seconds"] / joblib_wall[row["env"]] if row["env"] in joblib_wall else float("nan")
-        lines.append(f"| {row['env']} | {row['launcher']} | {row['runs']} | {row['wall_seconds']:.1f} | "
-                     f"{row['env_steps'] / row['wall_seconds']:,.0f} | {row['solved']}/{row['runs']} | "
-                     f"{row['final_solved']}/{row['runs']} | {row['final_mean']:.1f} | {ratio:.2f}x |")
+        lines.append(
+            f"| {row['env']} | {row['launcher']} | {row['runs']} | {row['wall_seconds']:.1f} | "
+            f"{row['env_steps'] / row['wall_seconds']:,.0f} | {row['solved']}/{row['runs']} | "
+            f"{row['final_solved']}/{row['runs']} | {row['final_mean']:.1f} | {ratio:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -111,8 +141,9 @@ def main(argv: list[str]) -> None:
     for env in args.envs:
         for launcher in LAUNCHERS:  # back to back, on the same cores
             results.append(run_sweep(env, launcher, out / env / launcher, args, overrides))
-            (out / "results.json").write_text(json.dumps({"argv": argv, "cores": os.cpu_count(), "sweeps": results},
-                                                         indent=2))
+            (out / "results.json").write_text(
+                json.dumps({"argv": argv, "cores": os.cpu_count(), "sweeps": results}, indent=2)
+            )
     print()
     print(table(results))
     print(f"\n(results: {out / 'results.json'})")

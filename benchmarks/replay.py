@@ -79,10 +79,13 @@ def main() -> None:
         if not args.atari_only:
             measured += lunarlander_sized(args)
     if args.out:
-        document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "replay",
-                    **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
-                                                     + " ".join(sys.argv[1:])),
-                    "tables": measured, "notes": list(args.note)}
+        document = {
+            "schema": result_files.SCHEMAS["performance"],
+            "benchmark": "replay",
+            **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])),
+            "tables": measured,
+            "notes": list(args.note),
+        }
         result_files.write(Path(args.out), document)
 
 
@@ -93,8 +96,17 @@ def lunarlander_sized(args) -> list[dict]:
     capacity = args.capacity
 
     uniform = ReplayBuffer(capacity, OBS_SHAPE, np.dtype(np.float32), BATCH, cpu, 0)
-    prioritized = PrioritizedReplayBuffer(capacity, OBS_SHAPE, np.dtype(np.float32), BATCH, cpu, 0, alpha=0.6,
-                                          beta=LinearSchedule(0.4, 1.0, 10**6), eps=1e-6)
+    prioritized = PrioritizedReplayBuffer(
+        capacity,
+        OBS_SHAPE,
+        np.dtype(np.float32),
+        BATCH,
+        cpu,
+        0,
+        alpha=0.6,
+        beta=LinearSchedule(0.4, 1.0, 10**6),
+        eps=1e-6,
+    )
     for buffer in (uniform, prioritized):
         fill(buffer, capacity, rng)
     # realistic, uneven priorities everywhere
@@ -138,22 +150,36 @@ def lunarlander_sized(args) -> list[dict]:
     print(f"{'prioritized sample, O(capacity) normalise + choice':<52} {naive_us:>9.1f}")
     print(f"{'uniform add(1 transition)':<52} {add_uniform_us:>9.1f}")
     print(f"{'prioritized add(1 transition)':<52} {add_prioritized_us:>9.1f}")
-    print(f"prioritized sample / uniform sample: {sample_us / uniform_us:.2f}x; "
-          f"O(capacity) sample / sum-tree sample: {naive_us / sample_us:.0f}x")
-    print(f"issue targets: (prioritized sample + update) / uniform sample = {(sample_us + update_us) / uniform_us:.2f} "
-          f"(<= 3); prioritized add of one transition = {add_prioritized_us:.1f} us (<= 10)")
+    print(
+        f"prioritized sample / uniform sample: {sample_us / uniform_us:.2f}x; "
+        f"O(capacity) sample / sum-tree sample: {naive_us / sample_us:.0f}x"
+    )
+    print(
+        f"issue targets: (prioritized sample + update) / uniform sample = {(sample_us + update_us) / uniform_us:.2f} "
+        f"(<= 3); prioritized add of one transition = {add_prioritized_us:.1f} us (<= 10)"
+    )
     print(f"bytes per stored transition: uniform {bytes_uniform:.1f}, prioritized {bytes_prioritized:.1f}")
-    operations = [["uniform `sample(64)`", f"{uniform_us:.1f}"],
-                  ["prioritized `sample(64)` (sum tree, stratified)", f"{sample_us:.1f}"],
-                  ["prioritized `update_priorities(64)`", f"{update_us:.1f}"],
-                  ["prioritized sample + update", f"{sample_us + update_us:.1f}"],
-                  ["prioritized sample, O(capacity) normalise + choice", f"{naive_us:,.1f}"],
-                  ["uniform `add` of one transition", f"{add_uniform_us:.1f}"],
-                  ["prioritized `add` of one transition", f"{add_prioritized_us:.1f}"]]
-    return [{"title": f"{capacity:,} transitions of {OBS_SHAPE} float32 observations, batch {BATCH}",
-             "columns": ["operation", "µs per call"], "rows": operations},
-            {"title": "bytes per stored transition", "columns": ["buffer", "bytes"],
-             "rows": [["uniform", f"{bytes_uniform:.1f}"], ["prioritized", f"{bytes_prioritized:.1f}"]]}]
+    operations = [
+        ["uniform `sample(64)`", f"{uniform_us:.1f}"],
+        ["prioritized `sample(64)` (sum tree, stratified)", f"{sample_us:.1f}"],
+        ["prioritized `update_priorities(64)`", f"{update_us:.1f}"],
+        ["prioritized sample + update", f"{sample_us + update_us:.1f}"],
+        ["prioritized sample, O(capacity) normalise + choice", f"{naive_us:,.1f}"],
+        ["uniform `add` of one transition", f"{add_uniform_us:.1f}"],
+        ["prioritized `add` of one transition", f"{add_prioritized_us:.1f}"],
+    ]
+    return [
+        {
+            "title": f"{capacity:,} transitions of {OBS_SHAPE} float32 observations, batch {BATCH}",
+            "columns": ["operation", "µs per call"],
+            "rows": operations,
+        },
+        {
+            "title": "bytes per stored transition",
+            "columns": ["buffer", "bytes"],
+            "rows": [["uniform", f"{bytes_uniform:.1f}"], ["prioritized", f"{bytes_prioritized:.1f}"]],
+        },
+    ]
 
 
 ATARI_STACK, ATARI_BATCH = (4, 84, 84), 32
@@ -167,7 +193,7 @@ def atari_episode_steps(rng: np.random.Generator, count: int, mean_length: int =
     def frame(t: int) -> np.ndarray:
         image = background.copy()
         row, col = (3 * t) % 80, (7 * t) % 80
-        image[row:row + 4, col:col + 4] = 255
+        image[row : row + 4, col : col + 4] = 255
         image[0, :8] = np.frombuffer(np.int64(t).tobytes(), dtype=np.uint8)  # every frame distinct, as a score
         return image
 
@@ -185,24 +211,37 @@ def atari_frames(args) -> dict:
     cpu = torch.device("cpu")
     capacity, dtype = args.capacity, np.dtype(np.uint8)
     # np.zeros reserves the pool without touching it: nbytes is what the full buffer holds
-    uniform = ReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
-                           observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+    uniform = ReplayBuffer(
+        capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0, observations=FrameStackStore(capacity, ATARI_STACK, dtype)
+    )
     per_uniform = uniform.nbytes / capacity
     del uniform
-    prioritized = PrioritizedReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0, alpha=0.6,
-                                          beta=LinearSchedule(0.4, 1.0, 10**6), eps=1e-6,
-                                          observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+    prioritized = PrioritizedReplayBuffer(
+        capacity,
+        ATARI_STACK,
+        dtype,
+        ATARI_BATCH,
+        cpu,
+        0,
+        alpha=0.6,
+        beta=LinearSchedule(0.4, 1.0, 10**6),
+        eps=1e-6,
+        observations=FrameStackStore(capacity, ATARI_STACK, dtype),
+    )
     per_prioritized = (prioritized.nbytes + sum(level.nbytes for level in prioritized.tree.levels)) / capacity
     del prioritized
     naive = 2 * int(np.prod(ATARI_STACK)) + 8 + 4 + 4
-    print(f"Atari {ATARI_STACK} uint8 stacks, capacity {capacity:,}: bytes per transition uniform {per_uniform:.0f}, "
-          f"prioritized {per_prioritized:.0f} (whole stacks twice: {naive}, {naive / per_uniform:.1f}x more); "
-          f"full buffer {per_uniform * capacity / 1e9:.2f} GB")
+    print(
+        f"Atari {ATARI_STACK} uint8 stacks, capacity {capacity:,}: bytes per transition uniform {per_uniform:.0f}, "
+        f"prioritized {per_prioritized:.0f} (whole stacks twice: {naive}, {naive / per_uniform:.1f}x more); "
+        f"full buffer {per_uniform * capacity / 1e9:.2f} GB"
+    )
 
     fill = args.atari_fill
     rng = np.random.default_rng(0)
-    buffer = ReplayBuffer(fill, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
-                          observations=FrameStackStore(fill, ATARI_STACK, dtype))
+    buffer = ReplayBuffer(
+        fill, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0, observations=FrameStackStore(fill, ATARI_STACK, dtype)
+    )
     pool = len(buffer.observations.frames)
     one = np.zeros(1, dtype=np.int64)
     start = time.perf_counter()
@@ -211,14 +250,22 @@ def atari_frames(args) -> dict:
     add_us = (time.perf_counter() - start) / fill * 1e6
     sample_us = microseconds(lambda: buffer.sample(step=0), max(50, args.repeats // 10))
     grew = "" if len(buffer.observations.frames) == pool else " (the frame pool grew)"
-    print(f"Atari add() per transition {add_us:.1f} us, sample({ATARI_BATCH}) {sample_us:.1f} us, "
-          f"pool frames used {buffer.observations.used:,} for {fill:,} transitions{grew}")
-    return {"title": f"{ATARI_STACK} uint8 stacks (FrameStackStore), {capacity:,} capacity; timings on {fill:,} "
-                     f"transitions of synthetic episodes", "columns": ["figure", "value"],
-            "rows": [["bytes per transition, uniform", f"{per_uniform:,.0f}"],
-                     ["bytes per transition, prioritized", f"{per_prioritized:,.0f}"],
-                     ["bytes per transition, whole stacks twice", f"{naive:,} ({naive / per_uniform:.1f}x)"],
-                     ["add() per transition", f"{add_us:.1f} µs"], [f"sample({ATARI_BATCH})", f"{sample_us:.1f} µs"]]}
+    print(
+        f"Atari add() per transition {add_us:.1f} us, sample({ATARI_BATCH}) {sample_us:.1f} us, "
+        f"pool frames used {buffer.observations.used:,} for {fill:,} transitions{grew}"
+    )
+    return {
+        "title": f"{ATARI_STACK} uint8 stacks (FrameStackStore), {capacity:,} capacity; timings on {fill:,} "
+        f"transitions of synthetic episodes",
+        "columns": ["figure", "value"],
+        "rows": [
+            ["bytes per transition, uniform", f"{per_uniform:,.0f}"],
+            ["bytes per transition, prioritized", f"{per_prioritized:,.0f}"],
+            ["bytes per transition, whole stacks twice", f"{naive:,} ({naive / per_uniform:.1f}x)"],
+            ["add() per transition", f"{add_us:.1f} µs"],
+            [f"sample({ATARI_BATCH})", f"{sample_us:.1f} µs"],
+        ],
+    }
 
 
 def resident_kib(field: str) -> int:
@@ -235,8 +282,15 @@ def save_memory_child(kind: str, capacity: int, filled: int) -> None:
     before_buffer = resident_kib("VmRSS")
     if kind == "atari":
         dtype = np.dtype(np.uint8)
-        buffer = ReplayBuffer(capacity, ATARI_STACK, dtype, ATARI_BATCH, cpu, 0,
-                              observations=FrameStackStore(capacity, ATARI_STACK, dtype))
+        buffer = ReplayBuffer(
+            capacity,
+            ATARI_STACK,
+            dtype,
+            ATARI_BATCH,
+            cpu,
+            0,
+            observations=FrameStackStore(capacity, ATARI_STACK, dtype),
+        )
         one = np.zeros(1, dtype=np.int64)
         for stack, next_stack, ended in atari_episode_steps(rng, filled):
             buffer.add(stack[None], one, one, next_stack[None], [ended])
@@ -251,27 +305,51 @@ def save_memory_child(kind: str, capacity: int, filled: int) -> None:
         torch.save({"replay": buffer.state_dict()}, os.path.join(folder, "last.pt"))
         written = os.path.getsize(os.path.join(folder, "last.pt"))
     peak = resident_kib("VmHWM")
-    print(buffer.nbytes, written, (before_save - before_buffer) * 1024, (peak - before_buffer) * 1024,
-          (peak - before_save) * 1024)
+    print(
+        buffer.nbytes,
+        written,
+        (before_save - before_buffer) * 1024,
+        (peak - before_buffer) * 1024,
+        (peak - before_save) * 1024,
+    )
 
 
 def save_memory(args) -> dict:
-    cases = [("uniform", args.capacity, args.capacity, f"LunarLander-sized, full ({args.capacity:,})"),
-             ("uniform", args.capacity, args.capacity // 2, "LunarLander-sized, half full"),
-             ("atari", args.atari_fill, args.atari_fill, f"Atari frame store, full ({args.atari_fill:,})")]
+    cases = [
+        ("uniform", args.capacity, args.capacity, f"LunarLander-sized, full ({args.capacity:,})"),
+        ("uniform", args.capacity, args.capacity // 2, "LunarLander-sized, half full"),
+        ("atari", args.atari_fill, args.atari_fill, f"Atari frame store, full ({args.atari_fill:,})"),
+    ]
     print("checkpoint save, peak resident memory (fresh process each) / buffer size; target <= 1.1x")
     print(f"{'buffer':<40} {'buffer MB':>10} {'file MB':>8} {'resident':>9} {'peak':>6} {'save extra':>11}")
     rows = []
     for kind, capacity, filled, label in cases:
-        out = subprocess.run([sys.executable, __file__, "--save-child", kind, str(capacity), str(filled)],
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, __file__, "--save-child", kind, str(capacity), str(filled)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         nbytes, written, resident, peak, extra = (int(value) for value in out)
-        print(f"{label:<40} {nbytes / 1e6:>10.1f} {written / 1e6:>8.1f} {resident / nbytes:>8.2f}x "
-              f"{peak / nbytes:>5.2f}x {extra / nbytes:>10.2f}x")
-        rows.append([label, f"{nbytes / 1e6:.1f}", f"{written / 1e6:.1f}", f"{resident / nbytes:.2f}x",
-                     f"{peak / nbytes:.2f}x", f"{extra / nbytes:.2f}x"])
-    return {"title": "checkpoint save, peak resident memory (fresh process each) / buffer size",
-            "columns": ["buffer", "buffer MB", "file MB", "resident", "peak", "save extra"], "rows": rows}
+        print(
+            f"{label:<40} {nbytes / 1e6:>10.1f} {written / 1e6:>8.1f} {resident / nbytes:>8.2f}x "
+            f"{peak / nbytes:>5.2f}x {extra / nbytes:>10.2f}x"
+        )
+        rows.append(
+            [
+                label,
+                f"{nbytes / 1e6:.1f}",
+                f"{written / 1e6:.1f}",
+                f"{resident / nbytes:.2f}x",
+                f"{peak / nbytes:.2f}x",
+                f"{extra / nbytes:.2f}x",
+            ]
+        )
+    return {
+        "title": "checkpoint save, peak resident memory (fresh process each) / buffer size",
+        "columns": ["buffer", "buffer MB", "file MB", "resident", "peak", "save extra"],
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":

@@ -35,10 +35,18 @@ SEED_FIELDS = ("seed", "solved_at_step", "best_eval", "final_eval")
 PERFORMANCE_FIELDS = ("benchmark", "tables")
 SCHEMAS = {"learning": "rlrun.learning/1", "performance": "rlrun.performance/1"}
 DIRECTIVE = re.compile(r"<!-- results-table (?P<view>[\w-]+): (?P<names>[^>]*?) -->")
-README_BLOCK = re.compile(r"(?P<directive><!-- results-table (?P<view>[\w-]+): (?P<names>[^>]*?) -->)\n.*?"
-                          r"<!-- end results-table -->", re.S)
-VIEW_KIND = {"learning-summary": "learning", "learning-seeds": "learning", "learning-heldout": "learning",
-             "learning-compact": "learning", "performance": "performance"}
+README_BLOCK = re.compile(
+    r"(?P<directive><!-- results-table (?P<view>[\w-]+): (?P<names>[^>]*?) -->)\n.*?"
+    r"<!-- end results-table -->",
+    re.S,
+)
+VIEW_KIND = {
+    "learning-summary": "learning",
+    "learning-seeds": "learning",
+    "learning-heldout": "learning",
+    "learning-compact": "learning",
+    "performance": "performance",
+}
 
 
 class ResultFileError(ValueError):
@@ -46,6 +54,7 @@ class ResultFileError(ValueError):
 
 
 # ----------------------------------------------------------------------------- writing (the benchmarks)
+
 
 def machine() -> dict:
     """The CPU model and core count of this machine, as the result files record them."""
@@ -63,10 +72,16 @@ def machine() -> dict:
 def git_commit() -> str | None:
     """The checkout's commit, with ``+dirty`` when tracked files differ from it; None outside a git checkout."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+dirty" if dirty else "")
@@ -74,9 +89,13 @@ def git_commit() -> str | None:
 
 def provenance_fields(command: str) -> dict:
     """The fields that say where a freshly measured result comes from."""
-    return {"command": command, "commit": git_commit(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": machine(), "provenance": "measured: written by the command above"}
+    return {
+        "command": command,
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "provenance": "measured: written by the command above",
+    }
 
 
 def write(path: Path, document: dict) -> None:
@@ -89,6 +108,7 @@ def write(path: Path, document: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- reading and checking
+
 
 def check(document: dict, kind: str, where: str) -> None:
     """Raise ResultFileError naming the first missing or wrong field."""
@@ -115,8 +135,10 @@ def check(document: dict, kind: str, where: str) -> None:
                 raise ResultFileError(f"{where}: each table needs 'title', 'columns' and 'rows'")
             bad = [row for row in table["rows"] if len(row) != len(table["columns"])]
             if bad:
-                raise ResultFileError(f"{where}: table {table['title']!r} has a row of {len(bad[0])} cells "
-                                      f"for {len(table['columns'])} columns")
+                raise ResultFileError(
+                    f"{where}: table {table['title']!r} has a row of {len(bad[0])} cells "
+                    f"for {len(table['columns'])} columns"
+                )
 
 
 def load(kind: str, name: str) -> dict:
@@ -145,6 +167,7 @@ def all_result_files() -> list[tuple[str, Path]]:
 
 # ----------------------------------------------------------------------------- rendering
 
+
 def thousands(steps: int) -> str:
     """Env steps as the tables show them: 45000 -> 45k, 1000000 -> 1M."""
     if steps >= 1_000_000 and steps % 1_000_000 == 0:
@@ -170,8 +193,10 @@ def source_line(name: str, kind: str, document: dict) -> str:
     """Where a table comes from: its file, command, commit, date, machine and provenance."""
     commit = document["commit"][:10] if document["commit"] else f"unknown ({document['commit_note']})"
     machine_text = f"{document['machine']['cpu']}, {document['machine']['cores']} cores"
-    return (f"`results/{kind}/{name}.json`: `{document['command']}`; commit {commit}; {document['date']}; "
-            f"{machine_text}; {document['provenance']}")
+    return (
+        f"`results/{kind}/{name}.json`: `{document['command']}`; commit {commit}; {document['date']}; "
+        f"{machine_text}; {document['provenance']}"
+    )
 
 
 def counts(document: dict) -> tuple[int, int, int | None, int]:
@@ -198,11 +223,22 @@ def render_learning(view: str, names: list[str]) -> str:
     documents = {name: load("learning", name) for name in names}
     notes = []
     if view in ("learning-summary", "learning-compact"):
-        columns = (["pair", "budget", "threshold", "seeds", "solved", "final eval", "final, held-out"]
-                   if view == "learning-compact"
-                   else ["result file", "tuned file", "budget", "threshold", "seeds", "solved: some eval >= threshold",
-                         "final eval >= threshold", "final policy, held-out >= threshold", "target (solved; final)",
-                         "command"])
+        columns = (
+            ["pair", "budget", "threshold", "seeds", "solved", "final eval", "final, held-out"]
+            if view == "learning-compact"
+            else [
+                "result file",
+                "tuned file",
+                "budget",
+                "threshold",
+                "seeds",
+                "solved: some eval >= threshold",
+                "final eval >= threshold",
+                "final policy, held-out >= threshold",
+                "target (solved; final)",
+                "command",
+            ]
+        )
         rows = []
         for name, doc in documents.items():
             solved, final, held_out, seeds = counts(doc)
@@ -211,13 +247,32 @@ def render_learning(view: str, names: list[str]) -> str:
             held_text = "-" if held_out is None else f"{held_out}/{seeds}"
             pair = f"{doc['env']}_{doc['agent']}"
             if view == "learning-compact":
-                rows.append([f"`{pair}`", thousands(doc["total_steps"]), number(doc["threshold"]), seed_text,
-                             f"{solved}/{seeds}",
-                             f"{final}/{seeds}", held_text])
+                rows.append(
+                    [
+                        f"`{pair}`",
+                        thousands(doc["total_steps"]),
+                        number(doc["threshold"]),
+                        seed_text,
+                        f"{solved}/{seeds}",
+                        f"{final}/{seeds}",
+                        held_text,
+                    ]
+                )
             else:
-                rows.append([f"`{name}`", f"`{doc.get('tuned_file', '-')}`", thousands(doc["total_steps"]),
-                             number(doc["threshold"]), seed_text, f"{solved}/{seeds}", f"{final}/{seeds}", held_text,
-                             doc.get("target", "-"), f"`{doc['command']}`"])
+                rows.append(
+                    [
+                        f"`{name}`",
+                        f"`{doc.get('tuned_file', '-')}`",
+                        thousands(doc["total_steps"]),
+                        number(doc["threshold"]),
+                        seed_text,
+                        f"{solved}/{seeds}",
+                        f"{final}/{seeds}",
+                        held_text,
+                        doc.get("target", "-"),
+                        f"`{doc['command']}`",
+                    ]
+                )
         table = markdown_table(columns, rows)
     elif view == "learning-seeds":
         seeds = sorted({row["seed"] for doc in documents.values() for row in doc["seeds"]})
@@ -230,13 +285,30 @@ def render_learning(view: str, names: list[str]) -> str:
             rows.append(cells)
         table = markdown_table(["seed", *[f"`{name}`" for name in names]], rows)
     elif view == "learning-heldout":
-        (name, doc), = documents.items()
-        columns = ["seed", f"first eval >= {doc['threshold']:g}", "best eval", "final eval", "`best.pt`, held-out",
-                   "final policy, held-out", "final policy's episodes cut at the time limit"]
-        rows = [[row["seed"], seed_cell(row).split(" · ")[0], row["best_eval"], row["final_eval"],
-                 row.get("heldout_best"), row.get("heldout_final"),
-                 None if row.get("heldout_final_truncated_share") is None
-                 else f"{100 * row['heldout_final_truncated_share']:.0f}%"] for row in doc["seeds"]]
+        ((name, doc),) = documents.items()
+        columns = [
+            "seed",
+            f"first eval >= {doc['threshold']:g}",
+            "best eval",
+            "final eval",
+            "`best.pt`, held-out",
+            "final policy, held-out",
+            "final policy's episodes cut at the time limit",
+        ]
+        rows = [
+            [
+                row["seed"],
+                seed_cell(row).split(" · ")[0],
+                row["best_eval"],
+                row["final_eval"],
+                row.get("heldout_best"),
+                row.get("heldout_final"),
+                None
+                if row.get("heldout_final_truncated_share") is None
+                else f"{100 * row['heldout_final_truncated_share']:.0f}%",
+            ]
+            for row in doc["seeds"]
+        ]
         table = markdown_table(columns, rows)
     else:
         raise ResultFileError(f"unknown results-table view {view!r}; views are: {', '.join(VIEW_KIND)}")
@@ -277,18 +349,21 @@ def outside_code(text: str, substitute) -> str:
 def directives(text: str) -> list[tuple[str, list[str]]]:
     """Every (view, [result file names]) a page's directives ask for, outside code blocks."""
     found = []
-    outside_code(text, lambda part: found.extend((m["view"], m["names"].split()) for m in DIRECTIVE.finditer(part))
-                 or part)
+    outside_code(
+        text, lambda part: found.extend((m["view"], m["names"].split()) for m in DIRECTIVE.finditer(part)) or part
+    )
     return found
 
 
 def render_readme(text: str) -> str:
     """README.md with each results block rendered afresh from the result files."""
-    return README_BLOCK.sub(lambda m: f"{m['directive']}\n{render(m['view'], m['names'])}\n<!-- end results-table -->",
-                            text)
+    return README_BLOCK.sub(
+        lambda m: f"{m['directive']}\n{render(m['view'], m['names'])}\n<!-- end results-table -->", text
+    )
 
 
 # ----------------------------------------------------------------------------- the mkdocs hook
+
 
 def on_page_markdown(markdown: str, **kwargs) -> str:
     """mkdocs hook: each directive becomes its table; a bad directive or result file stops the build."""

@@ -52,37 +52,73 @@ ENV_IDS = {"cartpole": "CartPole-v1", "lunarlander": "LunarLander-v3"}
 HIDDEN, BATCH, LR, CAPACITY, LEARNING_STARTS, TARGET_EVERY, EPS_STEPS = [128, 128], 64, 1e-3, 10_000, 1000, 500, 10_000
 FIXED_WORK = [
     "~tuned",  # the fixed work, not a pair's tuned settings (those would add n-step returns, other batch sizes)
-    f"agent.hidden_sizes=[{HIDDEN[0]},{HIDDEN[1]}]", f"agent.batch_size={BATCH}", f"agent.lr={LR}",
-    f"buffer.capacity={CAPACITY}", f"agent.learning_starts={LEARNING_STARTS}", "agent.target_update=hard",
-    f"agent.target_update_every={TARGET_EVERY}", "schedule=linear", "schedule.start=1.0", "schedule.end=0.05",
-    f"schedule.duration={EPS_STEPS}", "device=cpu", "device.threads=1", "agent.gradient_steps=1",
-    "agent.loss=huber", "agent.max_grad_norm=10", "agent.gamma=0.99",
+    f"agent.hidden_sizes=[{HIDDEN[0]},{HIDDEN[1]}]",
+    f"agent.batch_size={BATCH}",
+    f"agent.lr={LR}",
+    f"buffer.capacity={CAPACITY}",
+    f"agent.learning_starts={LEARNING_STARTS}",
+    "agent.target_update=hard",
+    f"agent.target_update_every={TARGET_EVERY}",
+    "schedule=linear",
+    "schedule.start=1.0",
+    "schedule.end=0.05",
+    f"schedule.duration={EPS_STEPS}",
+    "device=cpu",
+    "device.threads=1",
+    "agent.gradient_steps=1",
+    "agent.loss=huber",
+    "agent.max_grad_norm=10",
+    "agent.gamma=0.99",
 ]
 
 
 # The PPO cell's fixed work (see the module docstring); SB3's PPO defaults match it apart from n_steps and n_epochs.
 PPO_ENVS, PPO_N_STEPS, PPO_BATCH, PPO_EPOCHS, PPO_HIDDEN, PPO_LR = 8, 256, 64, 4, [64, 64], 3e-4
 PPO_FIXED_WORK = [
-    "~tuned", "agent=ppo", f"env.num_envs={PPO_ENVS}", f"agent.n_steps={PPO_N_STEPS}", f"agent.batch_size={PPO_BATCH}",
-    f"agent.n_epochs={PPO_EPOCHS}", f"agent.hidden_sizes=[{PPO_HIDDEN[0]},{PPO_HIDDEN[1]}]", "agent.activation=tanh",
-    f"agent.lr={PPO_LR}", "agent.gamma=0.99", "agent.gae_lambda=0.95", "agent.clip_range=0.2", "agent.ent_coef=0.0",
-    "agent.vf_coef=0.5", "agent.max_grad_norm=0.5", "agent.normalize_obs=false", "agent.normalize_reward=false",
-    "device=cpu", "device.threads=1",
+    "~tuned",
+    "agent=ppo",
+    f"env.num_envs={PPO_ENVS}",
+    f"agent.n_steps={PPO_N_STEPS}",
+    f"agent.batch_size={PPO_BATCH}",
+    f"agent.n_epochs={PPO_EPOCHS}",
+    f"agent.hidden_sizes=[{PPO_HIDDEN[0]},{PPO_HIDDEN[1]}]",
+    "agent.activation=tanh",
+    f"agent.lr={PPO_LR}",
+    "agent.gamma=0.99",
+    "agent.gae_lambda=0.95",
+    "agent.clip_range=0.2",
+    "agent.ent_coef=0.0",
+    "agent.vf_coef=0.5",
+    "agent.max_grad_norm=0.5",
+    "agent.normalize_obs=false",
+    "agent.normalize_reward=false",
+    "device=cpu",
+    "device.threads=1",
 ]
 
 
-def rlrun_steps_per_second(agent: str, env: str, train_freq: int, steps: int, num_envs: int,
-                           profiler: cProfile.Profile | None = None) -> tuple[float, float]:
-    overrides = FIXED_WORK + [f"agent={agent}", f"env={env}", f"env.num_envs={num_envs}",
-                              f"agent.train_freq={train_freq}"]
+def rlrun_steps_per_second(
+    agent: str, env: str, train_freq: int, steps: int, num_envs: int, profiler: cProfile.Profile | None = None
+) -> tuple[float, float]:
+    overrides = FIXED_WORK + [
+        f"agent={agent}",
+        f"env={env}",
+        f"env.num_envs={num_envs}",
+        f"agent.train_freq={train_freq}",
+    ]
     return trainer_steps_per_second(overrides, steps, profiler)
 
 
-def trainer_steps_per_second(overrides: list[str], steps: int,
-                             profiler: cProfile.Profile | None = None) -> tuple[float, float]:
+def trainer_steps_per_second(
+    overrides: list[str], steps: int, profiler: cProfile.Profile | None = None
+) -> tuple[float, float]:
     """Wall and CPU env steps per second of one Trainer run of ``steps``, evaluation and checkpoints at the end only."""
-    overrides = overrides + [f"total_steps={steps}", f"eval.every={10 * steps}", f"save_every={10 * steps}",
-                             "eval.episodes=1"]
+    overrides = overrides + [
+        f"total_steps={steps}",
+        f"eval.every={10 * steps}",
+        f"save_every={10 * steps}",
+        "eval.episodes=1",
+    ]
     cfg = compose("config", overrides=overrides)
     validate(cfg)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -130,11 +166,27 @@ def sb3_steps_per_second(env: str, train_freq: int, steps: int, num_envs: int) -
     else:
         vec_env = make_vec_env(env_id, n_envs=num_envs, seed=0)
         sb3_train_freq, gradient_steps = 1, num_envs // train_freq
-    model = DQN("MlpPolicy", vec_env, learning_rate=LR, buffer_size=CAPACITY, learning_starts=LEARNING_STARTS,
-                batch_size=BATCH, tau=1.0, gamma=0.99, train_freq=sb3_train_freq, gradient_steps=gradient_steps,
-                target_update_interval=TARGET_EVERY, exploration_fraction=EPS_STEPS / steps,
-                exploration_initial_eps=1.0, exploration_final_eps=0.05, max_grad_norm=10,
-                policy_kwargs={"net_arch": HIDDEN}, device="cpu", seed=0, verbose=0)
+    model = DQN(
+        "MlpPolicy",
+        vec_env,
+        learning_rate=LR,
+        buffer_size=CAPACITY,
+        learning_starts=LEARNING_STARTS,
+        batch_size=BATCH,
+        tau=1.0,
+        gamma=0.99,
+        train_freq=sb3_train_freq,
+        gradient_steps=gradient_steps,
+        target_update_interval=TARGET_EVERY,
+        exploration_fraction=EPS_STEPS / steps,
+        exploration_initial_eps=1.0,
+        exploration_final_eps=0.05,
+        max_grad_norm=10,
+        policy_kwargs={"net_arch": HIDDEN},
+        device="cpu",
+        seed=0,
+        verbose=0,
+    )
     start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
@@ -145,11 +197,24 @@ def sb3_ppo_steps_per_second(env: str, steps: int) -> tuple[float, float]:
     from stable_baselines3.common.env_util import make_vec_env
 
     vec_env = make_vec_env(ENV_IDS[env], n_envs=PPO_ENVS, seed=0)
-    model = PPO("MlpPolicy", vec_env, learning_rate=PPO_LR, n_steps=PPO_N_STEPS, batch_size=PPO_BATCH,
-                n_epochs=PPO_EPOCHS, gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5,
-                max_grad_norm=0.5, policy_kwargs={"net_arch": {"pi": PPO_HIDDEN, "vf": PPO_HIDDEN},
-                                                  "activation_fn": nn.Tanh},
-                device="cpu", seed=0, verbose=0)
+    model = PPO(
+        "MlpPolicy",
+        vec_env,
+        learning_rate=PPO_LR,
+        n_steps=PPO_N_STEPS,
+        batch_size=PPO_BATCH,
+        n_epochs=PPO_EPOCHS,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        policy_kwargs={"net_arch": {"pi": PPO_HIDDEN, "vf": PPO_HIDDEN}, "activation_fn": nn.Tanh},
+        device="cpu",
+        seed=0,
+        verbose=0,
+    )
     start, start_cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - start), model.num_timesteps / (time.process_time() - start_cpu)
@@ -163,15 +228,28 @@ def ppo_rows(args) -> list[dict]:
         cpu: dict[str, list[float]] = {"rlrun ppo": [], "sb3 ppo": []}
         for _ in range(args.repeats):
             for runner in wall:
-                wall_sps, cpu_sps = sb3_ppo_steps_per_second(env, args.ppo_steps) if runner == "sb3 ppo" \
+                wall_sps, cpu_sps = (
+                    sb3_ppo_steps_per_second(env, args.ppo_steps)
+                    if runner == "sb3 ppo"
                     else trainer_steps_per_second(PPO_FIXED_WORK + [f"env={env}"], args.ppo_steps)
+                )
                 wall[runner].append(wall_sps)
                 cpu[runner].append(cpu_sps)
-        print(f"  ppo {env} num_envs={PPO_ENVS}, wall|cpu steps/s: "
-              + ", ".join(f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
-                          for runner in wall), flush=True)
-        rows.append({"env": env, "wall": {r: statistics.median(v) for r, v in wall.items()},
-                     "cpu": {r: statistics.median(v) for r, v in cpu.items()}})
+        print(
+            f"  ppo {env} num_envs={PPO_ENVS}, wall|cpu steps/s: "
+            + ", ".join(
+                f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                for runner in wall
+            ),
+            flush=True,
+        )
+        rows.append(
+            {
+                "env": env,
+                "wall": {r: statistics.median(v) for r, v in wall.items()},
+                "cpu": {r: statistics.median(v) for r, v in cpu.items()},
+            }
+        )
     return rows
 
 
@@ -179,11 +257,20 @@ def ppo_tables(rows: list[dict], args) -> list[dict]:
     """The PPO cell, per wall-clock and per CPU second, as tables (printed, and kept by --out)."""
     out = []
     for clock in ("wall", "cpu"):
-        title = (f"PPO, env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
-                 f"{args.ppo_steps} steps per run, {PPO_ENVS} sub-envs, n_steps {PPO_N_STEPS}, {PPO_EPOCHS} epochs, "
-                 f"minibatch {PPO_BATCH}")
-        body = [[row["env"], f"{row[clock]['rlrun ppo']:,.0f}", f"{row[clock]['sb3 ppo']:,.0f}",
-                 f"{row[clock]['rlrun ppo'] / row[clock]['sb3 ppo']:.2f}"] for row in rows]
+        title = (
+            f"PPO, env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+            f"{args.ppo_steps} steps per run, {PPO_ENVS} sub-envs, n_steps {PPO_N_STEPS}, {PPO_EPOCHS} epochs, "
+            f"minibatch {PPO_BATCH}"
+        )
+        body = [
+            [
+                row["env"],
+                f"{row[clock]['rlrun ppo']:,.0f}",
+                f"{row[clock]['sb3 ppo']:,.0f}",
+                f"{row[clock]['rlrun ppo'] / row[clock]['sb3 ppo']:.2f}",
+            ]
+            for row in rows
+        ]
         out.append({"title": title, "columns": ["env", "rlrun ppo", "sb3 ppo", "rlrun/sb3"], "rows": body})
     return out
 
@@ -261,8 +348,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell and runner; the median is shown")
     parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
     parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
-    parser.add_argument("--algos", nargs="+", default=["dqn", "ppo"], choices=["dqn", "ppo"],
-                        help="with --compare sb3: the DQN cells, the PPO cell, or both (default)")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=["dqn", "ppo"],
+        choices=["dqn", "ppo"],
+        help="with --compare sb3: the DQN cells, the PPO cell, or both (default)",
+    )
     parser.add_argument("--ppo-steps", type=int, default=40_960, help="env steps per PPO run (default 20 rollouts)")
     parser.add_argument("--out", default=None, help="also write the tables as a result file (JSON) here")
     parser.add_argument("--note", action="append", default=[], help="a sentence the result file keeps (repeatable)")
@@ -280,15 +372,19 @@ def main() -> None:
                         for agent in args.agents:
                             profiler = cProfile.Profile()
                             sps, _ = rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs, profiler)
-                            print_profile(profiler, args.steps, f"rlrun {agent} {env} tf={train_freq} num_envs="
-                                                                f"{num_envs}: {sps:.0f} steps/s under cProfile")
+                            print_profile(
+                                profiler,
+                                args.steps,
+                                f"rlrun {agent} {env} tf={train_freq} num_envs="
+                                f"{num_envs}: {sps:.0f} steps/s under cProfile",
+                            )
         return
     runners = [f"rlrun {agent}" for agent in args.agents] + (["sb3 dqn"] if args.compare else [])
     rows, ppo = [], []
     with initialize_config_module("rlrun.conf", version_base=None):
         if args.compare and "ppo" in args.algos:
             ppo = ppo_rows(args)
-        for num_envs in (args.num_envs if "dqn" in args.algos else []):
+        for num_envs in args.num_envs if "dqn" in args.algos else []:
             for env in args.envs:
                 for train_freq in args.train_freqs:
                     wall: dict[str, list[float]] = {runner: [] for runner in runners}
@@ -297,26 +393,36 @@ def main() -> None:
                     for _ in range(args.repeats):
                         for runner in runners:  # interleaved: each repetition runs every runner once
                             family, agent = runner.split()
-                            wall_sps, cpu_sps = sb3_steps_per_second(env, train_freq, args.steps, num_envs) \
-                                if family == "sb3" else rlrun_steps_per_second(agent, env, train_freq, args.steps,
-                                                                               num_envs)
+                            wall_sps, cpu_sps = (
+                                sb3_steps_per_second(env, train_freq, args.steps, num_envs)
+                                if family == "sb3"
+                                else rlrun_steps_per_second(agent, env, train_freq, args.steps, num_envs)
+                            )
                             wall[runner].append(wall_sps)
                             cpu[runner].append(cpu_sps)
                         if args.compare:  # the limit's micro-timings too, between the runs they bound
                             all_parts.append(machine_limit_parts(env, num_envs))
                             limits.append(machine_limit(all_parts[-1], train_freq))
-                    row = {"num_envs": num_envs, "env": env, "train_freq": train_freq,
-                           "wall": {runner: statistics.median(values) for runner, values in wall.items()},
-                           "cpu": {runner: statistics.median(values) for runner, values in cpu.items()}}
+                    row = {
+                        "num_envs": num_envs,
+                        "env": env,
+                        "train_freq": train_freq,
+                        "wall": {runner: statistics.median(values) for runner, values in wall.items()},
+                        "cpu": {runner: statistics.median(values) for runner, values in cpu.items()},
+                    }
                     if args.compare:
                         row["limit"] = statistics.median(limits)
                         row["parts"] = {key: statistics.median(p[key] for p in all_parts) for key in all_parts[0]}
                     rows.append(row)
-                    print(f"  {env} tf={train_freq} num_envs={num_envs}, wall|cpu steps/s: "
-                          + ", ".join(f"{runner} "
-                                      + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
-                                      for runner in runners)
-                          + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""), flush=True)
+                    print(
+                        f"  {env} tf={train_freq} num_envs={num_envs}, wall|cpu steps/s: "
+                        + ", ".join(
+                            f"{runner} " + " ".join(f"{w:.0f}|{c:.0f}" for w, c in zip(wall[runner], cpu[runner]))
+                            for runner in runners
+                        )
+                        + (f", limit {' '.join(f'{v:.0f}' for v in limits)}" if limits else ""),
+                        flush=True,
+                    )
     measured = (tables(rows, runners, args) if rows else []) + (ppo_tables(ppo, args) if ppo else [])
     for table in measured:
         print(f"\n{table['title']}")
@@ -328,13 +434,20 @@ def main() -> None:
         print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
         for row in rows:
             parts = row["parts"]
-            print(f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
-                  f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}")
+            print(
+                f"  {row['env']} num_envs={row['num_envs']} tf={row['train_freq']}: env step {parts['env_us']:.1f}, "
+                f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}"
+            )
     if args.out:
-        document = {"schema": result_files.SCHEMAS["performance"], "benchmark": "throughput",
-                    **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} "
-                                                     + " ".join(sys.argv[1:])),
-                    "tables": measured, "notes": list(args.note), "rows": rows, "ppo_rows": ppo}
+        document = {
+            "schema": result_files.SCHEMAS["performance"],
+            "benchmark": "throughput",
+            **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])),
+            "tables": measured,
+            "notes": list(args.note),
+            "rows": rows,
+            "ppo_rows": ppo,
+        }
         result_files.write(Path(args.out), document)
 
 
@@ -343,8 +456,10 @@ def tables(rows: list[dict], runners: list[str], args) -> list[dict]:
     first = runners[0]
     out = []
     for clock in ("wall", "cpu"):
-        title = (f"env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
-                 f"{args.steps} steps per run")
+        title = (
+            f"env steps per {'wall-clock' if clock == 'wall' else 'CPU'} second, median of {args.repeats}, "
+            f"{args.steps} steps per run"
+        )
         header = ["num_envs", "env", "tf"] + runners
         if "rlrun per_dqn" in runners and first == "rlrun dqn":
             header.append("per/dqn")
@@ -357,8 +472,11 @@ def tables(rows: list[dict], runners: list[str], args) -> list[dict]:
             if "per/dqn" in header:
                 cells.append(f"{sps['rlrun per_dqn'] / sps['rlrun dqn']:.2f}")
             if args.compare:
-                cells += [f"{sps[first] / sps['sb3 dqn']:.2f}", f"{row['limit']:,.0f}",
-                          f"{sps[first] / row['limit']:.2f}"]
+                cells += [
+                    f"{sps[first] / sps['sb3 dqn']:.2f}",
+                    f"{row['limit']:,.0f}",
+                    f"{sps[first] / row['limit']:.2f}",
+                ]
             body.append(cells)
         out.append({"title": title, "columns": header, "rows": body})
     return out

@@ -39,8 +39,16 @@ def register_hydra_setup() -> None:
     from hydra_plugins.rlrun_population_launcher.launcher import RlrunPopulationLauncher
     from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
 
-    register_sweep_plugins([RlrunOptunaSweeper, RlrunBasicSweeper, RlrunJoblibLauncher, RlrunPopulationLauncher,
-                            RlrunLocalLauncher, RlrunSlurmLauncher])
+    register_sweep_plugins(
+        [
+            RlrunOptunaSweeper,
+            RlrunBasicSweeper,
+            RlrunJoblibLauncher,
+            RlrunPopulationLauncher,
+            RlrunLocalLauncher,
+            RlrunSlurmLauncher,
+        ]
+    )
 
 
 register_hydra_setup()
@@ -104,16 +112,22 @@ def make_output_folder(folder: str, key: str) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        message = OutputWriteError(folder, error, "the output folder",
-                                   f"Nothing was run. Pass a folder rlrun can create and write, e.g. {key}=/scratch/"
-                                   f"$USER/run, or start rlrun from a writable working directory (the default folder "
-                                   f"is outputs/<date>/<time> under it).", verb="create")
+        message = OutputWriteError(
+            folder,
+            error,
+            "the output folder",
+            f"Nothing was run. Pass a folder rlrun can create and write, e.g. {key}=/scratch/"
+            f"$USER/run, or start rlrun from a writable working directory (the default folder "
+            f"is outputs/<date>/<time> under it).",
+            verb="create",
+        )
         print(f"rlrun: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None  # SystemExit: Hydra turns other exceptions raised by a callback into warnings
 
 
-def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
-        eval_listener: Callable[[int, float], bool] | None = None) -> dict:
+def run(
+    cfg: DictConfig, run_dir: Path, cli_overrides: list[str], eval_listener: Callable[[int, float], bool] | None = None
+) -> dict:
     """Validate, then train, evaluate, plot or export. Shared by the CLI and tests."""
     validate(cfg)
     if cfg.resume is not None:
@@ -137,8 +151,9 @@ def run(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
     return train(cfg, run_dir, eval_listener)
 
 
-def run_in_sweep(cfg: DictConfig, run_dir: Path, cli_overrides: list[str],
-                 eval_listener: Callable[[int, float], bool] | None = None) -> dict:
+def run_in_sweep(
+    cfg: DictConfig, run_dir: Path, cli_overrides: list[str], eval_listener: Callable[[int, float], bool] | None = None
+) -> dict:
     """One sweep job; in a continued sweep (``rlrun resume=SWEEP_DIR``), one that goes on from what its folder holds."""
     from rlrun.sweeps.resume import FINISHED, FROM_CHECKPOINT, continue_job, finished_results
 
@@ -163,8 +178,9 @@ def hydra_main(cfg: DictConfig) -> float | dict | None:
         from rlrun.sweeps.job import run_sweep_job
         from rlrun.sweeps.optuna_study import trial_listener
 
-        return run_sweep_job(lambda listener: run_in_sweep(cfg, run_dir, overrides, listener), run_dir,
-                             trial_listener())
+        return run_sweep_job(
+            lambda listener: run_in_sweep(cfg, run_dir, overrides, listener), run_dir, trial_listener()
+        )
     try:
         result = run(cfg, run_dir, overrides)
     except RlrunError as error:

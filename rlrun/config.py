@@ -297,9 +297,7 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("rlrun_run_dir"):
         # hydra.run.dir: a resumed run continues in its own folder, any other run gets a fresh dated one.
         # (oc.select would not do: it returns the null of ``resume: null`` rather than the default.)
-        OmegaConf.register_new_resolver(
-            "rlrun_run_dir", lambda resume, fresh: fresh if resume is None else str(resume)
-        )
+        OmegaConf.register_new_resolver("rlrun_run_dir", lambda resume, fresh: fresh if resume is None else str(resume))
     if not OmegaConf.has_resolver("rlrun_output_subdir"):
         # A resumed run writes its own Hydra files beside the original ones instead of over them.
         OmegaConf.register_new_resolver(
@@ -377,8 +375,12 @@ def _validate(cfg: DictConfig) -> None:
         return  # env and agent come from the checkpoint's own config
     _check(cfg.env.num_envs > 0, "env.num_envs", cfg.env.num_envs, "a positive integer")
     if cfg.env.max_episode_steps is not None:
-        _check(cfg.env.max_episode_steps > 0, "env.max_episode_steps", cfg.env.max_episode_steps,
-               "a positive integer or null (the env's own limit)")
+        _check(
+            cfg.env.max_episode_steps > 0,
+            "env.max_episode_steps",
+            cfg.env.max_episode_steps,
+            "a positive integer or null (the env's own limit)",
+        )
     if cfg.env.get("preprocessing") == "atari":
         _validate_atari(cfg.env)
     _check(cfg.device.type in DEVICE_TYPES, "device.type", cfg.device.type, f"one of {', '.join(DEVICE_TYPES)}")
@@ -395,8 +397,12 @@ def _validate(cfg: DictConfig) -> None:
         _check(agent.learning_starts >= 0, "agent.learning_starts", agent.learning_starts, "zero or more env steps")
         _check(agent.target_update in ("hard", "soft"), "agent.target_update", agent.target_update, "hard or soft")
         if agent.target_update_every is not None:
-            _check(agent.target_update_every > 0, "agent.target_update_every", agent.target_update_every,
-                   "a positive number of env steps, or null (hard: every 500, soft: after every update)")
+            _check(
+                agent.target_update_every > 0,
+                "agent.target_update_every",
+                agent.target_update_every,
+                "a positive number of env steps, or null (hard: every 500, soft: after every update)",
+            )
         _check(0.0 < agent.tau <= 1.0, "agent.tau", agent.tau, "in (0, 1]")
         _check(agent.loss in ("huber", "mse"), "agent.loss", agent.loss, "huber or mse")
         if agent.max_grad_norm is not None:
@@ -409,10 +415,18 @@ def _validate(cfg: DictConfig) -> None:
     if agent.algo == "reinforce":  # on-policy: neither the buffer nor the epsilon schedule applies
         _check(agent.lr > 0, "agent.lr", agent.lr, "a positive learning rate, e.g. 1e-3")
         _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
-        _check(agent.episodes_per_update > 0, "agent.episodes_per_update", agent.episodes_per_update,
-               "a positive number of episodes")
-        _check(agent.baseline in REINFORCE_BASELINES, "agent.baseline", agent.baseline,
-               f"one of {', '.join(REINFORCE_BASELINES)}")
+        _check(
+            agent.episodes_per_update > 0,
+            "agent.episodes_per_update",
+            agent.episodes_per_update,
+            "a positive number of episodes",
+        )
+        _check(
+            agent.baseline in REINFORCE_BASELINES,
+            "agent.baseline",
+            agent.baseline,
+            f"one of {', '.join(REINFORCE_BASELINES)}",
+        )
         _check(agent.entropy_coef >= 0, "agent.entropy_coef", agent.entropy_coef, "zero or more")
         _check(agent.temperature > 0, "agent.temperature", agent.temperature, "positive (1.0 is the plain softmax)")
         if agent.max_grad_norm is not None:
@@ -432,28 +446,48 @@ def _validate_learning_rate(agent: DictConfig, lr_end_may_be_zero: bool) -> None
     # .get: configs saved in checkpoints written before the learning-rate anneal existed lack the keys
     if agent.get("lr_end") is not None:
         if lr_end_may_be_zero:  # each update uses the rate at its rollout's start: 0 is not reached within the anneal
-            _check(agent.lr_end >= 0, "agent.lr_end", agent.lr_end,
-                   "zero or a positive learning rate to anneal to, or null for a constant agent.lr")
+            _check(
+                agent.lr_end >= 0,
+                "agent.lr_end",
+                agent.lr_end,
+                "zero or a positive learning rate to anneal to, or null for a constant agent.lr",
+            )
         else:
-            _check(agent.lr_end > 0, "agent.lr_end", agent.lr_end,
-                   "a positive learning rate to anneal to (e.g. 1e-4), or null for a constant agent.lr")
+            _check(
+                agent.lr_end > 0,
+                "agent.lr_end",
+                agent.lr_end,
+                "a positive learning rate to anneal to (e.g. 1e-4), or null for a constant agent.lr",
+            )
     if agent.get("lr_decay_steps") is not None:
-        _check(agent.lr_decay_steps > 0, "agent.lr_decay_steps", agent.lr_decay_steps,
-               "a positive number of env steps, or null (total_steps)")
+        _check(
+            agent.lr_decay_steps > 0,
+            "agent.lr_decay_steps",
+            agent.lr_decay_steps,
+            "a positive number of env steps, or null (total_steps)",
+        )
 
 
 def _validate_actor_critic(cfg: DictConfig) -> None:
     agent = cfg.agent
     _validate_learning_rate(agent, lr_end_may_be_zero=True)
     _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
-    _check(0.0 <= agent.gae_lambda <= 1.0, "agent.gae_lambda", agent.gae_lambda,
-           "in [0, 1] (0: one-step TD advantages, 1: Monte Carlo returns minus the value)")
+    _check(
+        0.0 <= agent.gae_lambda <= 1.0,
+        "agent.gae_lambda",
+        agent.gae_lambda,
+        "in [0, 1] (0: one-step TD advantages, 1: Monte Carlo returns minus the value)",
+    )
     _check(agent.n_steps > 0, "agent.n_steps", agent.n_steps, "a positive number of env steps per sub-env")
     _check(agent.n_epochs > 0, "agent.n_epochs", agent.n_epochs, "a positive number of passes over each rollout")
     rollout = agent.n_steps * cfg.env.num_envs
     if agent.batch_size is not None:
-        _check(agent.batch_size > 0, "agent.batch_size", agent.batch_size,
-               "a positive minibatch size, or null for the whole rollout")
+        _check(
+            agent.batch_size > 0,
+            "agent.batch_size",
+            agent.batch_size,
+            "a positive minibatch size, or null for the whole rollout",
+        )
         if rollout % agent.batch_size:
             divisors = [d for d in range(1, rollout + 1) if rollout % d == 0]
             raise ConfigError(
@@ -463,14 +497,26 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
                 f"whole rollout, or change agent.n_steps."
             )
     if agent.clip_range is not None:
-        _check(agent.clip_range > 0, "agent.clip_range", agent.clip_range,
-               "positive (PPO's epsilon, e.g. 0.2), or null for the unclipped policy gradient of A2C")
+        _check(
+            agent.clip_range > 0,
+            "agent.clip_range",
+            agent.clip_range,
+            "positive (PPO's epsilon, e.g. 0.2), or null for the unclipped policy gradient of A2C",
+        )
     if agent.clip_range_end is not None:
-        _check(agent.clip_range is not None and agent.clip_range_end >= 0, "agent.clip_range_end", agent.clip_range_end,
-               "zero or more, with a clip_range to anneal from (not null), or null to keep clip_range")
+        _check(
+            agent.clip_range is not None and agent.clip_range_end >= 0,
+            "agent.clip_range_end",
+            agent.clip_range_end,
+            "zero or more, with a clip_range to anneal from (not null), or null to keep clip_range",
+        )
     if agent.clip_range_vf is not None:
-        _check(agent.clip_range_vf > 0, "agent.clip_range_vf", agent.clip_range_vf,
-               "positive (in the units of the value, i.e. of the scaled rewards), or null to disable value clipping")
+        _check(
+            agent.clip_range_vf > 0,
+            "agent.clip_range_vf",
+            agent.clip_range_vf,
+            "positive (in the units of the value, i.e. of the scaled rewards), or null to disable value clipping",
+        )
     _check(agent.ent_coef >= 0, "agent.ent_coef", agent.ent_coef, "zero or more")
     _check(agent.vf_coef > 0, "agent.vf_coef", agent.vf_coef, "positive: the value net learns only through it")
     if agent.max_grad_norm is not None:
@@ -484,13 +530,21 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
 
 
 def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
-    _check(len(hidden_sizes) > 0 and all(h > 0 for h in hidden_sizes), "agent.hidden_sizes",
-           list(hidden_sizes), "a non-empty list of positive layer widths, e.g. [128,128]")
+    _check(
+        len(hidden_sizes) > 0 and all(h > 0 for h in hidden_sizes),
+        "agent.hidden_sizes",
+        list(hidden_sizes),
+        "a non-empty list of positive layer widths, e.g. [128,128]",
+    )
 
 
 def _validate_atari(env: DictConfig) -> None:
-    _check(0.0 <= env.repeat_action_probability <= 1.0, "env.repeat_action_probability",
-           env.repeat_action_probability, "a probability in [0, 1] (0.25 is ALE v5's default, 0 deterministic)")
+    _check(
+        0.0 <= env.repeat_action_probability <= 1.0,
+        "env.repeat_action_probability",
+        env.repeat_action_probability,
+        "a probability in [0, 1] (0.25 is ALE v5's default, 0 deterministic)",
+    )
     _check(env.noop_max >= 0, "env.noop_max", env.noop_max, "zero (no random no-ops at reset) or more")
     _check(env.frame_skip > 0, "env.frame_skip", env.frame_skip, "a positive number of emulator frames, e.g. 4")
     _check(env.screen_size > 0, "env.screen_size", env.screen_size, "a positive number of pixels, e.g. 84")
@@ -500,23 +554,43 @@ def _validate_atari(env: DictConfig) -> None:
 def _validate_eval_outputs(cfg: DictConfig) -> None:
     # .get: configs saved in checkpoints written before these keys existed lack them
     cap = eval_step_cap(cfg)
-    _check(cap > 0, "eval.max_episode_steps", cap,
-           "a positive number of env steps (the cap of greedy episodes on envs without a time limit)")
+    _check(
+        cap > 0,
+        "eval.max_episode_steps",
+        cap,
+        "a positive number of env steps (the cap of greedy episodes on envs without a time limit)",
+    )
     epsilon = eval_epsilon(cfg)
-    _check(0.0 <= epsilon <= 1.0, "eval.epsilon", epsilon,
-           "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)")
+    _check(
+        0.0 <= epsilon <= 1.0,
+        "eval.epsilon",
+        epsilon,
+        "a probability in [0, 1] (0: greedy evaluation; 0.05 is the usual Atari choice)",
+    )
     episode_seeds = cfg.eval.get("episode_seeds", EvalConfig.episode_seeds)
-    _check(episode_seeds in ("heldout", "periodic"), "eval.episode_seeds", episode_seeds,
-           "heldout (mode=evaluate plays episodes no periodic evaluation played) or periodic (the episodes "
-           "training's evaluations played)")
+    _check(
+        episode_seeds in ("heldout", "periodic"),
+        "eval.episode_seeds",
+        episode_seeds,
+        "heldout (mode=evaluate plays episodes no periodic evaluation played) or periodic (the episodes "
+        "training's evaluations played)",
+    )
     video_every = cfg.eval.get("video_every", 0)
-    _check(video_every >= 0, "eval.video_every", video_every,
-           "zero (no videos while training) or a positive number of env steps")
+    _check(
+        video_every >= 0,
+        "eval.video_every",
+        video_every,
+        "zero (no videos while training) or a positive number of env steps",
+    )
     if cfg.eval.get("video_episodes") is not None:
         indices = list(cfg.eval.video_episodes)
-        _check(len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices), "eval.video_episodes", indices,
-               f"null (the first and the best episode) or a non-empty list of episode indices in "
-               f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})")
+        _check(
+            len(indices) > 0 and all(0 <= i < cfg.eval.episodes for i in indices),
+            "eval.video_episodes",
+            indices,
+            f"null (the first and the best episode) or a non-empty list of episode indices in "
+            f"0..{cfg.eval.episodes - 1} (eval.episodes={cfg.eval.episodes})",
+        )
 
 
 # Evaluation episodes of envs without a time limit of their own stop here (eval.max_episode_steps=null).
@@ -568,8 +642,12 @@ def _validate_plot(cfg: DictConfig) -> None:
             "path=outputs/multirun/2026-11-21/10-00-00. It needs no checkpoint and trains nothing."
         )
     _check(cfg.plot.window > 0, "plot.window", cfg.plot.window, "a positive number of episodes")
-    _check(cfg.plot.aggregate in PLOT_AGGREGATES, "plot.aggregate", cfg.plot.aggregate,
-           f"one of {', '.join(PLOT_AGGREGATES)}")
+    _check(
+        cfg.plot.aggregate in PLOT_AGGREGATES,
+        "plot.aggregate",
+        cfg.plot.aggregate,
+        f"one of {', '.join(PLOT_AGGREGATES)}",
+    )
 
 
 def _validate_export(cfg: DictConfig) -> None:
@@ -579,8 +657,12 @@ def _validate_export(cfg: DictConfig) -> None:
             "checkpoint=outputs/2026-11-21/10-00-00/checkpoints/best.pt. The greedy policy is written beside it "
             "(best.torchscript.pt and/or best.onnx, with best.policy.json); env and agent come from the checkpoint."
         )
-    _check(cfg.export.format in EXPORT_FORMATS, "export.format", cfg.export.format,
-           f"one of {', '.join(EXPORT_FORMATS)} (onnx and both need the export extra: pip install \"rlrun[export]\")")
+    _check(
+        cfg.export.format in EXPORT_FORMATS,
+        "export.format",
+        cfg.export.format,
+        f'one of {", ".join(EXPORT_FORMATS)} (onnx and both need the export extra: pip install "rlrun[export]")',
+    )
 
 
 def _validate_buffer(cfg: DictConfig) -> None:
@@ -589,8 +671,12 @@ def _validate_buffer(cfg: DictConfig) -> None:
     _check(buffer.capacity > 0, "buffer.capacity", buffer.capacity, "a positive number of transitions")
     # .get: configs saved in checkpoints written before n-step returns lack the key
     n_step = buffer.get("n_step", 1)
-    _check(isinstance(n_step, int) and 1 <= n_step <= 1000, "buffer.n_step", n_step,
-           "an integer from 1 (one-step targets) to 1000, e.g. 3")
+    _check(
+        isinstance(n_step, int) and 1 <= n_step <= 1000,
+        "buffer.n_step",
+        n_step,
+        "an integer from 1 (one-step targets) to 1000, e.g. 3",
+    )
     if cfg.agent.batch_size > buffer.capacity:
         raise ConfigError(
             f"agent.batch_size={cfg.agent.batch_size} is larger than buffer.capacity={buffer.capacity}: a batch "
@@ -602,8 +688,9 @@ def _validate_buffer(cfg: DictConfig) -> None:
         _check(buffer.eps > 0, "buffer.eps", buffer.eps, "a small positive number, e.g. 1e-6")
         beta_steps = buffer.get("beta_steps")
         if beta_steps is not None:
-            _check(beta_steps > 0, "buffer.beta_steps", beta_steps, "a positive number of env steps, or null "
-                   "(total_steps)")
+            _check(
+                beta_steps > 0, "buffer.beta_steps", beta_steps, "a positive number of env steps, or null (total_steps)"
+            )
 
 
 def _validate_schedule(schedule: DictConfig) -> None:
@@ -673,8 +760,10 @@ def tuned_settings_line(cfg: DictConfig) -> str:
     name = cfg.get("tuned_settings")
     if name:
         return f"tuned settings: conf/tuned/{name}.yaml (command-line overrides win over it)"
-    return (f"tuned settings: none for env={cfg.env.name} agent={cfg.agent.name} "
-            f"(no conf/tuned/{cfg.env.name}_{cfg.agent.name}.yaml, or ~tuned): the groups' defaults apply")
+    return (
+        f"tuned settings: none for env={cfg.env.name} agent={cfg.agent.name} "
+        f"(no conf/tuned/{cfg.env.name}_{cfg.agent.name}.yaml, or ~tuned): the groups' defaults apply"
+    )
 
 
 # ----------------------------------------------------------------------------- presets by name

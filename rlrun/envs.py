@@ -38,14 +38,13 @@ def require_atari_extra(env_id: str) -> None:
         raise ConfigError(
             f"env.id={env_id} is an Atari game, which needs the atari extra, but {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not installed. Install it with {ATARI_EXTRA_HINT} (or pip "
-            f"install -e \".[atari]\" in a checkout): it brings gymnasium[atari] (ale-py, with the game ROMs) and "
+            f'install -e ".[atari]" in a checkout): it brings gymnasium[atari] (ale-py, with the game ROMs) and '
             f"opencv-python-headless. Other envs (cartpole, lunarlander, ...) do not need it."
         )
     gym.register_envs(ale_py)
 
 
-def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = False,
-             epsilon: float = 0.0) -> gym.Env:
+def make_env(cfg: DictConfig, render_mode: str | None = None, training: bool = False, epsilon: float = 0.0) -> gym.Env:
     """One environment, e.g. for greedy evaluation.
 
     ``training`` applies what only the learner should see: Atari reward clipping (``env.clip_rewards``),
@@ -124,8 +123,14 @@ def atari_wrappers(env: gym.Env, cfg: DictConfig, training: bool) -> gym.Env:
     from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
 
     # terminal_on_life_loss=False here: AtariPreprocessing's own would reset the whole game after every lost life
-    env = AtariPreprocessing(env, noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, screen_size=cfg.screen_size,
-                             terminal_on_life_loss=False, grayscale_obs=True)
+    env = AtariPreprocessing(
+        env,
+        noop_max=cfg.noop_max,
+        frame_skip=cfg.frame_skip,
+        screen_size=cfg.screen_size,
+        terminal_on_life_loss=False,
+        grayscale_obs=True,
+    )
     env = FrameStackObservation(env, cfg.frame_stack, padding_type="reset")
     if cfg.max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps=cfg.max_episode_steps)
@@ -174,8 +179,9 @@ class LifeLossTerminal(gym.Wrapper):
         return obs, reward, terminated or life_lost, truncated, info
 
 
-def make_eval_env(cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None,
-                  epsilon: float = 0.0) -> gym.Env:
+def make_eval_env(
+    cfg: DictConfig, max_episode_steps: int, render_mode: str | None = None, epsilon: float = 0.0
+) -> gym.Env:
     """One environment for greedy episodes, which must always end.
 
     A greedy policy can loop forever (CliffWalking has no time limit, and a policy that walks into a wall
@@ -312,9 +318,10 @@ def _exactly_restorable() -> dict[type, str]:
     )
     from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 
-    return {**dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv),
-                            "physical"),
-            **dict.fromkeys((FrozenLakeEnv, CliffWalkingEnv, TaxiEnv), "grid")}
+    return {
+        **dict.fromkeys((CartPoleEnv, AcrobotEnv, MountainCarEnv, Continuous_MountainCarEnv, PendulumEnv), "physical"),
+        **dict.fromkeys((FrozenLakeEnv, CliffWalkingEnv, TaxiEnv), "grid"),
+    }
 
 
 def _plain(value):
@@ -344,15 +351,17 @@ def capture_env_state(envs: SameStepVectorEnv) -> dict:
         if kind == "grid":
             grid = {name: _plain(getattr(core, name)) for name in GRID_EPISODE_ATTRIBUTES if hasattr(core, name)}
         limit = _time_limit(env)
-        sub_states.append({
-            "rng": core.np_random.bit_generator.state,
-            # in its own dtype: Acrobot's state is float32 after a reset and float64 after a step, and the dtype
-            # changes the next step's rounding (a tuple, as MountainCar's, becomes float64: the same numbers)
-            "physical": None if physical is None else torch.as_tensor(np.array(physical)),
-            "grid": grid,
-            "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
-            "elapsed_steps": None if limit is None else limit._elapsed_steps,
-        })
+        sub_states.append(
+            {
+                "rng": core.np_random.bit_generator.state,
+                # in its own dtype: Acrobot's state is float32 after a reset and float64 after a step, and the dtype
+                # changes the next step's rounding (a tuple, as MountainCar's, becomes float64: the same numbers)
+                "physical": None if physical is None else torch.as_tensor(np.array(physical)),
+                "grid": grid,
+                "steps_beyond_terminated": getattr(core, "steps_beyond_terminated", None),
+                "elapsed_steps": None if limit is None else limit._elapsed_steps,
+            }
+        )
     return {
         "sub_envs": sub_states,
         "episode_returns": torch.as_tensor(envs.episode_returns),

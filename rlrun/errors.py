@@ -46,6 +46,9 @@ def describe_write_failure(path, error: OSError, what: str = "", verb: str = "wr
     reason = error.strerror or str(error) or type(error).__name__
     code = f" ({errno.errorcode[error.errno]})" if error.errno is not None and error.errno in errno.errorcode else ""
     label = f"{what} " if what else ""
-    blocked = f" {existing} is a file, not a folder;" if existing is not None and existing != path and \
-        not existing.is_dir() else ""
+    blocked = (
+        f" {existing} is a file, not a folder;"
+        if existing is not None and existing != path and not existing.is_dir()
+        else ""
+    )
     return f"could not {verb} {label}{path}: {reason}{code};{blocked} {free}."

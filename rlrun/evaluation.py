@@ -42,8 +42,10 @@ def eval_seeds(seed: int, episodes: int, held_out: bool = False) -> list[int]:
     """The env seeds of ``episodes`` evaluation episodes of training seed ``seed``: the periodic set
     (training's evaluations) or the held-out set (``mode=evaluate``'s default)."""
     if episodes > EPISODE_SEEDS_PER_SET:
-        raise ConfigError(f"eval.episodes={episodes} is not allowed: eval.episodes must be at most "
-                          f"{EPISODE_SEEDS_PER_SET:,} (each training seed owns that many episode seeds per set).")
+        raise ConfigError(
+            f"eval.episodes={episodes} is not allowed: eval.episodes must be at most "
+            f"{EPISODE_SEEDS_PER_SET:,} (each training seed owns that many episode seeds per set)."
+        )
     first = EVAL_SEED_OFFSET + 2 * EPISODE_SEEDS_PER_SET * seed + (EPISODE_SEEDS_PER_SET if held_out else 0)
     return list(range(first, first + episodes))
 
@@ -92,8 +94,9 @@ def success_rate(returns: list[float], threshold: float | None) -> float | None:
     return float(np.mean(np.asarray(returns) >= threshold))
 
 
-def policy_report(label: str, source: str, episodes: dict[str, list], seeds: list[int],
-                  threshold: float | None) -> dict[str, Any]:
+def policy_report(
+    label: str, source: str, episodes: dict[str, list], seeds: list[int], threshold: float | None
+) -> dict[str, Any]:
     """One policy's evaluation: what it is, the seeds it played, per-episode numbers and their summary."""
     return {
         "policy": label,
@@ -174,9 +177,16 @@ def format_compare_table(reports: list[dict[str, Any]], threshold: float | None,
 
 
 # ----------------------------------------------------------------------------- videos
-def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, seeds: list[int],
-                  returns: list[float], requested: list[int] | None, videos_dir: Path,
-                  epsilon: float = 0.0) -> list[dict[str, Any]]:
+def record_videos(
+    agent: Agent,
+    env_cfg: DictConfig,
+    max_episode_steps: int,
+    seeds: list[int],
+    returns: list[float],
+    requested: list[int] | None,
+    videos_dir: Path,
+    epsilon: float = 0.0,
+) -> list[dict[str, Any]]:
     """Replay the chosen episodes (same seeds) with rendering on, one MP4 each.
 
     Episodes are replayed rather than filmed during the evaluation, because "the best" is only known at
@@ -191,10 +201,22 @@ def record_videos(agent: Agent, env_cfg: DictConfig, max_episode_steps: int, see
         path = Path(videos_dir) / f"episode_{index:03d}.mp4"
         episode = record_episode(agent, env, seeds[index], path)
         if episode.episode_return != returns[index]:
-            log.warning("episode %d replayed with return %.2f instead of %.2f: the policy is not deterministic",
-                        index, episode.episode_return, returns[index])
-        videos.append({"episode": index, "seed": seeds[index], "return": episode.episode_return,
-                       "length": episode.length, "frames": len(episode.frames), "path": str(path)})
+            log.warning(
+                "episode %d replayed with return %.2f instead of %.2f: the policy is not deterministic",
+                index,
+                episode.episode_return,
+                returns[index],
+            )
+        videos.append(
+            {
+                "episode": index,
+                "seed": seeds[index],
+                "return": episode.episode_return,
+                "length": episode.length,
+                "frames": len(episode.frames),
+                "path": str(path),
+            }
+        )
     env.close()
     return videos
 
@@ -241,8 +263,9 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     env = make_eval_env(run_cfg.env, eval_step_cap(run_cfg), epsilon=eval_epsilon(run_cfg))
     agent = build_agent(run_cfg, env.observation_space, env.action_space, device)
     if state is not None:
-        check_spaces(cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space),
-                     run_cfg.env.id)
+        check_spaces(
+            cfg.checkpoint, state["spaces"], space_signature(env.observation_space, env.action_space), run_cfg.env.id
+        )
         agent.load_state_dict(state["agent"])
     episode_seeds = cfg.eval.episode_seeds  # this command's choice, never the checkpoint's
     seeds = eval_seeds(run_cfg.seed, run_cfg.eval.episodes, held_out=episode_seeds == "heldout")
@@ -275,8 +298,16 @@ def evaluate(cfg: DictConfig, run_dir: Path, cli_override_keys: list[str]) -> di
     }
     run_dir = Path(run_dir)
     if cfg.eval.video:
-        report["videos"] = record_videos(agent, run_cfg.env, eval_step_cap(run_cfg), seeds, episodes["returns"],
-                                         cfg.eval.video_episodes, run_dir / "videos", eval_epsilon(run_cfg))
+        report["videos"] = record_videos(
+            agent,
+            run_cfg.env,
+            eval_step_cap(run_cfg),
+            seeds,
+            episodes["returns"],
+            cfg.eval.video_episodes,
+            run_dir / "videos",
+            eval_epsilon(run_cfg),
+        )
     write_report(report, run_dir)
     return report
 
@@ -287,19 +318,26 @@ def write_report(report: dict[str, Any], run_dir: Path) -> None:
 
     label = report["agent"] if report["checkpoint"] is None else f"{report['agent']} ({report['checkpoint']})"
     played = {"returns": report["returns"], "lengths": report["lengths"], "truncated": report["truncated"]}
-    policies = [policy_report(label, "evaluated", played, report["seeds"], report["reward_threshold"]),
-                *report["compare"]]
+    policies = [
+        policy_report(label, "evaluated", played, report["seeds"], report["reward_threshold"]),
+        *report["compare"],
+    ]
     (run_dir / "eval.json").write_text(json.dumps(report, indent=2))
-    histogram = plot_return_histograms({p["policy"]: p["returns"] for p in policies}, report["reward_threshold"],
-                                       f"{report['env']}: greedy returns over {report['episodes']} episodes",
-                                       run_dir / "returns.png")
+    histogram = plot_return_histograms(
+        {p["policy"]: p["returns"] for p in policies},
+        report["reward_threshold"],
+        f"{report['env']}: greedy returns over {report['episodes']} episodes",
+        run_dir / "returns.png",
+    )
     lines = [
         f"{report['agent']} on {report['env']}, {report['episodes']} greedy episodes: "
         f"return {report['mean']:.2f} ± {report['std']:.2f} (min {report['min']:.2f}, max {report['max']:.2f})",
     ]
     if report["truncated_episodes"]:
-        lines.append(f"{report['truncated_episodes']} of {report['episodes']} episodes were cut at "
-                     f"{report['episode_step_limit']} steps (truncated)")
+        lines.append(
+            f"{report['truncated_episodes']} of {report['episodes']} episodes were cut at "
+            f"{report['episode_step_limit']} steps (truncated)"
+        )
     if report["compare"]:
         table = format_compare_table(policies, report["reward_threshold"], report["env"])
         (run_dir / "compare.md").write_text(table)

@@ -52,7 +52,7 @@ def require_export_extra(export_format: str) -> None:
             f"export.format={export_format} writes an ONNX graph, which needs the export extra, but "
             f"{', '.join(missing[:-1])}{' and ' if len(missing) > 1 else ''}{missing[-1]} "
             f"{'is' if len(missing) == 1 else 'are'} not installed. Install it with "
-            f"{EXPORT_EXTRA_HINT} (or pip install -e \".[export]\" in a checkout): it brings onnx and onnxscript "
+            f'{EXPORT_EXTRA_HINT} (or pip install -e ".[export]" in a checkout): it brings onnx and onnxscript '
             f"(torch.onnx's exporter) and onnxruntime (to run the graph). export.format=torchscript needs nothing "
             f"beyond torch."
         )
@@ -66,8 +66,11 @@ def output_names(policy: torch.nn.Module) -> list[str]:
 def export_paths(checkpoint: Path) -> dict[str, Path]:
     """Where the files go: beside the checkpoint, named after it (best.pt -> best.torchscript.pt, best.onnx, ...)."""
     stem = checkpoint.parent / checkpoint.stem
-    return {"torchscript": Path(f"{stem}.torchscript.pt"), "onnx": Path(f"{stem}.onnx"),
-            "sidecar": Path(f"{stem}.policy.json")}
+    return {
+        "torchscript": Path(f"{stem}.torchscript.pt"),
+        "onnx": Path(f"{stem}.onnx"),
+        "sidecar": Path(f"{stem}.policy.json"),
+    }
 
 
 # The keys mode=export reads from its command line; everything else comes from the checkpoint.
@@ -97,8 +100,9 @@ def export_policy(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, An
     env = make_env(run_cfg.env)
     try:
         agent = build_agent(run_cfg, env.observation_space, env.action_space, torch.device("cpu"))
-        check_spaces(checkpoint, payload["spaces"], space_signature(env.observation_space, env.action_space),
-                     run_cfg.env.id)
+        check_spaces(
+            checkpoint, payload["spaces"], space_signature(env.observation_space, env.action_space), run_cfg.env.id
+        )
         agent.load_state_dict(payload["agent"])
         make_policy = getattr(agent, "greedy_policy", None)
         if make_policy is None:
@@ -124,8 +128,11 @@ def export_policy(cfg: DictConfig, cli_override_keys: list[str]) -> dict[str, An
     paths["sidecar"].write_text(json.dumps(sidecar, indent=2, allow_nan=False) + "\n")
     written["sidecar"] = paths["sidecar"]
     lines = [f"wrote {path}" for path in written.values()]
-    lines += [f"left {path} as it was: it is from an earlier export, and {paths['sidecar'].name} no longer lists it"
-              for name, path in paths.items() if name not in written and path.exists()]
+    lines += [
+        f"left {path} as it was: it is from an earlier export, and {paths['sidecar'].name} no longer lists it"
+        for name, path in paths.items()
+        if name not in written and path.exists()
+    ]
     print("\n".join(lines))
     return {"checkpoint": str(checkpoint), "files": {name: str(path) for name, path in written.items()}}
 
@@ -176,9 +183,17 @@ def write_onnx(policy: torch.nn.Module, observations: torch.Tensor, path: Path) 
     import onnxruntime
 
     with torch.no_grad(), _quiet_exporters():
-        torch.onnx.export(policy, (observations,), str(path), dynamo=True, input_names=["obs"],
-                          output_names=output_names(policy), dynamic_shapes=({0: torch.export.Dim("batch")},),
-                          external_data=False, verbose=False)
+        torch.onnx.export(
+            policy,
+            (observations,),
+            str(path),
+            dynamo=True,
+            input_names=["obs"],
+            output_names=output_names(policy),
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
+            verbose=False,
+        )
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def run_onnx(obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -194,9 +209,14 @@ def check_same_outputs(policy: torch.nn.Module, observations: torch.Tensor, expo
         expected = policy(observations)
         got = exported(observations)
     same = len(got) == len(expected) and all(
-        a.shape == b.shape and (torch.equal(a, b) if i == 0 and not a.is_floating_point()
-                                else torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5))
-        for i, (a, b) in enumerate(zip(got, expected)))
+        a.shape == b.shape
+        and (
+            torch.equal(a, b)
+            if i == 0 and not a.is_floating_point()
+            else torch.allclose(a.to(b.dtype), b, rtol=1e-4, atol=1e-5)
+        )
+        for i, (a, b) in enumerate(zip(got, expected))
+    )
     if not same:
         raise RlrunError(
             f"the {kind} file {path} does not reproduce the policy it was exported from on {len(observations)} "
@@ -206,8 +226,14 @@ def check_same_outputs(policy: torch.nn.Module, observations: torch.Tensor, expo
 
 
 # ----------------------------------------------------------------------------- the sidecar
-def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, run_cfg: DictConfig,
-             checkpoint: Path, payload: dict[str, Any]) -> dict[str, Any]:
+def describe(
+    policy: torch.nn.Module,
+    observations: torch.Tensor,
+    env: gym.Env,
+    run_cfg: DictConfig,
+    checkpoint: Path,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
     """The JSON sidecar: what the graph takes and gives, the env it was trained on, and where it came from."""
     with torch.no_grad():
         outputs = policy(observations)
@@ -228,11 +254,11 @@ def describe(policy: torch.nn.Module, observations: torch.Tensor, env: gym.Env, 
         "preprocessing": preprocessing(policy, env, run_cfg),
         "usage": {
             "torchscript": "policy = torch.jit.load(path); action, *scores = policy(torch.as_tensor(obs)[None]); "
-                           "env.step(action.numpy()[0])",
+            "env.step(action.numpy()[0])",
             "onnx": "session = onnxruntime.InferenceSession(path); action, *scores = session.run(None, {'obs': "
-                    "np.asarray(obs, dtype=<inputs[0].dtype>)[None]}); env.step(action[0])",
+            "np.asarray(obs, dtype=<inputs[0].dtype>)[None]}); env.step(action[0])",
             "note": "a batch of observations in, one action per row out; the graph does all the computing the agent "
-                    "did (see preprocessing)",
+            "did (see preprocessing)",
         },
     }
 
@@ -259,15 +285,21 @@ def _bounds(values: np.ndarray) -> Any:
     flat = np.unique(values)
     plain = values.flat[0] if len(flat) == 1 else values
     return np.vectorize(lambda v: v if math.isfinite(v) else ("inf" if v > 0 else "-inf"), otypes=[object])(
-        np.asarray(plain, dtype=np.float64)).tolist()
+        np.asarray(plain, dtype=np.float64)
+    ).tolist()
 
 
 def space_description(space: gym.Space) -> dict[str, Any]:
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym.spaces.Box):
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype), "low": _bounds(space.low),
-                "high": _bounds(space.high)}
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": _bounds(space.low),
+            "high": _bounds(space.high),
+        }
     return {"type": type(space).__name__, "repr": str(space)}
 
 
@@ -282,25 +314,36 @@ def preprocessing(policy: torch.nn.Module, env: gym.Env, run_cfg: DictConfig) ->
     if env_cfg.get("preprocessing") == "atari":
         atari = {
             "wrappers": "gymnasium.wrappers.AtariPreprocessing, then FrameStackObservation (both in "
-                        "env.gymnasium_spec: gym.make(EnvSpec.from_json(...)) applies them); the emulator runs "
-                        "with frameskip=1, frame skipping is AtariPreprocessing's",
-            "noop_max": env_cfg.noop_max, "frame_skip": env_cfg.frame_skip, "screen_size": env_cfg.screen_size,
-            "grayscale": True, "terminal_on_life_loss": False, "frame_stack": env_cfg.frame_stack,
-            "frame_stack_padding": "reset", "repeat_action_probability": env_cfg.repeat_action_probability,
+            "env.gymnasium_spec: gym.make(EnvSpec.from_json(...)) applies them); the emulator runs "
+            "with frameskip=1, frame skipping is AtariPreprocessing's",
+            "noop_max": env_cfg.noop_max,
+            "frame_skip": env_cfg.frame_skip,
+            "screen_size": env_cfg.screen_size,
+            "grayscale": True,
+            "terminal_on_life_loss": False,
+            "frame_stack": env_cfg.frame_stack,
+            "frame_stack_padding": "reset",
+            "repeat_action_probability": env_cfg.repeat_action_probability,
         }
     pixels = policy.input_dtype == torch.uint8
     clipping = None
     if isinstance(env.action_space, gym.spaces.Box):
-        clipping = {"low": _bounds(env.action_space.low), "high": _bounds(env.action_space.high),
-                    "in_graph": True, "note": "the action output is min(max(mean, low), high); mean is unclipped"}
+        clipping = {
+            "low": _bounds(env.action_space.low),
+            "high": _bounds(env.action_space.high),
+            "in_graph": True,
+            "note": "the action output is min(max(mean, low), high); mean is unclipped",
+        }
     return {
-        "observation": ("uint8 pixels 0..255 as the env gives them; the graph scales them to [0, 1] (x / 255)"
-                        if pixels else
-                        f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"),
+        "observation": (
+            "uint8 pixels 0..255 as the env gives them; the graph scales them to [0, 1] (x / 255)"
+            if pixels
+            else f"the env's observations as they are, as {str(policy.input_dtype).removeprefix('torch.')}"
+        ),
         "atari": atari,
         "observation_normalization": policy.observation_normalization,
         "action_clipping": clipping,
         "eval_epsilon": eval_epsilon(run_cfg),
         "eval_epsilon_note": "rlrun's evaluation took a random action with this probability (eval.epsilon); the "
-                             "exported policy is purely greedy",
+        "exported policy is purely greedy",
     }

@@ -29,14 +29,20 @@ def hparams_summaries(values: Mapping[str, Any], swept: list[str]) -> list[Summa
 
     _, session_start, session_end = hparams(dict(values), {})
     string, number = api_pb2.DataType.Value("DATA_TYPE_STRING"), api_pb2.DataType.Value("DATA_TYPE_FLOAT64")
-    infos = [api_pb2.HParamInfo(name=key, type=string if isinstance(value, str) else number, differs=key in swept)
-             for key, value in values.items()]
-    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=f"hparam/{key}"), display_name=label)
-               for key, label in HPARAM_METRICS.items()]
+    infos = [
+        api_pb2.HParamInfo(name=key, type=string if isinstance(value, str) else number, differs=key in swept)
+        for key, value in values.items()
+    ]
+    metrics = [
+        api_pb2.MetricInfo(name=api_pb2.MetricName(tag=f"hparam/{key}"), display_name=label)
+        for key, label in HPARAM_METRICS.items()
+    ]
     experiment = plugin_data_pb2.HParamsPluginData(
-        experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics), version=metadata.PLUGIN_DATA_VERSION)
-    summary = Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG,
-                                           metadata=metadata.create_summary_metadata(experiment))])
+        experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics), version=metadata.PLUGIN_DATA_VERSION
+    )
+    summary = Summary(
+        value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=metadata.create_summary_metadata(experiment))]
+    )
     return [summary, session_start, session_end]
 
 
@@ -96,8 +102,13 @@ class RunLogger:
         with self.writing():
             self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
-    def hparams(self, cfg: DictConfig, results: Mapping[str, float], columns: list[str] | None = None,
-                swept: list[str] | None = None) -> None:
+    def hparams(
+        self,
+        cfg: DictConfig,
+        results: Mapping[str, float],
+        columns: list[str] | None = None,
+        swept: list[str] | None = None,
+    ) -> None:
         """Write the run's hparams and final metrics into this same run.
 
         A sweep job gets its sweep's ``columns`` and ``swept`` keys (rlrun.sweeps.layout), so every job of the sweep

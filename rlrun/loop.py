@@ -69,9 +69,13 @@ def progress_fields(last_return: float, last_eval: dict[str, float] | None, metr
     it has them (no ``eps=nan`` for agents without epsilon), the actor-critic's approx KL and explained variance,
     and the last greedy evaluation."""
     fields = {"ret": f"{last_return:.1f}"}
-    for key, label, form in (("train/epsilon", "eps", ".3f"), ("train/alpha", "alpha", ".3f"),
-                             ("train/beta", "beta", ".3f"), ("losses/approx_kl", "kl", ".4f"),
-                             ("losses/explained_variance", "ev", ".2f")):
+    for key, label, form in (
+        ("train/epsilon", "eps", ".3f"),
+        ("train/alpha", "alpha", ".3f"),
+        ("train/beta", "beta", ".3f"),
+        ("losses/approx_kl", "kl", ".4f"),
+        ("losses/explained_variance", "ev", ".2f"),
+    ):
         if key in metrics:
             fields[label] = f"{float(metrics[key]):{form}}"
     fields["eval"] = f"{last_eval['mean']:.1f}" if last_eval else "-"
@@ -85,8 +89,13 @@ class Trainer:
     episodes in progress); ``best.pt`` only what evaluation needs.
     """
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, resume_from: dict[str, Any] | None = None,
-                 eval_listener: Callable[[int, float], bool] | None = None):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        resume_from: dict[str, Any] | None = None,
+        eval_listener: Callable[[int, float], bool] | None = None,
+    ):
         self.cfg = cfg
         # Told (env step, greedy mean return) after each evaluation; True stops training (an Optuna pruner).
         self.eval_listener = eval_listener
@@ -194,9 +203,16 @@ class Trainer:
         if stats["mean"] > self.best_eval_return:
             self.best_eval_return = stats["mean"]
             self.save("best.pt", for_resume=False)
-        log.info("step %d: greedy eval %.2f ± %.2f%s", self.step, stats["mean"], stats["std"],
-                 f" ({stats['truncated']} of {len(self.eval_seeds)} episodes cut at the "
-                 f"{episode_step_limit(self.eval_env)}-step limit)" if stats["truncated"] else "")
+        log.info(
+            "step %d: greedy eval %.2f ± %.2f%s",
+            self.step,
+            stats["mean"],
+            stats["std"],
+            f" ({stats['truncated']} of {len(self.eval_seeds)} episodes cut at the "
+            f"{episode_step_limit(self.eval_env)}-step limit)"
+            if stats["truncated"]
+            else "",
+        )
         return stats
 
     def record_video(self, logger: RunLogger) -> Path:
@@ -269,13 +285,20 @@ class Trainer:
         """After a failed write: where training stopped, the checkpoint left in place and the command that resumes."""
         last = self.checkpoint_dir / "last.pt"
         if self.last_saved_step is None or not last.is_file():
-            return (f"Training stopped at env step {self.step}, before any checkpoint was written: make room (or "
-                    f"pick another hydra.run.dir), then start the run again.")
-        smaller = " (add save_buffer=false for smaller checkpoints)" if self.cfg.save_buffer and \
-            hasattr(self.agent, "buffer") else ""
-        return (f"Training stopped at env step {self.step}; the last good checkpoint, {last} (env step "
-                f"{self.last_saved_step}), is left in place. Make room, then continue with: "
-                f"{resume_command(self.run_dir)}{smaller}")
+            return (
+                f"Training stopped at env step {self.step}, before any checkpoint was written: make room (or "
+                f"pick another hydra.run.dir), then start the run again."
+            )
+        smaller = (
+            " (add save_buffer=false for smaller checkpoints)"
+            if self.cfg.save_buffer and hasattr(self.agent, "buffer")
+            else ""
+        )
+        return (
+            f"Training stopped at env step {self.step}; the last good checkpoint, {last} (env step "
+            f"{self.last_saved_step}), is left in place. Make room, then continue with: "
+            f"{resume_command(self.run_dir)}{smaller}"
+        )
 
     def abandon(self) -> None:
         """Close what is open after a failed write, ignoring further write errors: the run stops anyway."""
@@ -303,8 +326,10 @@ class Trainer:
         """Log the episodes that ended at this step (``infos`` has ``_episode``)."""
         for i in np.flatnonzero(infos["_episode"]):
             self.last_return = float(infos["episode"]["r"][i])
-            logger.scalars({"charts/episodic_return": self.last_return,
-                            "charts/episodic_length": int(infos["episode"]["l"][i])}, self.step)
+            logger.scalars(
+                {"charts/episodic_return": self.last_return, "charts/episodic_length": int(infos["episode"]["l"][i])},
+                self.step,
+            )
             self.episode += 1
 
     def diverged(self, error: Exception, logger: RunLogger) -> TrainingDiverged:
@@ -314,7 +339,8 @@ class Trainer:
         where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         return TrainingDiverged(
             f"training diverged at env step {self.step}: {error}. Stopped rather than train on garbage; {where}. "
-            f"Try a lower agent.lr or agent.max_grad_norm, or train.nan_policy=skip to drop such batches.")
+            f"Try a lower agent.lr or agent.max_grad_norm, or train.nan_policy=skip to drop such batches."
+        )
 
     def train_to_the_end(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -330,8 +356,11 @@ class Trainer:
         previous = self.step
         stopped_early = False
         try:
-            with self.stop_on_signals(), logging_redirect_tqdm(), \
-                    tqdm(total=total_steps, initial=self.step, unit="step", mininterval=0.5, disable=None) as bar:
+            with (
+                self.stop_on_signals(),
+                logging_redirect_tqdm(),
+                tqdm(total=total_steps, initial=self.step, unit="step", mininterval=0.5, disable=None) as bar,
+            ):
                 while self.step < total_steps and self.stop_signal is None:
                     obs = self.obs
                     actions = self.agent.act(obs, self.step, self.episode)
@@ -352,8 +381,9 @@ class Trainer:
                     if crossed(previous, self.step, eval_every):
                         stats = self.evaluate(logger)
                         if stop_at_return is not None and stats["mean"] >= stop_at_return:
-                            log.info("greedy eval %.2f reached stop_at_return=%s: stopping", stats["mean"],
-                                     stop_at_return)
+                            log.info(
+                                "greedy eval %.2f reached stop_at_return=%s: stopping", stats["mean"], stop_at_return
+                            )
                             stopped_early = True
                             break
                         if self.eval_listener is not None and self.eval_listener(self.step, stats["mean"]):
@@ -365,8 +395,9 @@ class Trainer:
                     if crossed(previous, self.step, save_every):
                         self.save("last.pt", for_resume=True)
                 bar.update(self.step - bar.n)
-                if self.stop_signal is None and (self.last_eval is None or not crossed(previous, self.step,
-                                                                                       eval_every)):
+                if self.stop_signal is None and (
+                    self.last_eval is None or not crossed(previous, self.step, eval_every)
+                ):
                     self.evaluate(logger)  # the final policy always gets a greedy evaluation
         except EvaluationInterrupted:
             pass  # the training state is whole (evaluation changes none of it): checkpointed below
@@ -389,7 +420,11 @@ class Trainer:
         self.close()
         log.info(
             "done: %d steps, %d episodes in %.1fs; best greedy eval %.2f, final %.2f%s",
-            self.step, self.episode, wall, results["best_eval_return"], results["final_eval_return"],
+            self.step,
+            self.episode,
+            wall,
+            results["best_eval_return"],
+            results["final_eval_return"],
             " (stopped early)" if stopped_early else "",
         )
         summary = {
@@ -417,8 +452,9 @@ class Trainer:
         self.close()
         assert self.stop_signal is not None  # called once a signal has stopped training
         name = signal.Signals(self.stop_signal).name
-        log.warning("%s at env step %d: saved %s. Continue with: %s", name, self.step, path,
-                    resume_command(self.run_dir))
+        log.warning(
+            "%s at env step %d: saved %s. Continue with: %s", name, self.step, path, resume_command(self.run_dir)
+        )
         return {"interrupted_by": self.stop_signal, "steps": self.step}
 
 
@@ -431,8 +467,7 @@ def resume_command(run_dir: Path) -> str:
     return f"rlrun resume={run_dir}"
 
 
-def train(cfg: DictConfig, run_dir: Path,
-          eval_listener: Callable[[int, float], bool] | None = None) -> dict[str, Any]:
+def train(cfg: DictConfig, run_dir: Path, eval_listener: Callable[[int, float], bool] | None = None) -> dict[str, Any]:
     return Trainer(cfg, run_dir, eval_listener=eval_listener).run()
 
 
@@ -462,8 +497,10 @@ def resumed_trainer(cfg: DictConfig, cli_override_keys: list[str]) -> Trainer:
         )
     payload = load_checkpoint(checkpoint)
     if "run_state" not in payload:
-        raise ConfigError(f"{checkpoint} was written without run state (an older or evaluation-only checkpoint) "
-                          f"and cannot be resumed; evaluate it with mode=evaluate checkpoint={checkpoint}.")
+        raise ConfigError(
+            f"{checkpoint} was written without run state (an older or evaluation-only checkpoint) "
+            f"and cannot be resumed; evaluate it with mode=evaluate checkpoint={checkpoint}."
+        )
     saved_buffer = payload["config"].get("buffer") or {}
     if saved_buffer.get("name") == "prioritized" and saved_buffer.get("beta_steps") is None:
         # PER's beta keeps annealing over the total_steps the run started with, whatever total_steps is now

@@ -35,9 +35,12 @@ class NatureCNN(nn.Module):
         super().__init__()
         channels, height, width = in_shape
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, 32, kernel_size=8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+            nn.Conv2d(channels, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():  # the flattened size for this frame size (7 x 7 x 64 at 84 x 84)
@@ -72,8 +75,15 @@ class QNetwork(nn.Module):
     has its own 512-unit layer, as in the paper.
     """
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], dueling: bool = False,
-                 network: str = "mlp", obs_shape: Sequence[int] | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden_sizes: Sequence[int],
+        dueling: bool = False,
+        network: str = "mlp",
+        obs_shape: Sequence[int] | None = None,
+    ):
         super().__init__()
         # the MLP trunk's Linear layers, called through F.linear: the same arithmetic without nn.Module's call
         # machinery, a dozen calls per update (README, Performance); the CNN trunk is called as a module
@@ -117,8 +127,9 @@ class QNetwork(nn.Module):
         return F.linear(F.linear(features, hidden.weight, hidden.bias).relu(), output.weight, output.bias)
 
 
-def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: int,
-                  activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+def mlp_with_head(
+    in_features: int, hidden_sizes: Sequence[int], out_features: int, activation: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
     """ReLU (or ``activation``) trunk and a linear output layer: policy logits, a Gaussian mean or a state value."""
     return nn.Sequential(mlp(in_features, hidden_sizes, activation), nn.Linear(hidden_sizes[-1], out_features))
 
@@ -126,8 +137,9 @@ def mlp_with_head(in_features: int, hidden_sizes: Sequence[int], out_features: i
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def orthogonal_mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int, activation: str = "tanh",
-                   output_gain: float = 1.0) -> nn.Sequential:
+def orthogonal_mlp(
+    in_features: int, hidden_sizes: Sequence[int], out_features: int, activation: str = "tanh", output_gain: float = 1.0
+) -> nn.Sequential:
     """An MLP with orthogonal weights and zero biases, the actor-critic initialisation of the PPO papers' code.
 
     Hidden layers get gain sqrt(2); the output layer ``output_gain``: 0.01 for a policy head (near-uniform
@@ -175,8 +187,10 @@ class NumpyGreedyPolicy:
 
     def __init__(self, network: QNetwork):
         if not network.flatten or network.dueling:
-            raise ValueError("NumpyGreedyPolicy computes plain-head MLP Q-networks only; call the module for the "
-                             "CNN and the dueling head")
+            raise ValueError(
+                "NumpyGreedyPolicy computes plain-head MLP Q-networks only; call the module for the "
+                "CNN and the dueling head"
+            )
         linears = [*network.hidden_layers, network.head]
         if any(layer.weight.device.type != "cpu" for layer in linears):
             raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
@@ -204,15 +218,21 @@ class NumpyGreedyPolicy:
         return self.q_values(obs).argmax(axis=1)
 
 
-
 class ActorCriticNetworks(nn.Module):
     """Separate policy and value MLPs (orthogonal init) and, for Box actions, a learned state-independent log std.
 
     ``policy(obs)`` gives the logits (Discrete) or the Gaussian mean (Box); ``value(obs)`` has shape ``(batch, 1)``.
     """
 
-    def __init__(self, obs_dim: int, policy_outputs: int, hidden_sizes: Sequence[int], activation: str = "tanh",
-                 gaussian: bool = False, init_log_std: float = 0.0):
+    def __init__(
+        self,
+        obs_dim: int,
+        policy_outputs: int,
+        hidden_sizes: Sequence[int],
+        activation: str = "tanh",
+        gaussian: bool = False,
+        init_log_std: float = 0.0,
+    ):
         super().__init__()
         self.policy = orthogonal_mlp(obs_dim, hidden_sizes, policy_outputs, activation, output_gain=0.01)
         self.value = orthogonal_mlp(obs_dim, hidden_sizes, 1, activation, output_gain=1.0)
@@ -249,8 +269,9 @@ class StackedQNetwork(nn.Module):
             key = prefix.replace(".", "__")
             return self.stacked[f"{key}__weight"], self.stacked[f"{key}__bias"]
 
-        self.hidden = [layer(f"trunk.{name}") for name, module in first.trunk.named_children()
-                       if isinstance(module, nn.Linear)]
+        self.hidden = [
+            layer(f"trunk.{name}") for name, module in first.trunk.named_children() if isinstance(module, nn.Linear)
+        ]
         if self.dueling:
             self.value_layers = [layer("value.0"), layer("value.2")]
             self.advantage_layers = [layer("advantage.0"), layer("advantage.2")]

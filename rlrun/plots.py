@@ -55,8 +55,9 @@ def read_scalars(run_dir: Path) -> dict[str, Series]:
     series = {}
     for tag in events.Tags()["scalars"]:
         points = events.Scalars(tag)
-        series[tag] = Series(np.array([p.step for p in points], dtype=np.int64),
-                             np.array([p.value for p in points], dtype=np.float64))
+        series[tag] = Series(
+            np.array([p.step for p in points], dtype=np.int64), np.array([p.value for p in points], dtype=np.float64)
+        )
     return series
 
 
@@ -163,9 +164,11 @@ def is_run_dir(path: Path) -> bool:
 def sweep_job_dirs(path: Path) -> list[Path]:
     """Hydra multirun jobs: subfolders named by job number (``3`` or ``3_agent=dqn,seed=1``) with
     ``.hydra/overrides.yaml``, in job order."""
-    jobs = [child for child in Path(path).iterdir()
-            if child.is_dir() and child.name.split("_", 1)[0].isdigit()
-            and (child / ".hydra" / "overrides.yaml").is_file()]
+    jobs = [
+        child
+        for child in Path(path).iterdir()
+        if child.is_dir() and child.name.split("_", 1)[0].isdigit() and (child / ".hydra" / "overrides.yaml").is_file()
+    ]
     return sorted(jobs, key=lambda child: int(child.name.split("_", 1)[0]))
 
 
@@ -227,16 +230,32 @@ def draw_run(curves: RunCurves, out_dir: Path) -> list[Path]:
     figure, axes = panels(2 if curves.epsilon is not None else 1)
     returns_ax = axes[0]
     if len(curves.train.steps):
-        returns_ax.plot(curves.train.steps, curves.train.values, color="tab:blue", alpha=0.25, lw=0.8,
-                        label="episode return")
-        returns_ax.plot(curves.train.steps, curves.train_mean, color="tab:blue",
-                        label=f"moving average ({curves.window} episodes)")
-        returns_ax.fill_between(curves.train.steps, curves.train_mean - curves.train_std,
-                                curves.train_mean + curves.train_std, color="tab:blue", alpha=0.2, label="± std")
+        returns_ax.plot(
+            curves.train.steps, curves.train.values, color="tab:blue", alpha=0.25, lw=0.8, label="episode return"
+        )
+        returns_ax.plot(
+            curves.train.steps, curves.train_mean, color="tab:blue", label=f"moving average ({curves.window} episodes)"
+        )
+        returns_ax.fill_between(
+            curves.train.steps,
+            curves.train_mean - curves.train_std,
+            curves.train_mean + curves.train_std,
+            color="tab:blue",
+            alpha=0.2,
+            label="± std",
+        )
     if len(curves.eval.steps):
         std = curves.eval_std.values if len(curves.eval_std.values) == len(curves.eval.values) else None
-        returns_ax.errorbar(curves.eval.steps, curves.eval.values, yerr=std, color="tab:orange", marker="o",
-                            ms=4, capsize=3, label="greedy eval (mean ± std)")
+        returns_ax.errorbar(
+            curves.eval.steps,
+            curves.eval.values,
+            yerr=std,
+            color="tab:orange",
+            marker="o",
+            ms=4,
+            capsize=3,
+            label="greedy eval (mean ± std)",
+        )
     returns_ax.set_ylabel("return")
     returns_ax.set_title("episodic return")
     returns_ax.legend(loc="best", fontsize="small")
@@ -259,8 +278,7 @@ def draw_sweep(groups: list[SweepConfigCurves], how: str, window: int, title: st
         for ax, curve in ((train_ax, group.train), (eval_ax, group.eval)):
             if curve is None:
                 continue
-            ax.plot(curve.steps, curve.center, color=color, label=label, marker="o" if ax is eval_ax else None,
-                    ms=3)
+            ax.plot(curve.steps, curve.center, color=color, label=label, marker="o" if ax is eval_ax else None, ms=3)
             ax.fill_between(curve.steps, curve.low, curve.high, color=color, alpha=0.2)
     train_ax.set_title(f"training return (moving average of {window} episodes)", fontsize="medium")
     eval_ax.set_title("greedy eval return", fontsize="medium")
@@ -300,8 +318,9 @@ def draw_profile(groups: list[SweepConfigCurves], title: str, out_dir: Path) -> 
     return save_figure(figure, Path(out_dir) / "profile")
 
 
-def plot_return_histograms(returns_by_policy: dict[str, list[float]], threshold: float | None, title: str,
-                           path: Path) -> Path:
+def plot_return_histograms(
+    returns_by_policy: dict[str, list[float]], threshold: float | None, title: str, path: Path
+) -> Path:
     """Overlaid histograms on shared bins (one per policy), with the env's solved threshold if it has one."""
     everything = np.concatenate([np.asarray(r, dtype=np.float64) for r in returns_by_policy.values()])
     edges = np.histogram_bin_edges(everything, bins="auto")
@@ -310,8 +329,13 @@ def plot_return_histograms(returns_by_policy: dict[str, list[float]], threshold:
     figure = Figure(figsize=HISTOGRAM_INCHES, dpi=DPI, layout="constrained")
     ax = figure.subplots()
     for index, (policy, returns) in enumerate(returns_by_policy.items()):
-        ax.hist(returns, bins=list(edges), alpha=0.5 if len(returns_by_policy) > 1 else 0.8, color=f"C{index % 10}",
-                label=f"{policy}: {np.mean(returns):.1f} ± {np.std(returns):.1f}")
+        ax.hist(
+            returns,
+            bins=list(edges),
+            alpha=0.5 if len(returns_by_policy) > 1 else 0.8,
+            color=f"C{index % 10}",
+            label=f"{policy}: {np.mean(returns):.1f} ± {np.std(returns):.1f}",
+        )
     if threshold is not None:
         ax.axvline(threshold, color="black", ls="--", lw=1, label=f"solved threshold {threshold:g}")
     ax.set_xlabel("episode return")

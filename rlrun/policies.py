@@ -60,8 +60,9 @@ class GaussianMeanPolicy(nn.Module):
     action_high: torch.Tensor
     log_std: torch.Tensor
 
-    def __init__(self, network: nn.Module, action_low: np.ndarray, action_high: np.ndarray,
-                 log_std: nn.Parameter | None = None):
+    def __init__(
+        self, network: nn.Module, action_low: np.ndarray, action_high: np.ndarray, log_std: nn.Parameter | None = None
+    ):
         """``network`` maps observations to flat means; ``log_std`` is the state-free log std, by default the
         network's own ``log_std`` parameter (the actor-critic networks keep it beside the mean MLP instead)."""
         super().__init__()
@@ -125,11 +126,13 @@ class NormalizedObservationPolicy(nn.Module):
         self.register_buffer("obs_epsilon", torch.tensor(float(epsilon), dtype=torch.float64))
         self.register_buffer("obs_clip", torch.tensor(float(clip), dtype=torch.float64))
         self.observation_normalization = {
-            "mean": self.obs_mean.tolist(), "var": self.obs_var.tolist(), "epsilon": float(epsilon),
+            "mean": self.obs_mean.tolist(),
+            "var": self.obs_var.tolist(),
+            "epsilon": float(epsilon),
             "clip": float(clip),
             "in_graph": True,
             "note": "the graph computes clip((obs - mean) / sqrt(var + epsilon), -clip, clip) in float64 on the "
-                    "flattened float32 observation, then rounds it to float32; feed it the env's raw observations",
+            "flattened float32 observation, then rounds it to float32; feed it the env's raw observations",
         }
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:

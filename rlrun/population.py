@@ -128,30 +128,42 @@ class PopulationTrainer:
         previous = step
         metrics: list[dict[str, Any]] = [{} for _ in members]
         start_time = time.perf_counter()
-        log.info("training a population of %d members (seeds %s) in one process", len(members),
-                 ", ".join(str(member.cfg.seed) for member in members))
+        log.info(
+            "training a population of %d members (seeds %s) in one process",
+            len(members),
+            ", ".join(str(member.cfg.seed) for member in members),
+        )
         try:
             # Trainer's handler only sets stop_signal and reads evaluating, which this class has too
-            with Trainer.stop_on_signals(cast(Trainer, self)), logging_redirect_tqdm(), \
-                    tqdm(total=total_steps, initial=step, unit="step", mininterval=0.5, disable=None) as bar:
+            with (
+                Trainer.stop_on_signals(cast(Trainer, self)),
+                logging_redirect_tqdm(),
+                tqdm(total=total_steps, initial=step, unit="step", mininterval=0.5, disable=None) as bar,
+            ):
                 while self.active and step < total_steps and self.stop_signal is None:
-                    actions = population.act([cast(np.ndarray, member.obs) for member in members], step,
-                                             [member.episode for member in members])
+                    actions = population.act(
+                        [cast(np.ndarray, member.obs) for member in members],
+                        step,
+                        [member.episode for member in members],
+                    )
                     previous, step = step, step + num_envs
                     for k in list(self.active):  # a failed write ends a member: the list changes
                         member = members[k]
                         obs = member.obs
                         next_obs, rewards, terminated, truncated, infos = member.envs.step(actions[k])
-                        member.agent.observe(obs, actions[k], rewards, real_next_obs(next_obs, infos), terminated,
-                                             truncated)
+                        member.agent.observe(
+                            obs, actions[k], rewards, real_next_obs(next_obs, infos), terminated, truncated
+                        )
                         member.obs, member.step = next_obs, step
                         if "_episode" in infos:
                             self.on_member(k, member.record_episodes, infos, member.logger)
                     for k, member_metrics in enumerate(population.update(step)):
                         metrics[k].update(member_metrics)
 
-                    due = [crossed(previous, step, every) if every else False
-                           for every in (log_every, eval_every, video_every, save_every)]
+                    due = [
+                        crossed(previous, step, every) if every else False
+                        for every in (log_every, eval_every, video_every, save_every)
+                    ]
                     if not any(due):
                         continue
                     self.drop_diverged()  # before anything is logged, evaluated or saved from a diverged member
@@ -159,16 +171,23 @@ class PopulationTrainer:
                     if log_due:
                         steps_per_second = (step - start_step) / (time.perf_counter() - start_time)
                         for k in list(self.active):
-                            self.on_member(k, self.logger_of(k).scalars,
-                                           {**metrics[k], "charts/steps_per_second": steps_per_second}, step)
+                            self.on_member(
+                                k,
+                                self.logger_of(k).scalars,
+                                {**metrics[k], "charts/steps_per_second": steps_per_second},
+                                step,
+                            )
                         bar.update(step - bar.n)
                     if eval_due:
                         for k in list(self.active):
                             stats = self.on_member(k, members[k].evaluate, members[k].logger)
                             if stats is not None and stop_at_return is not None and stats["mean"] >= stop_at_return:
                                 with member_logging(self.members[k].run_dir):
-                                    log.info("greedy eval %.2f reached stop_at_return=%s: this member stops",
-                                             stats["mean"], stop_at_return)
+                                    log.info(
+                                        "greedy eval %.2f reached stop_at_return=%s: this member stops",
+                                        stats["mean"],
+                                        stop_at_return,
+                                    )
                                 self.finish_member(k, time.perf_counter() - start_time, stopped_early=True)
                     if video_due:
                         for k in list(self.active):

@@ -72,8 +72,13 @@ def global_rng_state() -> dict:
     numpy_state = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
-        "numpy": {**numpy_state, "state": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
-                                           "pos": int(numpy_state["state"]["pos"])}},
+        "numpy": {
+            **numpy_state,
+            "state": {
+                "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                "pos": int(numpy_state["state"]["pos"]),
+            },
+        },
         "torch": torch.get_rng_state(),
     }
 
@@ -81,7 +86,9 @@ def global_rng_state() -> dict:
 def set_global_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     numpy_state = dict(state["numpy"])
-    numpy_state["state"] = {"key": state["numpy"]["state"]["key"].numpy().astype(np.uint32),
-                            "pos": state["numpy"]["state"]["pos"]}
+    numpy_state["state"] = {
+        "key": state["numpy"]["state"]["key"].numpy().astype(np.uint32),
+        "pos": state["numpy"]["state"]["pos"],
+    }
     np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])

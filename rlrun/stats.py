@@ -35,7 +35,7 @@ def iqm(scores: np.ndarray) -> np.ndarray:
     """Interquartile mean over the leading (runs) axis, per remaining position: ``trim_mean(scores, 0.25)``."""
     ordered = np.sort(np.asarray(scores, dtype=np.float64), axis=0)
     cut = int(0.25 * ordered.shape[0])
-    return ordered[cut:ordered.shape[0] - cut].mean(axis=0)
+    return ordered[cut : ordered.shape[0] - cut].mean(axis=0)
 
 
 def mean(scores: np.ndarray) -> np.ndarray:
@@ -99,12 +99,15 @@ def interval_estimates(scores: Sequence[float], reps: int = BOOTSTRAP_REPS) -> O
     names = list(AGGREGATES)
     statistic = lambda runs: np.array([AGGREGATES[name](runs.reshape(-1)) for name in names])  # noqa: E731
     points, intervals = _estimate({"runs": _by_runs(scores)}, statistic, reps)
-    return {name: Estimate(float(points["runs"][i]), float(intervals["runs"][0, i]), float(intervals["runs"][1, i]))
-            for i, name in enumerate(names)}
+    return {
+        name: Estimate(float(points["runs"][i]), float(intervals["runs"][0, i]), float(intervals["runs"][1, i]))
+        for i, name in enumerate(names)
+    }
 
 
-def probability_of_improvement(scores_x: Sequence[float], scores_y: Sequence[float],
-                               reps: int = BOOTSTRAP_REPS) -> Estimate:
+def probability_of_improvement(
+    scores_x: Sequence[float], scores_y: Sequence[float], reps: int = BOOTSTRAP_REPS
+) -> Estimate:
     """P(X > Y) with its interval, the runs of X and of Y resampled independently."""
     pair = (_by_runs(scores_x), _by_runs(scores_y))
     points, intervals = _estimate({"x,y": pair}, improvement, reps)
@@ -128,8 +131,9 @@ def curve_band(samples: np.ndarray, how: str, reps: int = BOOTSTRAP_REPS) -> Ban
     return Band(np.asarray(points["runs"]), intervals["runs"][0], intervals["runs"][1])
 
 
-def performance_profile(scores: Mapping[str, Sequence[float]], taus: np.ndarray,
-                        reps: int = BOOTSTRAP_REPS) -> dict[str, Band]:
+def performance_profile(
+    scores: Mapping[str, Sequence[float]], taus: np.ndarray, reps: int = BOOTSTRAP_REPS
+) -> dict[str, Band]:
     """Per config, the fraction of its runs scoring above each tau, with its interval (rliable's score
     distribution: one task, so it is the runs' empirical tail distribution)."""
     taus = np.asarray(taus, dtype=np.float64)

@@ -16,8 +16,16 @@ from rlrun.cli import register_hydra_setup
 register_hydra_setup()  # as the rlrun command does: schemas and sweep plugins (tests compose hydra/launcher=...)
 
 # Short runs that still exercise learning, evaluation and both checkpoints.
-TINY_RUN = ["total_steps=600", "agent.learning_starts=100", "agent.batch_size=32", "eval.every=300",
-            "eval.episodes=2", "save_every=300", "log_every=50", "device=cpu"]
+TINY_RUN = [
+    "total_steps=600",
+    "agent.learning_starts=100",
+    "agent.batch_size=32",
+    "eval.every=300",
+    "eval.episodes=2",
+    "save_every=300",
+    "log_every=50",
+    "device=cpu",
+]
 
 
 def compose_cfg(*overrides: str) -> DictConfig:

@@ -18,9 +18,21 @@ from rlrun.evaluation import run_greedy_episodes
 from rlrun.loop import train
 from tests.conftest import compose_cfg
 
-SHORT_RUN = ["agent=ppo", "~tuned", "agent.n_steps=64", "agent.batch_size=32", "agent.n_epochs=2",
-             "env.num_envs=2", "total_steps=768", "eval.every=256", "eval.episodes=2", "save_every=256",
-             "log_every=64", "device=cpu", "seed=3"]
+SHORT_RUN = [
+    "agent=ppo",
+    "~tuned",
+    "agent.n_steps=64",
+    "agent.batch_size=32",
+    "agent.n_epochs=2",
+    "env.num_envs=2",
+    "total_steps=768",
+    "eval.every=256",
+    "eval.episodes=2",
+    "save_every=256",
+    "log_every=64",
+    "device=cpu",
+    "seed=3",
+]
 
 
 # ----------------------------------------------------------------------------- GAE
@@ -54,19 +66,26 @@ def brute_force_gae(rewards, values, dones, last_values, gamma, lam):
 
 
 @settings(max_examples=100, deadline=None)
-@given(data=st.data(), steps=st.integers(1, 12), envs=st.integers(1, 3),
-       gamma=st.sampled_from([0.0, 0.9, 0.99, 1.0]), lam=st.sampled_from([0.0, 0.5, 0.95, 1.0]))
+@given(
+    data=st.data(),
+    steps=st.integers(1, 12),
+    envs=st.integers(1, 3),
+    gamma=st.sampled_from([0.0, 0.9, 0.99, 1.0]),
+    lam=st.sampled_from([0.0, 0.5, 0.95, 1.0]),
+)
 def test_gae_matches_its_definition(data, steps, envs, gamma, lam):
     def draw(shape):
         size = int(np.prod(shape))
         return np.array(data.draw(st.lists(st.floats(-10, 10), min_size=size, max_size=size))).reshape(shape)
 
     rewards, values, last_values = draw((steps, envs)), draw((steps, envs)), draw((envs,))
-    dones = np.array(data.draw(st.lists(st.booleans(), min_size=steps * envs, max_size=steps * envs)),
-                     dtype=float).reshape(steps, envs)
+    dones = np.array(
+        data.draw(st.lists(st.booleans(), min_size=steps * envs, max_size=steps * envs)), dtype=float
+    ).reshape(steps, envs)
     advantages, _ = generalized_advantages(rewards, values, dones, last_values, gamma, lam)
-    np.testing.assert_allclose(advantages, brute_force_gae(rewards, values, dones, last_values, gamma, lam),
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        advantages, brute_force_gae(rewards, values, dones, last_values, gamma, lam), rtol=1e-9, atol=1e-9
+    )
 
 
 def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():
@@ -85,8 +104,9 @@ def test_clipped_surrogate_matches_hand_computed_values():
     torch.testing.assert_close(loss, torch.tensor(-(0.5 - 1.0 + 2.4 - 0.8) / 4))
     # no clipping: the policy gradient -mean(A log pi)
     log_probs = torch.tensor([-0.1, -2.0, -0.5, -1.0])
-    torch.testing.assert_close(policy_loss(log_probs, old, advantages, None),
-                               torch.tensor(-(-0.1 + 2.0 - 1.0 + 1.0) / 4))
+    torch.testing.assert_close(
+        policy_loss(log_probs, old, advantages, None), torch.tensor(-(-0.1 + 2.0 - 1.0 + 1.0) / 4)
+    )
 
 
 def test_clipped_surrogate_has_no_gradient_where_the_ratio_left_the_trust_region_in_the_advantage_s_direction():
@@ -126,8 +146,11 @@ def test_reward_scaling_divides_by_the_std_of_the_discounted_returns_seen():
     from rlrun.agents.running_stats import RewardScaler
 
     scaler = RewardScaler(gamma=0.5, clip=10.0)
-    rewards = [(np.array([1.0, 2.0]), np.array([False, False])), (np.array([3.0, -1.0]), np.array([True, False])),
-               (np.array([2.0, 0.5]), np.array([False, False]))]
+    rewards = [
+        (np.array([1.0, 2.0]), np.array([False, False])),
+        (np.array([3.0, -1.0]), np.array([True, False])),
+        (np.array([2.0, 0.5]), np.array([False, False])),
+    ]
     seen, running = [], np.zeros(2)
     for r, done in rewards:
         running = 0.5 * running + r
@@ -218,8 +241,14 @@ def test_update_waits_for_the_whole_rollout_and_runs_epochs_times_minibatches_st
         metrics = agent.update(2 * (t + 1), 0)
         assert (metrics == {}) == (t < 3)
     assert len(steps) == 3 * 2  # 8 transitions in minibatches of 4, three epochs
-    assert {"losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clip_fraction",
-            "losses/explained_variance"} <= set(metrics)
+    assert {
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clip_fraction",
+        "losses/explained_variance",
+    } <= set(metrics)
     assert agent.rollout.position == 0
 
 
@@ -251,8 +280,17 @@ def test_a2c_preset_is_one_unclipped_step_over_the_whole_rollout():
 
 
 def test_learning_rate_and_clip_range_anneal_from_the_rollout_start():
-    cfg = compose_cfg("agent=ppo", "~tuned", "agent.lr=1e-3", "agent.lr_end=0", "agent.n_steps=8",
-                      "agent.batch_size=8", "agent.n_epochs=1", "total_steps=32", "agent.clip_range_end=0")
+    cfg = compose_cfg(
+        "agent=ppo",
+        "~tuned",
+        "agent.lr=1e-3",
+        "agent.lr_end=0",
+        "agent.n_steps=8",
+        "agent.batch_size=8",
+        "agent.n_epochs=1",
+        "total_steps=32",
+        "agent.clip_range_end=0",
+    )
     validate(cfg)
     env = gym.make("CartPole-v1")
     agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
@@ -301,11 +339,15 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
 
     loaded = []
     load = ActorCriticAgent.load_state_dict
-    monkeypatch.setattr(ActorCriticAgent, "load_state_dict",
-                        lambda self, state: (loaded.append(self), load(self, state))[1])
+    monkeypatch.setattr(
+        ActorCriticAgent, "load_state_dict", lambda self, state: (loaded.append(self), load(self, state))[1]
+    )
     (tmp_path / "eval").mkdir()
-    report = evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", "eval.episodes=3"), tmp_path / "eval",
-                      ["mode", "checkpoint", "eval.episodes"])
+    report = evaluate(
+        compose_cfg("mode=evaluate", f"checkpoint={best}", "eval.episodes=3"),
+        tmp_path / "eval",
+        ["mode", "checkpoint", "eval.episodes"],
+    )
     (agent,) = loaded
     stats = agent.obs_normalizer.stats
     np.testing.assert_array_equal(stats.mean, saved["obs_normalizer"]["mean"].numpy())  # applied ...
@@ -322,28 +364,31 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
 
 
 # ----------------------------------------------------------------------------- config
-@pytest.mark.parametrize("override,key", [
-    ("agent.batch_size=30", "agent.batch_size"),  # does not divide 64 x 2
-    ("agent.clip_range=0", "agent.clip_range"),
-    ("agent.clip_range=-0.2", "agent.clip_range"),
-    ("agent.clip_range_vf=0", "agent.clip_range_vf"),
-    ("agent.clip_range_end=-0.1", "agent.clip_range_end"),
-    ("agent.clip_range=null agent.clip_range_end=0", "agent.clip_range_end"),
-    ("agent.gae_lambda=1.5", "agent.gae_lambda"),
-    ("agent.gae_lambda=-0.1", "agent.gae_lambda"),
-    ("agent.gamma=1.1", "agent.gamma"),
-    ("agent.n_steps=0", "agent.n_steps"),
-    ("agent.n_epochs=0", "agent.n_epochs"),
-    ("agent.lr=0", "agent.lr"),
-    ("agent.lr_end=-1e-4", "agent.lr_end"),
-    ("agent.ent_coef=-0.01", "agent.ent_coef"),
-    ("agent.vf_coef=0", "agent.vf_coef"),
-    ("agent.max_grad_norm=0", "agent.max_grad_norm"),
-    ("agent.target_kl=0", "agent.target_kl"),
-    ("agent.activation=gelu", "agent.activation"),
-    ("agent.clip_obs=0", "agent.clip_obs"),
-    ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("agent.batch_size=30", "agent.batch_size"),  # does not divide 64 x 2
+        ("agent.clip_range=0", "agent.clip_range"),
+        ("agent.clip_range=-0.2", "agent.clip_range"),
+        ("agent.clip_range_vf=0", "agent.clip_range_vf"),
+        ("agent.clip_range_end=-0.1", "agent.clip_range_end"),
+        ("agent.clip_range=null agent.clip_range_end=0", "agent.clip_range_end"),
+        ("agent.gae_lambda=1.5", "agent.gae_lambda"),
+        ("agent.gae_lambda=-0.1", "agent.gae_lambda"),
+        ("agent.gamma=1.1", "agent.gamma"),
+        ("agent.n_steps=0", "agent.n_steps"),
+        ("agent.n_epochs=0", "agent.n_epochs"),
+        ("agent.lr=0", "agent.lr"),
+        ("agent.lr_end=-1e-4", "agent.lr_end"),
+        ("agent.ent_coef=-0.01", "agent.ent_coef"),
+        ("agent.vf_coef=0", "agent.vf_coef"),
+        ("agent.max_grad_norm=0", "agent.max_grad_norm"),
+        ("agent.target_kl=0", "agent.target_kl"),
+        ("agent.activation=gelu", "agent.activation"),
+        ("agent.clip_obs=0", "agent.clip_obs"),
+        ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
+    ],
+)
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_cfg("agent=ppo", "~tuned", "agent.n_steps=64", "env.num_envs=2", *override.split()))
@@ -365,8 +410,15 @@ def test_short_run_on_a_continuous_env_logs_the_family_s_scalars(tmp_path):
 
     result = train(compose_cfg(*SHORT_RUN, "env=pendulum", "agent.normalize_obs=true"), tmp_path)
     assert np.isfinite(result["final_eval_return"])
-    assert {"losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clip_fraction",
-            "losses/explained_variance", "train/action_std"} <= read_scalars(tmp_path)
+    assert {
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clip_fraction",
+        "losses/explained_variance",
+        "train/action_std",
+    } <= read_scalars(tmp_path)
 
 
 @pytest.mark.learning
@@ -379,7 +431,6 @@ def test_ppo_solves_cartpole(tmp_path):
     assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 50_000, result
 
 
-
 @pytest.mark.learning
 def test_ppo_solves_acrobot(tmp_path):
     # `rlrun agent=ppo env=acrobot seed=0` (conf/tuned/acrobot_ppo.yaml, 16 sub-envs, normalisation on): seed 0 of
@@ -388,6 +439,7 @@ def test_ppo_solves_acrobot(tmp_path):
     assert cfg.tuned_settings == "acrobot_ppo" and cfg.agent.normalize_obs
     result = train(cfg, tmp_path)
     assert result["best_eval_return"] >= -100.0 and result["solved_at_step"] <= 40_000, result
+
 
 # ----------------------------------------------------------------------------- found by the review
 def fill_rollout_with_nan_rewards(agent):
@@ -413,10 +465,13 @@ def test_a_non_finite_loss_stops_the_run_or_is_skipped_as_train_nan_policy_says(
     assert all(torch.equal(old, new) for old, new in zip(before, skipping.parameters))
 
 
-@pytest.mark.parametrize("space, message", [
-    (gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32), "shape \\(2, 2\\)"),
-    (gym.spaces.Discrete(3, start=-1), "start at -1"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        (gym.spaces.Box(-1.0, 1.0, shape=(2, 2), dtype=np.float32), "shape \\(2, 2\\)"),
+        (gym.spaces.Discrete(3, start=-1), "start at -1"),
+    ],
+)
 def test_action_spaces_the_policy_cannot_serve_are_refused_before_training(space, message):
     cfg = compose_cfg(*SHORT_RUN)
     obs_space = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
@@ -445,8 +500,11 @@ def test_mode_evaluate_refuses_to_rebuild_the_agent_from_the_command_line(tmp_pa
     (tmp_path / "eval").mkdir()
     for override in (["agent=ppo"], ["agent.lr=1e-3"], ["buffer=uniform"]):
         with pytest.raises(ConfigError, match=override[0].split("=")[0]) as error:
-            evaluate(compose_cfg("mode=evaluate", f"checkpoint={best}", *override), tmp_path / "eval",
-                     ["mode", "checkpoint", override[0].split("=")[0]])
+            evaluate(
+                compose_cfg("mode=evaluate", f"checkpoint={best}", *override),
+                tmp_path / "eval",
+                ["mode", "checkpoint", override[0].split("=")[0]],
+            )
         assert "the checkpoint's" in str(error.value)
 
 

@@ -13,6 +13,7 @@ from rlrun.errors import ConfigError
 try:
     import ale_py  # noqa: F401
     import cv2  # noqa: F401
+
     HAVE_ATARI = True
 except ImportError:
     HAVE_ATARI = False
@@ -30,9 +31,14 @@ def test_atari_presets_compose_with_their_keys_and_eval_epsilon():
     assert load_config(["env=cartpole"]).eval.epsilon == 0.0  # other envs stay greedy
 
 
-@pytest.mark.parametrize("override,key", [("env.repeat_action_probability=1.5", "env.repeat_action_probability"),
-                                          ("env.frame_stack=0", "env.frame_stack"),
-                                          ("eval.epsilon=-0.1", "eval.epsilon")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("env.repeat_action_probability=1.5", "env.repeat_action_probability"),
+        ("env.frame_stack=0", "env.frame_stack"),
+        ("eval.epsilon=-0.1", "eval.epsilon"),
+    ],
+)
 def test_bad_atari_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(["env=breakout", override])
@@ -77,8 +83,9 @@ def test_rewards_are_clipped_for_training_only():
 
     assert ClipReward in wrappers(make_env(cfg.env, training=True))
     assert ClipReward not in wrappers(make_env(cfg.env))  # evaluation: the game's own score
-    assert ClipReward not in wrappers(make_env(load_config(["env=breakout", "env.clip_rewards=false"]).env,
-                                               training=True))
+    assert ClipReward not in wrappers(
+        make_env(load_config(["env=breakout", "env.clip_rewards=false"]).env, training=True)
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation epsilon (any env)
@@ -109,11 +116,23 @@ def test_eval_epsilon_on_continuous_actions_is_refused():
 
 
 # ----------------------------------------------------------------------------- training, resume, evaluate
-ATARI_SMOKE = ["env=breakout", "agent=double_dqn", "agent.dueling=true", "buffer.capacity=1000",
-               "agent.learning_starts=200", "agent.batch_size=16", "agent.train_freq=16", "total_steps=2000",
-               "eval.every=1000",
-               "eval.episodes=1", "save_every=1000", "log_every=100", "device=cpu", "seed=3",
-               "save_buffer=true"]  # the tuned Breakout file leaves the 7 GB buffer out of last.pt; here it is small
+ATARI_SMOKE = [
+    "env=breakout",
+    "agent=double_dqn",
+    "agent.dueling=true",
+    "buffer.capacity=1000",
+    "agent.learning_starts=200",
+    "agent.batch_size=16",
+    "agent.train_freq=16",
+    "total_steps=2000",
+    "eval.every=1000",
+    "eval.episodes=1",
+    "save_every=1000",
+    "log_every=100",
+    "device=cpu",
+    "seed=3",
+    "save_buffer=true",
+]  # the tuned Breakout file leaves the 7 GB buffer out of last.pt; here it is small
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +162,14 @@ def test_breakout_smoke_run_writes_the_usual_scalars_and_resumes(breakout_run):
     assert result["steps"] == 2000
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
-    for tag in ("charts/episodic_return", "charts/steps_per_second", "train/epsilon", "losses/td_loss",
-                "losses/q_values", "eval/mean_return"):
+    for tag in (
+        "charts/episodic_return",
+        "charts/steps_per_second",
+        "train/epsilon",
+        "losses/td_loss",
+        "losses/q_values",
+        "eval/mean_return",
+    ):
         steps = [e.step for e in events.Scalars(tag)]
         assert steps and steps == sorted(set(steps)), tag  # written, no step twice across the resume
     assert [e.step for e in events.Scalars("charts/steps_per_second")][-1] == 2000
@@ -185,8 +210,13 @@ def test_breakout_evaluate_mode_with_video_and_compare(tmp_path, breakout_run):
 
     run_dir, _, _ = breakout_run
     checkpoint = run_dir / "checkpoints" / "last.pt"
-    overrides = ["mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=1", "eval.video=true",
-                 "eval.compare=[random]"]
+    overrides = [
+        "mode=evaluate",
+        f"checkpoint={checkpoint}",
+        "eval.episodes=1",
+        "eval.video=true",
+        "eval.compare=[random]",
+    ]
     run(compose_cfg(*overrides), tmp_path, overrides)
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["env"] == "ALE/Breakout-v5" and report["config"]["eval"]["epsilon"] == 0.05
@@ -242,8 +272,16 @@ def test_training_episode_statistics_count_whole_games(tmp_path):
     from rlrun.loop import Trainer
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg("env=breakout", "env.terminal_on_life_loss=true", "agent=random", "total_steps=1000",
-                      "eval.every=100000", "eval.episodes=1", "device=cpu", "seed=1")
+    cfg = compose_cfg(
+        "env=breakout",
+        "env.terminal_on_life_loss=true",
+        "agent=random",
+        "total_steps=1000",
+        "eval.every=100000",
+        "eval.episodes=1",
+        "device=cpu",
+        "seed=1",
+    )
     trainer = Trainer(cfg, tmp_path)
     step, terminations = trainer.envs.step, []
 

@@ -12,8 +12,13 @@ def make_buffer(capacity=5, batch_size=4, obs_shape=(3,), dtype=np.float32, seed
 def add_numbered(buffer, start, n):
     """Transitions whose every field encodes their number, so a sample can be checked for consistency."""
     ids = np.arange(start, start + n)
-    buffer.add(np.repeat(ids[:, None], 3, 1), ids % 2, ids.astype(np.float32), np.repeat(ids[:, None] + 1000, 3, 1),
-               (ids % 3 == 0))
+    buffer.add(
+        np.repeat(ids[:, None], 3, 1),
+        ids % 2,
+        ids.astype(np.float32),
+        np.repeat(ids[:, None] + 1000, 3, 1),
+        (ids % 3 == 0),
+    )
     return ids
 
 
@@ -90,24 +95,53 @@ def test_a_checkpoint_save_does_not_copy_the_buffer(tmp_path, filled):
     from rlrun.schedules import LinearSchedule
 
     capacity, shape = 20_000, (50,)  # 8 MB of observations
-    buffer = PrioritizedReplayBuffer(capacity, shape, np.dtype(np.float32), 4, torch.device("cpu"), 0, alpha=0.6,
-                                     beta=LinearSchedule(0.4, 1.0, 100), eps=1e-6)
+    buffer = PrioritizedReplayBuffer(
+        capacity,
+        shape,
+        np.dtype(np.float32),
+        4,
+        torch.device("cpu"),
+        0,
+        alpha=0.6,
+        beta=LinearSchedule(0.4, 1.0, 100),
+        eps=1e-6,
+    )
     obs = np.random.default_rng(0).standard_normal((filled, *shape)).astype(np.float32)
     buffer.add(obs, np.arange(filled) % 3, np.ones(filled, np.float32), obs + 1, np.zeros(filled, bool))
     del obs
     state = buffer.state_dict()
-    arrays = {"obs": buffer.observations.obs, "next_obs": buffer.observations.next_obs, **buffer._fields(),
-              "priorities": buffer.tree.leaves}
+    arrays = {
+        "obs": buffer.observations.obs,
+        "next_obs": buffer.observations.next_obs,
+        **buffer._fields(),
+        "priorities": buffer.tree.leaves,
+    }
     for name, array in arrays.items():  # views of the buffer's memory, of its filled part
         assert np.shares_memory(state[name].numpy(), array) and len(state[name]) == filled, name
     path = tmp_path / "last.pt"
     peak = traced_peak_bytes(lambda: torch.save(buffer.state_dict(), path))
     assert peak < 0.05 * buffer.nbytes  # a copy would be 0.35-1.0x of it
     assert path.stat().st_size < 1.05 * (buffer.nbytes * filled / capacity + 8 * filled)  # views save their part
-    restored = PrioritizedReplayBuffer(capacity, shape, np.dtype(np.float32), 4, torch.device("cpu"), 1, alpha=0.6,
-                                       beta=LinearSchedule(0.4, 1.0, 100), eps=1e-6)
+    restored = PrioritizedReplayBuffer(
+        capacity,
+        shape,
+        np.dtype(np.float32),
+        4,
+        torch.device("cpu"),
+        1,
+        alpha=0.6,
+        beta=LinearSchedule(0.4, 1.0, 100),
+        eps=1e-6,
+    )
     restored.load_state_dict(torch.load(path, weights_only=True))
     for name, array in arrays.items():
-        np.testing.assert_array_equal({**restored._fields(), "obs": restored.observations.obs,
-                                       "next_obs": restored.observations.next_obs,
-                                       "priorities": restored.tree.leaves}[name][:filled], array[:filled], name)
+        np.testing.assert_array_equal(
+            {
+                **restored._fields(),
+                "obs": restored.observations.obs,
+                "next_obs": restored.observations.next_obs,
+                "priorities": restored.tree.leaves,
+            }[name][:filled],
+            array[:filled],
+            name,
+        )

@@ -54,9 +54,14 @@ def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
 
 def test_a_dueling_checkpoint_from_before_the_papers_streams_is_refused_clearly(tmp_path):
     # Before: value and advantage were single Linear layers on the last shared hidden layer.
-    old_online = {"trunk.0.weight": torch.zeros(16, 4), "trunk.0.bias": torch.zeros(16),
-                  "value.weight": torch.zeros(1, 16), "value.bias": torch.zeros(1),
-                  "advantage.weight": torch.zeros(2, 16), "advantage.bias": torch.zeros(2)}
+    old_online = {
+        "trunk.0.weight": torch.zeros(16, 4),
+        "trunk.0.bias": torch.zeros(16),
+        "value.weight": torch.zeros(1, 16),
+        "value.bias": torch.zeros(1),
+        "advantage.weight": torch.zeros(2, 16),
+        "advantage.bias": torch.zeros(2),
+    }
     path = tmp_path / "best.pt"
     save_checkpoint(path, {"config": {"agent": {"dueling": True}}, "agent": {"online": old_online}})
     with pytest.raises(ConfigError, match=r"best\.pt.*dueling head of rlrun before Wang et al.*cannot be loaded"):
@@ -107,4 +112,3 @@ def test_the_event_writer_thread_s_disk_error_is_not_printed_as_a_traceback(caps
     finally:
         threading.excepthook = previous
     assert seen == ["ValueError"]
-

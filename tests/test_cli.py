@@ -35,21 +35,24 @@ def test_help_is_rlrun_s_own_first_screen():
         options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
         assert [option.rstrip("*") for option in listed.strip().split(", ")] == options, (group, listed)
     assert "dqn*" in result.stdout and "cartpole*" in result.stdout  # defaults are marked
-    examples = lines[lines.index("== Examples ==") + 1:]
+    examples = lines[lines.index("== Examples ==") + 1 :]
     assert 2 <= len(examples) <= 4 and all(line.strip().startswith("rlrun") for line in examples)
 
 
-@pytest.mark.parametrize("args,fragments", [
-    (["agent=dpn"], [r"agent/dpn", "Available options", "double_dqn"]),
-    (["agent.lrr=1"], [r"agent\.lrr", "not in"]),
-    (["agent.lr=fast"], [r"agent\.lr", "fast", "Float"]),
-    (["agent.lr=0"], [r"agent\.lr=0", "positive"]),
-    (["agent.batch_size=512", "buffer.capacity=100"], [r"agent\.batch_size=512", r"buffer\.capacity=100"]),
-    (["env=gym", "env.id=Pendulum-v1"], [r"agent=dqn needs a discrete action space", "Pendulum-v1"]),
-    (["env=gym", "env.id=NoSuchEnv-v0"], [r"env\.id='NoSuchEnv-v0'", "registered"]),
-    (["mode=evaluate", "checkpoint=/nonexistent/best.pt"], [r"checkpoint='/nonexistent/best\.pt' does not exist"]),
-    (["mode=evaluate"], [r"mode=evaluate needs checkpoint=PATH"]),
-])
+@pytest.mark.parametrize(
+    "args,fragments",
+    [
+        (["agent=dpn"], [r"agent/dpn", "Available options", "double_dqn"]),
+        (["agent.lrr=1"], [r"agent\.lrr", "not in"]),
+        (["agent.lr=fast"], [r"agent\.lr", "fast", "Float"]),
+        (["agent.lr=0"], [r"agent\.lr=0", "positive"]),
+        (["agent.batch_size=512", "buffer.capacity=100"], [r"agent\.batch_size=512", r"buffer\.capacity=100"]),
+        (["env=gym", "env.id=Pendulum-v1"], [r"agent=dqn needs a discrete action space", "Pendulum-v1"]),
+        (["env=gym", "env.id=NoSuchEnv-v0"], [r"env\.id='NoSuchEnv-v0'", "registered"]),
+        (["mode=evaluate", "checkpoint=/nonexistent/best.pt"], [r"checkpoint='/nonexistent/best\.pt' does not exist"]),
+        (["mode=evaluate"], [r"mode=evaluate needs checkpoint=PATH"]),
+    ],
+)
 def test_bad_input_fails_before_training_with_one_paragraph(tmp_path, args, fragments):
     result = run_cli(*args, f"hydra.run.dir={tmp_path}")
     assert_clean_failure(result, *fragments)
@@ -79,8 +82,9 @@ def test_train_then_evaluate_from_the_command_line(tmp_path):
     assert report["episodes"] == 4 and report["checkpoint"] == str(checkpoint)
 
     # the same checkpoint on an env with other shapes is refused, naming both
-    result = run_cli("mode=evaluate", f"checkpoint={checkpoint}", "env=lunarlander",
-                     f"hydra.run.dir={tmp_path / 'mismatch'}")
+    result = run_cli(
+        "mode=evaluate", f"checkpoint={checkpoint}", "env=lunarlander", f"hydra.run.dir={tmp_path / 'mismatch'}"
+    )
     assert_clean_failure(result, r"observations \[4\]", r"LunarLander-v3 has observations \[8\]")
 
 
@@ -113,9 +117,15 @@ def test_an_output_folder_that_cannot_be_made_is_one_paragraph(tmp_path, args):
     cwd.mkdir()
     result = run_cli(*args, f"{key}={folder}", cwd=cwd)
     assert result.returncode == 1
-    assert_clean_failure(result, r"^rlrun: error: could not create the output folder " + re.escape(str(folder)),
-                         "Not a directory", re.escape(f"{blocker} is a file"), "GB free", "Nothing was run",
-                         re.escape(f"{key}="))
+    assert_clean_failure(
+        result,
+        r"^rlrun: error: could not create the output folder " + re.escape(str(folder)),
+        "Not a directory",
+        re.escape(f"{blocker} is a file"),
+        "GB free",
+        "Nothing was run",
+        re.escape(f"{key}="),
+    )
     assert list(cwd.iterdir()) == []  # nothing was written elsewhere instead
 
 
@@ -166,10 +176,14 @@ def test_a_full_disk_mid_run_is_one_paragraph_with_the_way_to_continue(tmp_path)
     result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300)
     last = tmp_path / "checkpoints" / "last.pt"
     assert result.returncode == 1
-    assert_clean_failure(result, "rlrun: error: could not write the checkpoint " + re.escape(str(last)),
-                         r"No space left on device \(ENOSPC\)", "GB free",
-                         re.escape(f"the last good checkpoint, {last} (env step 400), is left in place"),
-                         re.escape(f"continue with: rlrun resume={tmp_path}"))
+    assert_clean_failure(
+        result,
+        "rlrun: error: could not write the checkpoint " + re.escape(str(last)),
+        r"No space left on device \(ENOSPC\)",
+        "GB free",
+        re.escape(f"the last good checkpoint, {last} (env step 400), is left in place"),
+        re.escape(f"continue with: rlrun resume={tmp_path}"),
+    )
     assert result.stderr.count("rlrun: error:") == 1
     assert torch.load(last, weights_only=True)["progress"]["step"] == 400
     assert not list((tmp_path / "checkpoints").glob("*.tmp"))

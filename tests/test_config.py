@@ -7,10 +7,28 @@ from rlrun.errors import ConfigError
 from tests.conftest import compose_cfg
 
 GROUP_OPTIONS = {
-    "env": ["cartpole", "lunarlander", "acrobot", "mountaincar", "breakout", "pong", "pendulum",
-            "lunarlander_continuous"],
-    "agent": ["dqn", "double_dqn", "dueling_dqn", "per_dqn", "random", "reinforce", "tabular_q", "heuristic", "ppo",
-              "a2c"],
+    "env": [
+        "cartpole",
+        "lunarlander",
+        "acrobot",
+        "mountaincar",
+        "breakout",
+        "pong",
+        "pendulum",
+        "lunarlander_continuous",
+    ],
+    "agent": [
+        "dqn",
+        "double_dqn",
+        "dueling_dqn",
+        "per_dqn",
+        "random",
+        "reinforce",
+        "tabular_q",
+        "heuristic",
+        "ppo",
+        "a2c",
+    ],
     "buffer": ["uniform", "prioritized"],
     "schedule": ["linear", "exponential", "multiplicative", "constant"],
     "device": ["auto", "cpu", "cuda", "mps"],
@@ -43,25 +61,28 @@ def test_env_kwargs_are_free_form():
     assert cfg.env.kwargs.gravity == -5.0
 
 
-@pytest.mark.parametrize("override,key", [
-    ("agent.lr=0", "agent.lr"),
-    ("agent.lr_end=0", "agent.lr_end"),
-    ("agent.lr_decay_steps=0", "agent.lr_decay_steps"),
-    ("agent.lr=-1e-3", "agent.lr"),
-    ("agent.gamma=1.5", "agent.gamma"),
-    ("agent.batch_size=0", "agent.batch_size"),
-    ("buffer.capacity=0", "buffer.capacity"),
-    ("buffer.n_step=0", "buffer.n_step"),
-    ("total_steps=0", "total_steps"),
-    ("schedule.start=1.2", "schedule.start"),
-    ("agent.target_update=sometimes", "agent.target_update"),
-    ("agent.loss=l1", "agent.loss"),
-    ("mode=play", "mode"),
-    ("eval.episodes=0", "eval.episodes"),
-    ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
-    ("buffer=prioritized buffer.alpha=1.5", "buffer.alpha"),
-    ("buffer=prioritized buffer.beta_start=-0.1", "buffer.beta_start"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("agent.lr=0", "agent.lr"),
+        ("agent.lr_end=0", "agent.lr_end"),
+        ("agent.lr_decay_steps=0", "agent.lr_decay_steps"),
+        ("agent.lr=-1e-3", "agent.lr"),
+        ("agent.gamma=1.5", "agent.gamma"),
+        ("agent.batch_size=0", "agent.batch_size"),
+        ("buffer.capacity=0", "buffer.capacity"),
+        ("buffer.n_step=0", "buffer.n_step"),
+        ("total_steps=0", "total_steps"),
+        ("schedule.start=1.2", "schedule.start"),
+        ("agent.target_update=sometimes", "agent.target_update"),
+        ("agent.loss=l1", "agent.loss"),
+        ("mode=play", "mode"),
+        ("eval.episodes=0", "eval.episodes"),
+        ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
+        ("buffer=prioritized buffer.alpha=1.5", "buffer.alpha"),
+        ("buffer=prioritized buffer.beta_start=-0.1", "buffer.beta_start"),
+    ],
+)
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_cfg(*override.split()))

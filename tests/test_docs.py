@@ -38,11 +38,18 @@ def test_there_are_result_files_of_both_kinds():
 
 
 def test_every_table_on_a_page_names_result_files_that_exist():
-    asked = [(page.name, view, name) for page in PAGES for view, names in result_files.directives(page.read_text())
-             for name in names]
+    asked = [
+        (page.name, view, name)
+        for page in PAGES
+        for view, names in result_files.directives(page.read_text())
+        for name in names
+    ]
     assert len(asked) >= 20, "the pages' results-table directives were not found"
-    missing = [(page, view, name) for page, view, name in asked
-               if not (result_files.RESULTS / result_files.VIEW_KIND[view] / f"{name}.json").is_file()]
+    missing = [
+        (page, view, name)
+        for page, view, name in asked
+        if not (result_files.RESULTS / result_files.VIEW_KIND[view] / f"{name}.json").is_file()
+    ]
     assert not missing, f"tables naming a pair or benchmark with no results file: {missing}"
 
 
@@ -59,8 +66,9 @@ def test_every_tuned_pair_with_a_learning_result_is_in_the_learning_page_and_rea
 def test_readme_table_is_the_rendering_of_the_result_files():
     text = (REPO / "README.md").read_text()
     assert "<!-- end results-table -->" in text
-    assert result_files.render_readme(text) == text, \
+    assert result_files.render_readme(text) == text, (
         "README.md's results table differs from results/: run python benchmarks/result_files.py --readme"
+    )
 
 
 def test_a_directive_naming_no_result_file_is_an_error_naming_it():
@@ -99,8 +107,14 @@ def test_mkdocs_builds_the_site_with_strict(tmp_path):
     if not MKDOCS.exists():
         pytest.fail('mkdocs is missing: make install installs the docs extra (pip install -e ".[docs]")')
     site = tmp_path / "site"
-    result = subprocess.run([str(MKDOCS), "build", "--strict", "--site-dir", str(site)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300, env=QUIET)
+    result = subprocess.run(
+        [str(MKDOCS), "build", "--strict", "--site-dir", str(site)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=QUIET,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (site / "index.html").is_file() and (site / "api" / "agents" / "index.html").is_file()
     learning = (site / "learning" / "index.html").read_text()
@@ -114,10 +128,17 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
         shutil.copytree(REPO / name, copy / name)
     shutil.copy(REPO / "mkdocs.yml", copy / "mkdocs.yml")
     shutil.copytree(REPO / "rlrun", copy / "rlrun")
-    (copy / "docs" / "design.md").write_text((copy / "docs" / "design.md").read_text()
-                                             + "\nSee [a page](no-such-page.md).\n")
-    result = subprocess.run([str(MKDOCS), "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=copy,
-                            capture_output=True, text=True, timeout=300, env=QUIET)
+    (copy / "docs" / "design.md").write_text(
+        (copy / "docs" / "design.md").read_text() + "\nSee [a page](no-such-page.md).\n"
+    )
+    result = subprocess.run(
+        [str(MKDOCS), "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=QUIET,
+    )
     assert result.returncode != 0 and "no-such-page.md" in result.stderr
 
 
@@ -130,11 +151,17 @@ def test_an_unreadable_result_file_is_an_error_naming_it(tmp_path):
 
 def test_the_configuration_page_names_every_tuned_file():
     page = (REPO / "docs" / "configuration.md").read_text()
-    page = page.replace("cartpole_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
-                        " ".join(f"cartpole_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
-    page = page.replace("lunarlander_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
-                        " ".join(f"lunarlander_{a}"
-                                 for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")))
-    missing = [path.stem for path in sorted((REPO / "conf" / "tuned").glob("*.yaml")) if f"{path.stem}`" not in page
-               and f"{path.stem} " not in page]
+    page = page.replace(
+        "cartpole_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
+        " ".join(f"cartpole_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")),
+    )
+    page = page.replace(
+        "lunarlander_{dqn,double_dqn,dueling_dqn,per_dqn,reinforce}",
+        " ".join(f"lunarlander_{a}" for a in ("dqn", "double_dqn", "dueling_dqn", "per_dqn", "reinforce")),
+    )
+    missing = [
+        path.stem
+        for path in sorted((REPO / "conf" / "tuned").glob("*.yaml"))
+        if f"{path.stem}`" not in page and f"{path.stem} " not in page
+    ]
     assert not missing, f"tuned files docs/configuration.md does not list: {missing}"

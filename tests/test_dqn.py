@@ -56,7 +56,8 @@ def test_truncated_transition_still_bootstraps_in_the_loop(tmp_path):
     trainer = Trainer(cfg, tmp_path)
     stored = []
     trainer.agent.observe = lambda obs, a, r, next_obs, terminated, truncated: stored.append(
-        (obs.copy(), next_obs.copy(), terminated.copy(), truncated.copy()))
+        (obs.copy(), next_obs.copy(), terminated.copy(), truncated.copy())
+    )
     trainer.run()
     truncations = [s for s in stored if s[3][0] and not s[2][0]]
     assert len(truncations) >= 3  # random CartPole rarely falls within 5 steps
@@ -80,8 +81,9 @@ def test_dueling_head_is_value_plus_centred_advantage():
     assert net(obs).shape == (5, 4)
 
 
-@pytest.mark.parametrize("preset,double,dueling", [("dqn", False, False), ("double_dqn", True, False),
-                                                   ("dueling_dqn", False, True)])
+@pytest.mark.parametrize(
+    "preset,double,dueling", [("dqn", False, False), ("double_dqn", True, False), ("dueling_dqn", False, True)]
+)
 def test_presets_only_flip_switches(preset, double, dueling):
     from rlrun.agents import DQNAgent, build_agent
     from rlrun.envs import make_env
@@ -116,23 +118,38 @@ def test_learning_rate_anneals_linearly_to_lr_end_then_stays():
     from rlrun.envs import make_env
     from tests.conftest import compose_cfg
 
-    cfg = compose_cfg("~tuned", "device=cpu", "agent.lr=1e-3", "agent.lr_end=2e-4", "agent.lr_decay_steps=1000",
-                      "agent.learning_starts=0", "agent.batch_size=4", "total_steps=50000")
+    cfg = compose_cfg(
+        "~tuned",
+        "device=cpu",
+        "agent.lr=1e-3",
+        "agent.lr_end=2e-4",
+        "agent.lr_decay_steps=1000",
+        "agent.learning_starts=0",
+        "agent.batch_size=4",
+        "total_steps=50000",
+    )
     env = make_env(cfg.env)
     agent = build_agent(cfg, env.observation_space, env.action_space, torch.device("cpu"))
     obs, _ = env.reset(seed=0)
     for _ in range(8):
         action = int(agent.act(obs[None], 0, 0)[0])
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        agent.observe(obs[None], np.array([action]), np.array([reward]), next_obs[None], np.array([terminated]),
-                      np.array([truncated]))
+        agent.observe(
+            obs[None],
+            np.array([action]),
+            np.array([reward]),
+            next_obs[None],
+            np.array([terminated]),
+            np.array([truncated]),
+        )
         obs = next_obs
     for step, expected in [(4, 1e-3 - 8e-4 * 0.004), (500, 6e-4), (1000, 2e-4), (4000, 2e-4)]:
         metrics = agent.update(step, 0)
         assert metrics["train/lr"] == pytest.approx(expected)
         assert [group["lr"] for group in agent.optimizer.param_groups] == [pytest.approx(expected)]
-    untouched = build_agent(compose_cfg("~tuned", "device=cpu"), env.observation_space, env.action_space,
-                            torch.device("cpu"))
+    untouched = build_agent(
+        compose_cfg("~tuned", "device=cpu"), env.observation_space, env.action_space, torch.device("cpu")
+    )
     assert untouched.learning_rate is None and untouched.optimizer.param_groups[0]["lr"] == 1e-3
 
 
@@ -142,8 +159,15 @@ def make_dqn_agent(n_actions: int = 4, seed: int = 0):
     from rlrun.config import DQNConfig
 
     buffer = ReplayBuffer(100, (3,), np.dtype(np.float32), 8, torch.device("cpu"), seed)
-    return DQNAgent(DQNConfig(hidden_sizes=[16]), (3,), n_actions, buffer, lambda step, episode: step / 1000,
-                    torch.device("cpu"), seed)
+    return DQNAgent(
+        DQNConfig(hidden_sizes=[16]),
+        (3,),
+        n_actions,
+        buffer,
+        lambda step, episode: step / 1000,
+        torch.device("cpu"),
+        seed,
+    )
 
 
 @pytest.mark.parametrize("epsilon_step", [0, 250, 1000])
@@ -190,8 +214,15 @@ def update_events(tmp_path, num_envs, *overrides):
     from tests.conftest import TINY_RUN, compose_cfg
 
     # ~tuned: the counts below are for the group defaults (one gradient step per update)
-    cfg = compose_cfg(*TINY_RUN, "~tuned", f"env.num_envs={num_envs}", "total_steps=800", "eval.every=100000",
-                      "save_every=100000", *overrides)
+    cfg = compose_cfg(
+        *TINY_RUN,
+        "~tuned",
+        f"env.num_envs={num_envs}",
+        "total_steps=800",
+        "eval.every=100000",
+        "save_every=100000",
+        *overrides,
+    )
     trainer = Trainer(cfg, tmp_path / f"envs{num_envs}")
     agent, events = trainer.agent, []
     learn, update_target = agent.learn, agent.update_target
@@ -211,16 +242,20 @@ def update_events(tmp_path, num_envs, *overrides):
     return events
 
 
-@pytest.mark.parametrize("overrides,learns,target_updates", [
-    # learning_starts=100, 800 env steps, train_freq 4: updates at env steps 100, 104, ..., 800
-    (["agent.target_update=soft"], 176, 176),  # soft default: one Polyak step per update
-    (["agent.target_update=soft", "agent.target_update_every=1", "agent.tau=0.5"], 176, 701),
-    (["agent.target_update=hard", "agent.target_update_every=100"], 176, 8),
-    (["agent.target_update=hard"], 176, 1),  # hard default: every 500 env steps
-    (["agent.lr_end=1e-4"], 176, 1),  # and each gradient step's learning rate is that of its own env step
-])
+@pytest.mark.parametrize(
+    "overrides,learns,target_updates",
+    [
+        # learning_starts=100, 800 env steps, train_freq 4: updates at env steps 100, 104, ..., 800
+        (["agent.target_update=soft"], 176, 176),  # soft default: one Polyak step per update
+        (["agent.target_update=soft", "agent.target_update_every=1", "agent.tau=0.5"], 176, 701),
+        (["agent.target_update=hard", "agent.target_update_every=100"], 176, 8),
+        (["agent.target_update=hard"], 176, 1),  # hard default: every 500 env steps
+        (["agent.lr_end=1e-4"], 176, 1),  # and each gradient step's learning rate is that of its own env step
+    ],
+)
 def test_gradient_steps_and_target_updates_per_env_step_do_not_depend_on_num_envs(
-        tmp_path, overrides, learns, target_updates):
+    tmp_path, overrides, learns, target_updates
+):
     single = update_events(tmp_path, 1, *overrides)
     assert single.count("learn") == learns and single.count("target") == target_updates
     for num_envs in (4, 8):  # 8 sub-envs: two updates fall due within one loop iteration
@@ -238,12 +273,15 @@ def test_soft_default_moves_the_target_most_of_the_way_within_a_run():
 
 
 # ----------------------------------------------------------------------------- image layout
-@pytest.mark.parametrize("overrides,instead", [
-    (["env=gym", "env.id=CarRacing-v3", "+env.kwargs.continuous=false"], r"\(96, 96, 3\).*vector observations"),
-    (["env=gym", "env.id=ALE/Breakout-v5"], r"\(210, 160, 3\).*env=atari env\.id=ALE/Breakout-v5"),
-], ids=["car_racing", "raw_ale"])
-def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_training(tmp_path, overrides,
-                                                                                         instead):
+@pytest.mark.parametrize(
+    "overrides,instead",
+    [
+        (["env=gym", "env.id=CarRacing-v3", "+env.kwargs.continuous=false"], r"\(96, 96, 3\).*vector observations"),
+        (["env=gym", "env.id=ALE/Breakout-v5"], r"\(210, 160, 3\).*env=atari env\.id=ALE/Breakout-v5"),
+    ],
+    ids=["car_racing", "raw_ale"],
+)
+def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_training(tmp_path, overrides, instead):
     from rlrun.errors import ConfigError
     from rlrun.loop import Trainer
     from tests.conftest import compose_cfg
@@ -253,7 +291,6 @@ def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_tr
         Trainer(compose_cfg(*overrides, "device=cpu"), tmp_path)
     assert "(height, width, channels)" in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
-
 
 
 def test_a_non_finite_loss_is_looked_for_on_logging_steps_and_never_checkpointed(tmp_path):

@@ -14,16 +14,23 @@ from tests.conftest import compose_cfg
 
 OBS_SPACE = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
 ACTIONS = gym.spaces.Discrete(2)
-SMALL = ["device=cpu", "agent.batch_size=16", "agent.learning_starts=32", "agent.train_freq=1",
-         "agent.hidden_sizes=[16,16]", "agent.target_update_every=8"]
+SMALL = [
+    "device=cpu",
+    "agent.batch_size=16",
+    "agent.learning_starts=32",
+    "agent.train_freq=1",
+    "agent.hidden_sizes=[16,16]",
+    "agent.target_update_every=8",
+]
 
 
 def agents(seeds, *overrides):
     made = []
     for seed in seeds:
         torch.manual_seed(seed)  # as the Trainer's seed_everything: each member's initial weights are its seed's
-        made.append(build_agent(compose_cfg(f"seed={seed}", *SMALL, *overrides), OBS_SPACE, ACTIONS,
-                                torch.device("cpu")))
+        made.append(
+            build_agent(compose_cfg(f"seed={seed}", *SMALL, *overrides), OBS_SPACE, ACTIONS, torch.device("cpu"))
+        )
     return made
 
 
@@ -41,8 +48,17 @@ def weights(agent):
     return {name: param.detach().clone() for name, param in agent.online.named_parameters()}
 
 
-@pytest.mark.parametrize("variant", ["agent=dqn", "agent=double_dqn", "agent=dueling_dqn", "agent=per_dqn",
-                                     "buffer.n_step=3", "agent.target_update=soft"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "agent=dqn",
+        "agent=double_dqn",
+        "agent=dueling_dqn",
+        "agent=per_dqn",
+        "buffer.n_step=3",
+        "agent.target_update=soft",
+    ],
+)
 def test_a_members_update_equals_its_solo_update(variant):
     """Every variant: after a few gradient and target steps on the same data, each member's weights equal those
     of the same agent trained alone, up to float rounding (batched matmuls sum in another order)."""
@@ -120,6 +136,7 @@ def test_a_members_checkpoint_resumes_its_optimizer_as_a_solo_agent():
     solo = agents([5])[0]
     solo.load_state_dict(state)
     stacked_state = population.optimizer.state[population.online.stacked_parameter("head.weight")]
-    torch.testing.assert_close(solo.optimizer.state_dict()["state"][len(state["online"]) - 2]["exp_avg"],
-                               stacked_state["exp_avg"][1])
+    torch.testing.assert_close(
+        solo.optimizer.state_dict()["state"][len(state["online"]) - 2]["exp_avg"], stacked_state["exp_avg"][1]
+    )
     torch.testing.assert_close(solo.online.head.weight, members[1].online.head.weight)

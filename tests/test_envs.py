@@ -16,8 +16,9 @@ from tests.conftest import compose_cfg
 def test_lean_vector_env_gives_gymnasiums_episodes_returns_and_lengths(num_envs, env_overrides):
     cfg = compose_cfg(*env_overrides, f"env.num_envs={num_envs}").env
     lean = make_vector_env(cfg)
-    reference = RecordEpisodeStatistics(SyncVectorEnv([lambda: make_env(cfg) for _ in range(num_envs)],
-                                                      autoreset_mode=AutoresetMode.SAME_STEP))
+    reference = RecordEpisodeStatistics(
+        SyncVectorEnv([lambda: make_env(cfg) for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
+    )
     assert lean.action_space == reference.action_space
     assert lean.single_observation_space == reference.single_observation_space
     lean_obs, _ = lean.reset(seed=7)
@@ -85,8 +86,14 @@ def test_an_env_whose_state_is_not_its_physics_resumes_with_fresh_episodes(tmp_p
     from rlrun.checkpoints import load_checkpoint
     from rlrun.loop import Trainer
 
-    cfg = compose_cfg("env=gym", "env.id=rlrun-test/StateIsTheLastFrame-v0", "agent=random", "total_steps=7",
-                      "eval.episodes=1", "device=cpu")
+    cfg = compose_cfg(
+        "env=gym",
+        "env.id=rlrun-test/StateIsTheLastFrame-v0",
+        "agent=random",
+        "total_steps=7",
+        "eval.episodes=1",
+        "device=cpu",
+    )
     Trainer(cfg, tmp_path / "run").run()  # 7 steps into a 50-step episode, then last.pt
     payload = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert payload["run_state"]["envs"]["sub_envs"][0]["physical"] is None  # only allow-listed classes record it
@@ -116,8 +123,9 @@ def test_car_racing_state_is_its_last_frame_so_resume_starts_fresh_episodes():
     envs.close()
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
-                                    "Pendulum-v1"])
+@pytest.mark.parametrize(
+    "env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
+)
 def test_classic_control_episodes_are_continued_exactly(env_id):
     from rlrun.envs import capture_env_state, restore_env_state
 

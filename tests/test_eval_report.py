@@ -105,11 +105,14 @@ def test_random_needs_no_checkpoint_and_compares_too(tmp_path):
     assert (tmp_path / "compare.md").is_file()
 
 
-@pytest.mark.parametrize("entry,fragment", [
-    ("no_such_agent", r"neither an agent preset nor a checkpoint file.*random"),
-    ("missing/best.pt", r"looks like a checkpoint path, but no such file exists"),
-    ("dqn", r"'dqn' is a learning agent"),
-])
+@pytest.mark.parametrize(
+    "entry,fragment",
+    [
+        ("no_such_agent", r"neither an agent preset nor a checkpoint file.*random"),
+        ("missing/best.pt", r"looks like a checkpoint path, but no such file exists"),
+        ("dqn", r"'dqn' is a learning agent"),
+    ],
+)
 def test_bad_compare_entries_fail_before_any_episode(checkpoint, tmp_path, monkeypatch, entry, fragment):
     monkeypatch.setattr(evaluation, "run_greedy_episodes", lambda *a: pytest.fail("played before checking"))
     with pytest.raises(ConfigError, match=fragment):
@@ -122,8 +125,16 @@ def test_success_rate_counts_returns_at_or_above_the_threshold():
 
 
 def test_compare_table_without_a_threshold_says_so():
-    policy = {"policy": "p", "seeds": [1, 2], "mean": 1.0, "std": 0.5, "median": 1.0, "min": 0.5, "max": 1.5,
-              "success_rate": None}
+    policy = {
+        "policy": "p",
+        "seeds": [1, 2],
+        "mean": 1.0,
+        "std": 0.5,
+        "median": 1.0,
+        "min": 0.5,
+        "max": 1.5,
+        "success_rate": None,
+    }
     table = format_compare_table([policy], None, "Pendulum-v1")
     assert "no threshold" in table and "| p | 1.00 ± 0.50 | 1.00 | 0.50 | 1.50 | n/a |" in table
 
@@ -166,8 +177,16 @@ def fail_if_hung():
 
 # CliffWalking-v1 has no time limit; the greedy policy of a table trained one step never reaches the goal
 # (all-zero rows send it up into the top row, or it walks off the cliff back to the start).
-CLIFF_RUN = ["agent=tabular_q", "env=gym", "env.id=CliffWalking-v1", "total_steps=2", "eval.every=1",
-             "eval.episodes=2", "save_every=1000", "device=cpu"]
+CLIFF_RUN = [
+    "agent=tabular_q",
+    "env=gym",
+    "env.id=CliffWalking-v1",
+    "total_steps=2",
+    "eval.every=1",
+    "eval.episodes=2",
+    "save_every=1000",
+    "device=cpu",
+]
 
 
 def test_training_evaluation_of_an_env_without_time_limit_ends_at_the_cap(tmp_path, fail_if_hung):

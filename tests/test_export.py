@@ -48,20 +48,48 @@ def require(available: bool, extra: str) -> None:
 TINY = ["eval.episodes=2", "save_every=300", "log_every=100", "device=cpu", "seed=1"]
 DQN_TINY = ["total_steps=600", "eval.every=300", "agent.learning_starts=100", "agent.batch_size=32"]
 # running observation statistics from 512 env steps, applied in act_greedy: the graph must hold them
-PPO_TINY = ["~tuned", "agent.normalize_obs=true", "agent.n_steps=128", "agent.batch_size=64", "agent.n_epochs=2",
-            "env.num_envs=2", "total_steps=512", "eval.every=256"]
+PPO_TINY = [
+    "~tuned",
+    "agent.normalize_obs=true",
+    "agent.n_steps=128",
+    "agent.batch_size=64",
+    "agent.n_epochs=2",
+    "env.num_envs=2",
+    "total_steps=512",
+    "eval.every=256",
+]
 # family -> the training overrides of its tiny checkpoint
 FAMILIES = {
     "dqn_mlp": ["agent=dqn", *DQN_TINY],
     "dqn_dueling": ["agent=dueling_dqn", *DQN_TINY],
-    "dqn_atari_cnn": ["env=breakout", "agent=dqn", "buffer.capacity=500", "agent.learning_starts=100",
-                      "agent.batch_size=8", "agent.train_freq=16", "total_steps=300", "eval.every=300",
-                      "eval.episodes=1", "env.max_episode_steps=150"],
+    "dqn_atari_cnn": [
+        "env=breakout",
+        "agent=dqn",
+        "buffer.capacity=500",
+        "agent.learning_starts=100",
+        "agent.batch_size=8",
+        "agent.train_freq=16",
+        "total_steps=300",
+        "eval.every=300",
+        "eval.episodes=1",
+        "env.max_episode_steps=150",
+    ],
     # long enough that the greedy policy uses both actions (the comparison below needs more than one)
-    "reinforce_softmax": ["agent=reinforce", "agent.episodes_per_update=2", "agent.temperature=2.0",
-                          "total_steps=2000", "eval.every=1000"],
-    "reinforce_gaussian": ["agent=reinforce", "env=gym", "env.id=Pendulum-v1", "agent.episodes_per_update=1",
-                           "total_steps=600", "eval.every=300"],
+    "reinforce_softmax": [
+        "agent=reinforce",
+        "agent.episodes_per_update=2",
+        "agent.temperature=2.0",
+        "total_steps=2000",
+        "eval.every=1000",
+    ],
+    "reinforce_gaussian": [
+        "agent=reinforce",
+        "env=gym",
+        "env.id=Pendulum-v1",
+        "agent.episodes_per_update=1",
+        "total_steps=600",
+        "eval.every=300",
+    ],
     "tabular_q": ["agent=tabular_q", "env=taxi", "total_steps=3000", "eval.every=1500"],
     "ppo_normalized": ["agent=ppo", *PPO_TINY],
     "ppo_gaussian": ["agent=ppo", "env=pendulum", *PPO_TINY],
@@ -77,9 +105,11 @@ def train(name: str, base: Path) -> Path:
 
 
 # Gaussian family -> (its mean layer's weight and bias in the checkpoint's agent state, the factor they are scaled by)
-MEAN_LAYERS = {"reinforce_gaussian": (("policy", "mean.1"), 50.0),
-               # PPO's policy head starts at gain 0.01: its means are ~100x smaller than REINFORCE's
-               "ppo_gaussian": (("networks", "policy.1"), 2000.0)}
+MEAN_LAYERS = {
+    "reinforce_gaussian": (("policy", "mean.1"), 50.0),
+    # PPO's policy head starts at gain 0.01: its means are ~100x smaller than REINFORCE's
+    "ppo_gaussian": (("networks", "policy.1"), 2000.0),
+}
 
 
 def widen_gaussian_means(checkpoint: Path, name: str) -> Path:
@@ -185,17 +215,29 @@ def exported(tmp_path_factory):
             "scores": agent_scores(agent, obs),
             "obs": obs,
             "agent": agent,
-            "job": {"obs": str(base / f"{name}_obs.npy"), "out": str(base / f"{name}_out.npz"),
-                    **{key: result["files"][key] for key in ("torchscript", "onnx")}},
+            "job": {
+                "obs": str(base / f"{name}_obs.npy"),
+                "out": str(base / f"{name}_out.npz"),
+                **{key: result["files"][key] for key in ("torchscript", "onnx")},
+            },
         }
-    loader = subprocess.run([sys.executable, "-c", LOADER, json.dumps([f["job"] for f in families.values()])],
-                            capture_output=True, text=True, timeout=300, cwd=base)
+    loader = subprocess.run(
+        [sys.executable, "-c", LOADER, json.dumps([f["job"] for f in families.values()])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=base,
+    )
     assert loader.returncode == 0, loader.stderr[-3000:]
     for family in families.values():
         outputs = list(np.load(family["job"]["out"]).values())
         n = len(outputs) // 4  # action + scores, for each of the four runs
-        family["loaded"] = {"torchscript": outputs[:n], "torchscript, one row": outputs[n:2 * n],
-                            "onnx": outputs[2 * n:3 * n], "onnx, one row": outputs[3 * n:]}
+        family["loaded"] = {
+            "torchscript": outputs[:n],
+            "torchscript, one row": outputs[n : 2 * n],
+            "onnx": outputs[2 * n : 3 * n],
+            "onnx, one row": outputs[3 * n :],
+        }
     return families
 
 
@@ -290,8 +332,13 @@ def test_readme_example_plays_the_episode_evaluate_plays(exported, name, tmp_pat
     code = readme_example()
     assert 'folder = "outputs/2026-11-21/10-00-00/checkpoints"' in code and "best." in code
     code = code.replace("outputs/2026-11-21/10-00-00/checkpoints", str(folder)).replace("best.", f"{stem}.")
-    played = subprocess.run([sys.executable, "-c", f"import sys\nsys.modules['rlrun'] = None\n{code}"],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    played = subprocess.run(
+        [sys.executable, "-c", f"import sys\nsys.modules['rlrun'] = None\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert played.returncode == 0, played.stderr[-3000:]
     checkpoint = folder / f"{stem}.pt"
     agent, env, _ = agent_as_evaluate_builds_it(checkpoint)
@@ -302,19 +349,30 @@ def test_readme_example_plays_the_episode_evaluate_plays(exported, name, tmp_pat
 
 # ----------------------------------------------------------------------------- bad input, one paragraph each
 # A folder that shadows the export extra's packages: importing any of them fails, as if it were not installed.
-HIDE_EXTRA = {f"{module}.py": "raise ImportError('hidden by tests/test_export.py')\n"
-              for module in ("onnx", "onnxscript", "onnxruntime")}
+HIDE_EXTRA = {
+    f"{module}.py": "raise ImportError('hidden by tests/test_export.py')\n"
+    for module in ("onnx", "onnxscript", "onnxruntime")
+}
 BAD_CASES = [
     ("no checkpoint", ["mode=export"], [r"mode=export needs checkpoint=PATH"]),
     ("missing checkpoint", ["mode=export", "checkpoint=/no/such/best.pt"], [r"/no/such/best\.pt", r"does not exist"]),
-    ("unknown format", ["mode=export", "checkpoint={ckpt}", "export.format=tflite"],
-     [r"export\.format='tflite'", r"torchscript, onnx, both"]),
+    (
+        "unknown format",
+        ["mode=export", "checkpoint={ckpt}", "export.format=tflite"],
+        [r"export\.format='tflite'", r"torchscript, onnx, both"],
+    ),
     ("random agent", ["mode=export", "checkpoint={random_ckpt}"], [r"agent=random", r"no policy to export"]),
     ("heuristic agent", ["mode=export", "checkpoint={heuristic_ckpt}"], [r"agent=heuristic", r"no policy to export"]),
-    ("another env on the command line", ["mode=export", "checkpoint={ckpt}", "env=acrobot"],
-     [r"mode=export takes checkpoint=PATH and export\.format only, but env was given"]),
-    ("missing export extra", ["mode=export", "checkpoint={ckpt}", "export.format=onnx"],
-     [r"export\.format=onnx", r"onnx, onnxscript and onnxruntime are not installed", r"rlrun\[export\]"]),
+    (
+        "another env on the command line",
+        ["mode=export", "checkpoint={ckpt}", "env=acrobot"],
+        [r"mode=export takes checkpoint=PATH and export\.format only, but env was given"],
+    ),
+    (
+        "missing export extra",
+        ["mode=export", "checkpoint={ckpt}", "export.format=onnx"],
+        [r"export\.format=onnx", r"onnx, onnxscript and onnxruntime are not installed", r"rlrun\[export\]"],
+    ),
 ]
 
 
@@ -323,16 +381,22 @@ def bad_results(tmp_path_factory):
     base = tmp_path_factory.mktemp("export_bad")
     checkpoints = {}
     for agent in ("dqn", "random", "heuristic"):
-        overrides = [f"agent={agent}", *DQN_TINY, *TINY] if agent == "dqn" else \
-            [f"agent={agent}", "total_steps=300", "eval.every=300", *TINY]
+        overrides = (
+            [f"agent={agent}", *DQN_TINY, *TINY]
+            if agent == "dqn"
+            else [f"agent={agent}", "total_steps=300", "eval.every=300", *TINY]
+        )
         run(compose_cfg(*overrides), base / agent, overrides)
         checkpoints[agent] = base / agent / "checkpoints" / "best.pt"
     hidden = base / "hidden_extra"
     hidden.mkdir()
     for filename, text in HIDE_EXTRA.items():
         (hidden / filename).write_text(text)
-    fill = {"ckpt": checkpoints["dqn"], "random_ckpt": checkpoints["random"],
-            "heuristic_ckpt": checkpoints["heuristic"]}
+    fill = {
+        "ckpt": checkpoints["dqn"],
+        "random_ckpt": checkpoints["random"],
+        "heuristic_ckpt": checkpoints["heuristic"],
+    }
 
     def run_case(case):
         name, args, _ = case
@@ -342,9 +406,9 @@ def bad_results(tmp_path_factory):
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(pool.map(run_case, BAD_CASES))
     # and without the extra, the default format still exports: TorchScript needs only torch
-    results["torchscript without the extra"] = run_cli_with({"PYTHONPATH": str(hidden)}, "mode=export",
-                                                            f"checkpoint={checkpoints['dqn']}",
-                                                            f"hydra.run.dir={base / 'runs'}")
+    results["torchscript without the extra"] = run_cli_with(
+        {"PYTHONPATH": str(hidden)}, "mode=export", f"checkpoint={checkpoints['dqn']}", f"hydra.run.dir={base / 'runs'}"
+    )
     return results, checkpoints
 
 

@@ -14,6 +14,7 @@ CPU = torch.device("cpu")
 def episode_transitions(rng, num_envs, steps, max_len, frame=FRAME):
     """Transitions as Gymnasium's FrameStackObservation (padding with the reset frame) makes them, several
     sub-envs interleaved, episodes of random length; frames drawn from few values, so some repeat."""
+
     def new_frame():
         return rng.integers(0, 3, frame, dtype=np.uint8)
 
@@ -37,13 +38,22 @@ def episode_transitions(rng, num_envs, steps, max_len, frame=FRAME):
 
 def twin_buffers(capacity, batch_size, prioritized=False, seed=0, frame=FRAME):
     """The same buffer twice: with frames stored once, and naively with whole stacks."""
+
     def make(observations):
         if prioritized:
-            return PrioritizedReplayBuffer(capacity, (K, *frame), np.dtype(np.uint8), batch_size, CPU, seed,
-                                           alpha=0.6, beta=LinearSchedule(0.4, 1.0, 1000), eps=1e-6,
-                                           observations=observations)
-        return ReplayBuffer(capacity, (K, *frame), np.dtype(np.uint8), batch_size, CPU, seed,
-                            observations=observations)
+            return PrioritizedReplayBuffer(
+                capacity,
+                (K, *frame),
+                np.dtype(np.uint8),
+                batch_size,
+                CPU,
+                seed,
+                alpha=0.6,
+                beta=LinearSchedule(0.4, 1.0, 1000),
+                eps=1e-6,
+                observations=observations,
+            )
+        return ReplayBuffer(capacity, (K, *frame), np.dtype(np.uint8), batch_size, CPU, seed, observations=observations)
 
     return make(FrameStackStore(capacity, (K, *frame), np.dtype(np.uint8))), make(None)
 
@@ -160,8 +170,18 @@ def test_atari_sized_transition_costs_at_most_7_5_kb_at_a_million():
             buffer = ReplayBuffer(capacity, (4, 84, 84), np.dtype(np.uint8), 32, CPU, 0, observations=store)
             extra = 0
         else:
-            buffer = PrioritizedReplayBuffer(capacity, (4, 84, 84), np.dtype(np.uint8), 32, CPU, 0, alpha=0.6,
-                                             beta=LinearSchedule(0.4, 1.0, 10), eps=1e-6, observations=store)
+            buffer = PrioritizedReplayBuffer(
+                capacity,
+                (4, 84, 84),
+                np.dtype(np.uint8),
+                32,
+                CPU,
+                0,
+                alpha=0.6,
+                beta=LinearSchedule(0.4, 1.0, 10),
+                eps=1e-6,
+                observations=store,
+            )
             extra = sum(level.nbytes for level in buffer.tree.levels)
         per_transition = (buffer.nbytes + extra) / capacity
         assert 7056 < per_transition <= 7500, (kind, per_transition)
@@ -185,8 +205,15 @@ def test_breakout_length_episodes_fill_the_pool_without_growing_it():
 def test_cuda_batches_come_from_pinned_memory_and_match_the_cpu_ones():
     cuda = torch.device("cuda")
     rng = np.random.default_rng(13)
-    on_gpu = ReplayBuffer(50, (K, *FRAME), np.dtype(np.uint8), 8, cuda, 0,
-                          observations=FrameStackStore(50, (K, *FRAME), np.dtype(np.uint8)))
+    on_gpu = ReplayBuffer(
+        50,
+        (K, *FRAME),
+        np.dtype(np.uint8),
+        8,
+        cuda,
+        0,
+        observations=FrameStackStore(50, (K, *FRAME), np.dtype(np.uint8)),
+    )
     on_cpu, _ = twin_buffers(capacity=50, batch_size=8)
     for transition in episode_transitions(rng, 2, steps=40, max_len=8):
         on_gpu.add(*transition)
@@ -207,18 +234,23 @@ def test_a_checkpoint_of_the_frame_store_holds_views_not_copies(tmp_path):
         buffer.add(*transition)
         naive.add(*transition)
     store, state = buffer.observations, buffer.state_dict()
-    for name, array in (("frames", store.frames), ("frame_refcount", store.refcount), ("frame_keys", store.keys),
-                        ("obs_refs", store.obs_refs), ("next_obs_refs", store.next_refs)):
+    for name, array in (
+        ("frames", store.frames),
+        ("frame_refcount", store.refcount),
+        ("frame_keys", store.keys),
+        ("obs_refs", store.obs_refs),
+        ("next_obs_refs", store.next_refs),
+    ):
         assert np.shares_memory(state[name].numpy(), array), name
     tracemalloc.start()
     torch.save(buffer.state_dict(), tmp_path / "last.pt")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 0.05 * store.frames[:store.used].nbytes  # a copy would be 1.0x of it
+    assert peak < 0.05 * store.frames[: store.used].nbytes  # a copy would be 1.0x of it
     restored, _ = twin_buffers(capacity=400, batch_size=4, frame=(84, 84))
     restored.load_state_dict(torch.load(tmp_path / "last.pt", weights_only=True))
     assert_same_contents(restored, naive)
-    older = {**state, "frame_keys": torch.from_numpy(store.keys[:store.used].astype(np.int64))}  # before: int64 keys
+    older = {**state, "frame_keys": torch.from_numpy(store.keys[: store.used].astype(np.int64))}  # before: int64 keys
     restored, _ = twin_buffers(capacity=400, batch_size=4, frame=(84, 84))
     restored.load_state_dict(older)
     np.testing.assert_array_equal(restored.observations.keys, store.keys)

@@ -51,8 +51,9 @@ def test_preset_composes_and_builds():
 
 
 def test_runs_in_train_mode_as_a_reference_curve(tmp_path):
-    result = train(compose_cfg("agent=heuristic", "total_steps=1000", "eval.every=500", "eval.episodes=3",
-                               "device=cpu"), tmp_path)
+    result = train(
+        compose_cfg("agent=heuristic", "total_steps=1000", "eval.every=500", "eval.episodes=3", "device=cpu"), tmp_path
+    )
     # a fixed policy: the same greedy return at every evaluation, and well above random's ~20
     assert result["best_eval_return"] == result["final_eval_return"] > 30
 
@@ -70,12 +71,16 @@ def test_lunar_lander_heuristic_lands(tmp_path):
 
     # 100 held-out episodes (mode=evaluate's default seeds): 215 on average; a few episodes of 5 or 10 can land
     # anywhere from 190 to 270 (README "Heuristic policies")
-    report = run(compose_cfg("mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"), tmp_path,
-                 ["mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"])
+    report = run(
+        compose_cfg("mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"),
+        tmp_path,
+        ["mode=evaluate", "agent=heuristic", "env=lunarlander", "eval.episodes=100"],
+    )
     assert report["mean"] > 200  # LunarLander's "solved" threshold
 
 
 def test_env_without_a_heuristic_is_a_clear_error(tmp_path):
     result = run_cli("agent=heuristic", "env=acrobot", f"hydra.run.dir={tmp_path}")
-    assert_clean_failure(result, r"agent=heuristic has no hand-written policy for env\.id=Acrobot-v1", "CartPole",
-                         "LunarLander")
+    assert_clean_failure(
+        result, r"agent=heuristic has no hand-written policy for env\.id=Acrobot-v1", "CartPole", "LunarLander"
+    )

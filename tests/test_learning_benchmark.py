@@ -12,8 +12,13 @@ import result_files  # noqa: E402
 
 
 def results(history, seconds, final):
-    return {"eval_history": history, "eval_wall_seconds": seconds, "best_eval_return": max(m for _, m in history),
-            "final_eval_return": final, "solved_at_return": 475.0}
+    return {
+        "eval_history": history,
+        "eval_wall_seconds": seconds,
+        "best_eval_return": max(m for _, m in history),
+        "final_eval_return": final,
+        "solved_at_return": 475.0,
+    }
 
 
 def test_first_reach_is_the_first_evaluation_at_or_above_the_threshold():
@@ -36,17 +41,25 @@ def test_table_counts_solved_and_final_per_seed():
 
 
 def test_table_shows_held_out_scores_and_the_share_cut_by_the_time_limit():
-    by_seed = {0: {**results([[5000, 480.0]], [4.0], 480.0),
-                   "heldout": {"best": {"mean": 470.0, "truncated_share": 0.0},
-                               "last": {"mean": 476.5, "truncated_share": 0.03}}}}
+    by_seed = {
+        0: {
+            **results([[5000, 480.0]], [4.0], 480.0),
+            "heldout": {
+                "best": {"mean": 470.0, "truncated_share": 0.0},
+                "last": {"mean": 476.5, "truncated_share": 0.03},
+            },
+        }
+    }
     lines = learning.table(by_seed, [0], 475.0)
     assert "| 0 | 5,000 | 4 | 480.0 | 480.0 | 470.0 | 476.5 | 3% |" in lines
     assert lines[-1] == "solved 1/1, final 1/1, final policy held-out >= threshold 1/1"
 
 
 def test_the_seeds_best_and_final_returns_get_their_iqm_and_mean_with_intervals():
-    by_seed = {seed: results([[5000, best]], [4.0], final)
-               for seed, (best, final) in enumerate([(10.0, 1.0), (20.0, 2.0), (30.0, 3.0), (40.0, 400.0)])}
+    by_seed = {
+        seed: results([[5000, best]], [4.0], final)
+        for seed, (best, final) in enumerate([(10.0, 1.0), (20.0, 2.0), (30.0, 3.0), (40.0, 400.0)])
+    }
     by_seed[0]["heldout"] = {"last": {"mean": 5.0, "truncated_share": 0.0}}
     lines = learning.interval_lines(by_seed)
     assert lines[0] == "over 4 seeds, 95% stratified bootstrap CI:"
@@ -60,9 +73,28 @@ def test_the_seeds_best_and_final_returns_get_their_iqm_and_mean_with_intervals(
 def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     live = tmp_path / "live.json"
-    code = learning.main(["--seeds", "2", "--first-seed", "3", "--jobs", "1", "--sweep-dir", str(sweep),
-                          "--heldout", "3", "--out", str(live), "total_steps=400", "agent.learning_starts=100",
-                          "agent.batch_size=32", "eval.every=200", "eval.episodes=2", "save_every=400"])
+    code = learning.main(
+        [
+            "--seeds",
+            "2",
+            "--first-seed",
+            "3",
+            "--jobs",
+            "1",
+            "--sweep-dir",
+            str(sweep),
+            "--heldout",
+            "3",
+            "--out",
+            str(live),
+            "total_steps=400",
+            "agent.learning_starts=100",
+            "agent.batch_size=32",
+            "eval.every=200",
+            "eval.episodes=2",
+            "save_every=400",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "| 3 |" in out and "| 4 |" in out and "solved " in out and "/2, final " in out
@@ -96,6 +128,7 @@ def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
 
 def learning_eval_seeds(seed):
     from rlrun.evaluation import eval_seeds
+
     return eval_seeds(seed, 1000)
 
 

@@ -13,8 +13,14 @@ from rlrun.loop import Trainer, train
 from tests.conftest import TINY_RUN, compose_cfg
 
 EXPECTED_SCALARS = {
-    "charts/episodic_return", "charts/episodic_length", "charts/steps_per_second", "train/epsilon",
-    "losses/td_loss", "losses/q_values", "eval/mean_return", "eval/std_return",
+    "charts/episodic_return",
+    "charts/episodic_length",
+    "charts/steps_per_second",
+    "train/epsilon",
+    "losses/td_loss",
+    "losses/q_values",
+    "eval/mean_return",
+    "eval/std_return",
 }
 
 
@@ -118,13 +124,29 @@ def test_stop_at_return_ends_the_run_early(tmp_path):
     assert result["steps"] == 300  # first evaluation already reaches a return of 0
 
 
-@pytest.mark.parametrize("agent,keys", [
-    ("reinforce", {"baseline": "none", "episodes_per_update": 4.0, "normalize_returns": "True"}),
-    ("ppo", {"n_steps": 2048.0, "clip_range": 0.2, "gae_lambda": 0.95, "ent_coef": 0.0, "normalize_obs": "False",
-             "baseline": "-", "double": "-"}),
-    ("a2c", {"n_epochs": 1.0, "clip_range": float("nan"), "batch_size": float("nan"), "normalize_advantage": "False"}),
-    ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan"), "target_update_every": 500}),
-])
+@pytest.mark.parametrize(
+    "agent,keys",
+    [
+        ("reinforce", {"baseline": "none", "episodes_per_update": 4.0, "normalize_returns": "True"}),
+        (
+            "ppo",
+            {
+                "n_steps": 2048.0,
+                "clip_range": 0.2,
+                "gae_lambda": 0.95,
+                "ent_coef": 0.0,
+                "normalize_obs": "False",
+                "baseline": "-",
+                "double": "-",
+            },
+        ),
+        (
+            "a2c",
+            {"n_epochs": 1.0, "clip_range": float("nan"), "batch_size": float("nan"), "normalize_advantage": "False"},
+        ),
+        ("dqn", {"batch_size": 64.0, "double": "False", "per_alpha": float("nan"), "target_update_every": 500}),
+    ],
+)
 def test_hparams_hold_each_agent_family_s_own_keys(agent, keys):
     from rlrun.logger import flat_hparams
 
@@ -150,8 +172,9 @@ def test_progress_bar_shows_only_what_the_agent_has():
     assert fields == {"ret": "12.0", "eval": "-"}  # REINFORCE: no epsilon, so no eps=nan
     fields = progress_fields(12.0, {"mean": 50.0}, {"train/epsilon": 0.25})
     assert fields == {"ret": "12.0", "eps": "0.250", "eval": "50.0"}
-    fields = progress_fields(12.0, None, {"losses/approx_kl": 0.0123, "losses/explained_variance": 0.91,
-                                          "train/lr": 1e-3})
+    fields = progress_fields(
+        12.0, None, {"losses/approx_kl": 0.0123, "losses/explained_variance": 0.91, "train/lr": 1e-3}
+    )
     assert fields == {"ret": "12.0", "kl": "0.0123", "ev": "0.91", "eval": "-"}  # actor-critic
 
 
@@ -186,8 +209,14 @@ FAMILY_RUNS = {
     "dqn": ["agent=dqn", "agent.learning_starts=100", "agent.batch_size=32"],
     "reinforce": ["agent=reinforce", "agent.episodes_per_update=2"],
     "tabular_q": ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1"],
-    "ppo": ["agent=ppo", "~tuned", "agent.n_steps=32", "agent.batch_size=16", "agent.n_epochs=2",
-            "agent.normalize_obs=true"],
+    "ppo": [
+        "agent=ppo",
+        "~tuned",
+        "agent.n_steps=32",
+        "agent.batch_size=16",
+        "agent.n_epochs=2",
+        "agent.normalize_obs=true",
+    ],
     "a2c": ["agent=a2c", "~tuned"],
     "random": ["agent=random"],
     "heuristic": ["agent=heuristic"],
@@ -196,8 +225,16 @@ FAMILY_RUNS = {
 
 @pytest.mark.parametrize("family", FAMILY_RUNS)
 def test_evaluations_and_videos_never_change_the_training_episodes(tmp_path, family):
-    common = ["total_steps=600", "env.num_envs=2", "eval.episodes=2", "save_every=1000", "log_every=50",
-              "device=cpu", "seed=4", *FAMILY_RUNS[family]]
+    common = [
+        "total_steps=600",
+        "env.num_envs=2",
+        "eval.episodes=2",
+        "save_every=1000",
+        "log_every=50",
+        "device=cpu",
+        "seed=4",
+        *FAMILY_RUNS[family],
+    ]
 
     def training_episodes(run_dir, *watching):
         train(compose_cfg(*common, *watching), run_dir)

@@ -33,16 +33,24 @@ EXPECTED = [
 
 def push(target, step):
     obs, actions, rewards, next_obs, terminated, truncated = (np.array(field) for field in step)
-    return target(obs[:, None].astype(np.float32), actions, rewards.astype(np.float32),
-                  next_obs[:, None].astype(np.float32), terminated, truncated)
+    return target(
+        obs[:, None].astype(np.float32),
+        actions,
+        rewards.astype(np.float32),
+        next_obs[:, None].astype(np.float32),
+        terminated,
+        truncated,
+    )
 
 
 def as_rows(completed):
     if completed is None:
         return []
     obs, actions, returns, next_obs, terminated, discounts = completed
-    return [(float(o[0]), int(a), float(r), float(no[0]), bool(t), float(d))
-            for o, a, r, no, t, d in zip(obs, actions, returns, next_obs, terminated, discounts)]
+    return [
+        (float(o[0]), int(a), float(r), float(no[0]), bool(t), float(d))
+        for o, a, r, no, t, d in zip(obs, actions, returns, next_obs, terminated, discounts)
+    ]
 
 
 def test_window_matches_the_hand_computed_example():
@@ -52,8 +60,7 @@ def test_window_matches_the_hand_computed_example():
 
 
 def test_buffer_stores_n_step_transitions_and_wraps_around():
-    buffer = ReplayBuffer(4, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=GAMMA, n_step=3,
-                          num_envs=2)
+    buffer = ReplayBuffer(4, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=GAMMA, n_step=3, num_envs=2)
     for step in STEPS:
         push(buffer.observe, step)
     # 7 transitions into 4 slots: the last four remain, the last one written at slot 6 % 4 = 2.
@@ -67,8 +74,7 @@ def test_buffer_stores_n_step_transitions_and_wraps_around():
 
 
 def test_one_step_buffer_stores_each_step_with_gamma():
-    buffer = ReplayBuffer(10, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=0.9, n_step=1,
-                          num_envs=2)
+    buffer = ReplayBuffer(10, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=0.9, n_step=1, num_envs=2)
     for step in STEPS:
         push(buffer.observe, step)
     assert len(buffer) == 10
@@ -106,14 +112,14 @@ def test_window_matches_brute_force_on_random_episodes(n):
     got = {env: [] for env in range(num_envs)}
     for t in range(steps):
         obs = np.stack([np.full(num_envs, t), np.arange(num_envs)], axis=1).astype(np.float64)
-        completed = window.push(obs, np.zeros(num_envs, int), rewards[t], obs + [[0.5, 0]], terminated[t],
-                                truncated[t])
+        completed = window.push(obs, np.zeros(num_envs, int), rewards[t], obs + [[0.5, 0]], terminated[t], truncated[t])
         if completed is not None:
             for o, _, ret, _, term, discount in zip(*completed):
                 got[int(o[1])].append((int(o[0]), ret, discount, bool(term)))
     for env in range(num_envs):
-        expected = brute_force_n_step(rewards[:, env], terminated[:, env] | truncated[:, env], terminated[:, env],
-                                      n, gamma)
+        expected = brute_force_n_step(
+            rewards[:, env], terminated[:, env] | truncated[:, env], terminated[:, env], n, gamma
+        )
         ordered = sorted(got[env])
         assert len(ordered) == len(expected)
         for (_start, ret, discount, term), (want_ret, want_k, want_term) in zip(ordered, expected):
@@ -122,9 +128,20 @@ def test_window_matches_brute_force_on_random_episodes(n):
 
 
 def test_prioritized_buffer_gives_each_n_step_transition_the_max_priority():
-    buffer = PrioritizedReplayBuffer(16, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, alpha=1.0,
-                                     beta=LinearSchedule(0.4, 1.0, 100), eps=1e-6, gamma=GAMMA, n_step=3,
-                                     num_envs=2)
+    buffer = PrioritizedReplayBuffer(
+        16,
+        (1,),
+        np.dtype(np.float32),
+        2,
+        torch.device("cpu"),
+        0,
+        alpha=1.0,
+        beta=LinearSchedule(0.4, 1.0, 100),
+        eps=1e-6,
+        gamma=GAMMA,
+        n_step=3,
+        num_envs=2,
+    )
     buffer.max_priority = 2.0
     for step in STEPS:
         push(buffer.observe, step)
@@ -136,8 +153,7 @@ def test_prioritized_buffer_gives_each_n_step_transition_the_max_priority():
 
 def test_state_dict_carries_pending_windows():
     def fresh():
-        return ReplayBuffer(8, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=GAMMA, n_step=3,
-                            num_envs=2)
+        return ReplayBuffer(8, (1,), np.dtype(np.float32), 2, torch.device("cpu"), 0, gamma=GAMMA, n_step=3, num_envs=2)
 
     whole, first = fresh(), fresh()
     for step in STEPS:
@@ -172,9 +188,18 @@ def test_resume_with_fresh_episodes_drops_the_pending_windows(tmp_path):
     from rlrun.loop import Trainer, resume
     from tests.conftest import compose_cfg, interrupt_at
 
-    overrides = ["agent=dqn", "buffer.n_step=3", "env=lunarlander", "agent.learning_starts=100000",
-                 "total_steps=200", "eval.every=100000", "eval.episodes=1", "save_every=100000", "device=cpu",
-                 "seed=5"]
+    overrides = [
+        "agent=dqn",
+        "buffer.n_step=3",
+        "env=lunarlander",
+        "agent.learning_starts=100000",
+        "total_steps=200",
+        "eval.every=100000",
+        "eval.episodes=1",
+        "save_every=100000",
+        "device=cpu",
+        "seed=5",
+    ]
     trainer = Trainer(compose_cfg(*overrides), tmp_path)
     interrupt_at(trainer, 50)
     trainer.run()
@@ -196,7 +221,7 @@ def test_resume_with_fresh_episodes_drops_the_pending_windows(tmp_path):
     finally:
         Trainer.__init__ = original_init
     buffer = resumed["trainer"].agent.buffer
-    new_obs = buffer.observations.obs[stored_before:len(buffer)]
+    new_obs = buffer.observations.obs[stored_before : len(buffer)]
     assert len(new_obs) > 0
     stitched = [row for row in new_obs if any(np.array_equal(row, old) for old in old_states)]
     assert not stitched, f"{len(stitched)} transitions start in the episode before the resume"

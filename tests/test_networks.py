@@ -14,8 +14,7 @@ from rlrun.networks import NatureCNN, NumpyGreedyPolicy, QNetwork
 @pytest.mark.parametrize("dueling", [False, True])
 def test_cnn_q_network_gives_one_q_value_per_action(dueling):
     torch.manual_seed(0)
-    net = QNetwork(4 * 84 * 84, n_actions=6, hidden_sizes=[128], dueling=dueling, network="cnn",
-                   obs_shape=(4, 84, 84))
+    net = QNetwork(4 * 84 * 84, n_actions=6, hidden_sizes=[128], dueling=dueling, network="cnn", obs_shape=(4, 84, 84))
     frames = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
     q = net(frames)
     assert q.shape == (5, 6) and q.dtype == torch.float32
@@ -69,7 +68,7 @@ def test_numpy_greedy_computes_float64_observations_in_float32_like_the_module(h
     network = QNetwork(6, 5, hidden_sizes)
     policy = NumpyGreedyPolicy(network)
     obs = 3 * np.random.default_rng(0).standard_normal((200, 6))  # float64
-    q = np.concatenate([policy.q_values(obs[i:i + 1]) for i in range(len(obs))])  # one at a time, as when acting
+    q = np.concatenate([policy.q_values(obs[i : i + 1]) for i in range(len(obs))])  # one at a time, as when acting
     assert q.dtype == np.float32
     # the cast comes first: exactly what the float32 observations give
     np.testing.assert_array_equal(q, np.concatenate([policy.q_values(row[None].astype(np.float32)) for row in obs]))
@@ -117,8 +116,9 @@ def test_lean_forward_computes_what_the_submodules_compute(dueling):
     else:
         expected = network.head(features)
     torch.testing.assert_close(network(obs), expected)
-    assert {key.split(".")[0] for key in network.state_dict()} == ({"trunk", "value", "advantage"} if dueling
-                                                                   else {"trunk", "head"})
+    assert {key.split(".")[0] for key in network.state_dict()} == (
+        {"trunk", "value", "advantage"} if dueling else {"trunk", "head"}
+    )
 
 
 def test_numpy_greedy_refuses_the_cnn():

@@ -45,10 +45,18 @@ def test_the_pruner_compares_the_aggregate_of_a_trial_s_runs(tmp_path, how):
 
 def test_a_trial_of_two_seeds_is_judged_by_their_aggregate_and_a_second_process_continues_the_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = ["-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.seeds_per_trial=2",
-            "hydra.sweeper.aggregate=min",
-            "hydra.sweeper.n_jobs=2", f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=two",
-            "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY_SWEEP]
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/launcher=basic",
+        "hydra.sweeper.seeds_per_trial=2",
+        "hydra.sweeper.aggregate=min",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=two",
+        "agent.lr=tag(log, interval(1e-4, 1e-2))",
+        *TINY_SWEEP,
+    ]
     first = run_cli(*args, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'first'}", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     jobs = job_dirs(tmp_path / "first")
@@ -57,12 +65,18 @@ def test_a_trial_of_two_seeds_is_judged_by_their_aggregate_and_a_second_process_
     assert saved["seeds_per_trial"] == 2 and saved["aggregate"] == "min"
     for entry in saved["per_trial"]:
         assert entry["seeds"] == trial_seeds(entry["trial"], 2)
-        runs = [json.loads((job / "results.json").read_text()) for job in jobs
-                if int(OmegaConf.load(job / ".hydra" / "config.yaml").seed) in entry["seeds"]]
+        runs = [
+            json.loads((job / "results.json").read_text())
+            for job in jobs
+            if int(OmegaConf.load(job / ".hydra" / "config.yaml").seed) in entry["seeds"]
+        ]
         assert entry["values"] == pytest.approx([objective(run, "last_evals_mean", 3) for run in runs])
         assert entry["value"] == pytest.approx(min(entry["values"])), "the objective is the aggregate (min)"
-        rates = [OmegaConf.load(job / ".hydra" / "config.yaml").agent.lr for job in jobs
-                 if int(OmegaConf.load(job / ".hydra" / "config.yaml").seed) in entry["seeds"]]
+        rates = [
+            OmegaConf.load(job / ".hydra" / "config.yaml").agent.lr
+            for job in jobs
+            if int(OmegaConf.load(job / ".hydra" / "config.yaml").seed) in entry["seeds"]
+        ]
         assert rates == pytest.approx([entry["params"]["agent.lr"]] * 2), "a trial's runs share its params"
     study = optuna.load_study(study_name="two", storage=storage)
     for trial in study.trials:  # the pruner's history: the aggregate at every eval step
@@ -76,13 +90,23 @@ def test_a_trial_of_two_seeds_is_judged_by_their_aggregate_and_a_second_process_
     assert saved["trials"]["complete"] == 3 and [entry["trial"] for entry in saved["per_trial"]] == [0, 1, 2]
 
 
-@pytest.mark.parametrize("bad,message", [
-    (["hydra.sweeper.seeds_per_trial=2", "seed=range(0,3)"], "seed cannot also be a search dimension"),
-    (["hydra.sweeper.aggregate=median"], "hydra.sweeper.aggregate='median' is not allowed"),
-    (["hydra.sweeper.seeds_per_trial=0"], "hydra.sweeper.seeds_per_trial=0 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (["hydra.sweeper.seeds_per_trial=2", "seed=range(0,3)"], "seed cannot also be a search dimension"),
+        (["hydra.sweeper.aggregate=median"], "hydra.sweeper.aggregate='median' is not allowed"),
+        (["hydra.sweeper.seeds_per_trial=0"], "hydra.sweeper.seeds_per_trial=0 is not allowed"),
+    ],
+)
 def test_bad_seed_settings_are_one_paragraph_before_any_trial(tmp_path, bad, message):
-    result = run_cli("-m", "hydra/sweeper=optuna", "agent.lr=interval(1e-4, 1e-2)", *bad, *TINY_SWEEP,
-                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "agent.lr=interval(1e-4, 1e-2)",
+        *bad,
+        *TINY_SWEEP,
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not list(tmp_path.glob("sweep/*/results.json"))

@@ -33,8 +33,12 @@ def trained_run(tmp_path_factory):
     return run_dir
 
 
-def write_run(run_dir: Path, returns: list[tuple[int, float]], evals: list[tuple[int, float]],
-              epsilons: list[tuple[int, float]] = ()) -> Path:
+def write_run(
+    run_dir: Path,
+    returns: list[tuple[int, float]],
+    evals: list[tuple[int, float]],
+    epsilons: list[tuple[int, float]] = (),
+) -> Path:
     """A run's event file with chosen scalars, written as the loop writes them (no training needed)."""
     writer = SummaryWriter(log_dir=str(run_dir))
     for tag, points in ((TRAIN_RETURN, returns), (EVAL_RETURN, evals), (EPSILON, epsilons)):
@@ -60,8 +64,8 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def brute_force_moving(values, window):
-    means = [np.mean(values[max(0, i - window + 1): i + 1]) for i in range(len(values))]
-    stds = [np.std(values[max(0, i - window + 1): i + 1]) for i in range(len(values))]
+    means = [np.mean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
+    stds = [np.std(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
     return np.array(means), np.array(stds)
 
 
@@ -135,8 +139,9 @@ def test_sweep_aggregates_seeds_per_config_with_labels_from_differing_overrides(
 
 
 def test_sweep_interquartile_mean_option(tmp_path):
-    jobs = [([f"seed={seed}"], [(10, float(value))], [(300, float(value))]) for seed, value in
-            enumerate([1, 2, 3, 1000])]
+    jobs = [
+        ([f"seed={seed}"], [(10, float(value))], [(300, float(value))]) for seed, value in enumerate([1, 2, 3, 1000])
+    ]
     (group,) = sweep_curves(write_sweep(tmp_path, jobs), window=1, how="iqm")
     assert group.label == "all runs"
     assert group.eval.center.tolist() == [2.5]
@@ -172,10 +177,13 @@ def test_plot_mode_needs_a_path_but_no_checkpoint_or_training(tmp_path):
     assert not list(tmp_path.glob("events.out.tfevents*")) and not (tmp_path / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("make_path,fragment", [
-    (lambda tmp: tmp / "missing", "is not a directory"),
-    (lambda tmp: tmp, "neither a training run"),
-])
+@pytest.mark.parametrize(
+    "make_path,fragment",
+    [
+        (lambda tmp: tmp / "missing", "is not a directory"),
+        (lambda tmp: tmp, "neither a training run"),
+    ],
+)
 def test_plot_mode_rejects_paths_that_hold_no_runs(tmp_path, make_path, fragment):
     path = make_path(tmp_path)
     with pytest.raises(ConfigError, match=fragment):

@@ -22,8 +22,16 @@ from tests.test_sweeps import SLOW_SWEEP, job_dirs, read_summary, slow_env_impor
 
 __all__ = ["slow_env_importable"]  # a fixture of test_sweeps, used here too
 
-TINY_SWEEP = ["total_steps=400", "agent.learning_starts=50", "agent.batch_size=16", "eval.every=200",
-              "eval.episodes=1", "save_every=200", "device=cpu", "hydra.launcher.n_jobs=1"]
+TINY_SWEEP = [
+    "total_steps=400",
+    "agent.learning_starts=50",
+    "agent.batch_size=16",
+    "eval.every=200",
+    "eval.episodes=1",
+    "save_every=200",
+    "device=cpu",
+    "hydra.launcher.n_jobs=1",
+]
 
 
 def outcomes(sweep: Path) -> dict[str, list]:
@@ -34,8 +42,9 @@ def test_a_seed_sweep_gives_the_joblib_launchers_folders_results_and_report(tmp_
     """Each variant's seeds train as one population; every member's folder is an ordinary job's, and its results
     equal those of the same job under the joblib launcher."""
     sweep = ["-m", "agent=dqn,per_dqn", "seed=0,1,2", *TINY_SWEEP]
-    population = run_cli(*sweep, "hydra/launcher=population", f"hydra.sweep.dir={tmp_path / 'population'}",
-                         cwd=tmp_path)
+    population = run_cli(
+        *sweep, "hydra/launcher=population", f"hydra.sweep.dir={tmp_path / 'population'}", cwd=tmp_path
+    )
     assert population.returncode == 0, population.stdout[-3000:] + population.stderr[-3000:]
     said = population.stdout + population.stderr
     assert "population of 3 jobs (#0, #1, #2)" in said and "population of 3 jobs (#3, #4, #5)" in said
@@ -45,8 +54,14 @@ def test_a_seed_sweep_gives_the_joblib_launchers_folders_results_and_report(tmp_
     members = job_dirs(tmp_path / "population")
     assert [job.name for job in members] == [job.name for job in job_dirs(tmp_path / "joblib")]
     for job in members:
-        for part in (".hydra/config.yaml", ".hydra/overrides.yaml", "rlrun.log", "results.json",
-                     "checkpoints/best.pt", "checkpoints/last.pt"):
+        for part in (
+            ".hydra/config.yaml",
+            ".hydra/overrides.yaml",
+            "rlrun.log",
+            "results.json",
+            "checkpoints/best.pt",
+            "checkpoints/last.pt",
+        ):
             assert (job / part).is_file(), f"{job.name} has no {part}"
         assert list(job.glob("events.out.tfevents*")), job.name
     for job in members[:3]:  # each member's rlrun.log holds its own evaluations only
@@ -61,21 +76,46 @@ def test_a_seed_sweep_gives_the_joblib_launchers_folders_results_and_report(tmp_
 
 
 def test_members_come_in_populations_of_at_most_hydra_launcher_members_and_other_families_run_alone(tmp_path):
-    result = run_cli("-m", "seed=range(3)", *TINY_SWEEP, "total_steps=100", "eval.every=100",
-                     "hydra/launcher=population", "hydra.launcher.members=2", f"hydra.sweep.dir={tmp_path}",
-                     cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "seed=range(3)",
+        *TINY_SWEEP,
+        "total_steps=100",
+        "eval.every=100",
+        "hydra/launcher=population",
+        "hydra.launcher.members=2",
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     said = result.stdout + result.stderr
     assert "population of 2 jobs (#0, #1)" in said
     assert "#2 seed=2" in said and "population of 1" not in said
     assert len(job_dirs(tmp_path)) == 3
-    others = run_cli("-m", "agent=random", "seed=0,1", "total_steps=100", "eval.episodes=1", "device=cpu",
-                     "hydra/launcher=population", f"hydra.sweep.dir={tmp_path / 'random'}", cwd=tmp_path)
+    others = run_cli(
+        "-m",
+        "agent=random",
+        "seed=0,1",
+        "total_steps=100",
+        "eval.episodes=1",
+        "device=cpu",
+        "hydra/launcher=population",
+        f"hydra.sweep.dir={tmp_path / 'random'}",
+        cwd=tmp_path,
+    )
     assert others.returncode == 0, others.stderr[-3000:]
     assert (others.stdout + others.stderr).count(
-        "runs as an ordinary job: agent=random (the random family) has no member axis") == 2
-    refused = run_cli("-m", "seed=0,1", *TINY_SWEEP, "hydra/launcher=population", "hydra.launcher.members=0",
-                      f"hydra.sweep.dir={tmp_path / 'refused'}", cwd=tmp_path)
+        "runs as an ordinary job: agent=random (the random family) has no member axis"
+    ) == 2
+    refused = run_cli(
+        "-m",
+        "seed=0,1",
+        *TINY_SWEEP,
+        "hydra/launcher=population",
+        "hydra.launcher.members=0",
+        f"hydra.sweep.dir={tmp_path / 'refused'}",
+        cwd=tmp_path,
+    )
     assert refused.returncode != 0 and "hydra.launcher.members=0 is not a population size" in refused.stderr
 
 
@@ -114,12 +154,17 @@ def test_the_same_population_twice_gives_the_same_results(tmp_path):
 
 
 def test_ctrl_c_checkpoints_every_member_and_resume_continues_the_sweep_and_a_member_alone(
-        tmp_path, slow_env_importable):
+    tmp_path, slow_env_importable
+):
     sweep = tmp_path / "sweep"
     log_file = tmp_path / "sweep.log"  # as a terminal starts it: a process group of its own
-    process = subprocess.Popen([RLRUN, "-m", *SLOW_SWEEP, "hydra/launcher=population", f"hydra.sweep.dir={sweep}"],
-                               cwd=tmp_path, stdout=log_file.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [RLRUN, "-m", *SLOW_SWEEP, "hydra/launcher=population", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        stdout=log_file.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_files(sweep, "*/checkpoints/last.pt", 4, process)
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=300) == 130, log_file.read_text()[-3000:]

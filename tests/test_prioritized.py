@@ -60,8 +60,17 @@ def test_find_agrees_with_searchsorted_over_all_prefix_sums(capacity, top_size, 
 
 
 def make_buffer(capacity, batch_size=64, alpha=0.6, beta_start=0.4, seed=0):
-    return PrioritizedReplayBuffer(capacity, (2,), np.dtype(np.float32), batch_size, torch.device("cpu"), seed,
-                                   alpha=alpha, beta=LinearSchedule(beta_start, 1.0, 1000), eps=1e-6)
+    return PrioritizedReplayBuffer(
+        capacity,
+        (2,),
+        np.dtype(np.float32),
+        batch_size,
+        torch.device("cpu"),
+        seed,
+        alpha=alpha,
+        beta=LinearSchedule(beta_start, 1.0, 1000),
+        eps=1e-6,
+    )
 
 
 def fill(buffer, n):

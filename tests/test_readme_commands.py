@@ -38,12 +38,11 @@ RLRUN = str(BIN / "rlrun")
 # the page shows it (continuation lines joined, comment dropped, runs of spaces collapsed).
 SKIPPED = {
     "rlrun -m hydra/launcher=submitit_slurm hydra.launcher.partition=cpu hydra.launcher.mem_gb=2 "
-    "agent=dqn,double_dqn seed=0,1":
-        "needs a SLURM cluster: run by make test-cluster (tests/cluster/test_slurm.py)",
+    "agent=dqn,double_dqn seed=0,1": "needs a SLURM cluster: run by make test-cluster (tests/cluster/test_slurm.py)",
     "rlrun -m hydra/sweeper=optuna hydra/launcher=basic hydra.sweeper.n_jobs=1 "
     "hydra.sweeper.storage=postgresql://rlrun@dbhost:5432/rlrun_studies hydra.sweeper.study_name=shared-lr "
-    "hydra.sweeper.n_trials=4 'agent.lr=tag(log, interval(1e-4, 1e-2))'":
-        "needs a PostgreSQL server: run by make test-cluster (tests/cluster/test_optuna_postgres.py)",
+    "hydra.sweeper.n_trials=4 'agent.lr=tag(log, interval(1e-4, 1e-2))'": "needs a PostgreSQL server: run by make "
+    "test-cluster (tests/cluster/test_optuna_postgres.py)",
 }
 
 
@@ -60,16 +59,24 @@ def skip_reason(command: str) -> str | None:
     if {"env=breakout", "env=pong", "env=atari"} & set(command.split()) and not HAVE_ATARI_EXTRA:
         return 'needs the atari extra (pip install "rlrun[atari]"; make test installs it)'
     # In CI (make test installs the extra) such a command is never skipped: without the extra it fails, loudly.
-    if {"export.format=onnx", "export.format=both"} & set(command.split()) and not HAVE_EXPORT_EXTRA \
-            and not os.environ.get("CI"):
+    if (
+        {"export.format=onnx", "export.format=both"} & set(command.split())
+        and not HAVE_EXPORT_EXTRA
+        and not os.environ.get("CI")
+    ):
         return 'needs the export extra (pip install "rlrun[export]"; make test installs it)'
     return None
 
 
 # The budget a training command gets here; a key the command already sets takes this value instead.
 TRAIN_BUDGET = {"total_steps": "1200", "eval.every": "600", "eval.episodes": "2", "save_every": "600"}
-SWEEP_BUDGET = {"total_steps": "400", "eval.every": "200", "eval.episodes": "2", "save_every": "400",
-                "hydra.sweeper.n_trials": "2"}
+SWEEP_BUDGET = {
+    "total_steps": "400",
+    "eval.every": "200",
+    "eval.episodes": "2",
+    "save_every": "400",
+    "hydra.sweeper.n_trials": "2",
+}
 EVAL_BUDGET = {"eval.episodes": "2"}
 # The pages' placeholders, and what fills each (made earlier in the same test).
 RUN_PLACEHOLDERS = ("outputs/2026-11-21/10-00-00", "PATH")
@@ -205,8 +212,13 @@ def check_tensorboard(words: list[str], cwd: Path) -> None:
         else:
             make_run(cwd)
     port = free_port()
-    server = subprocess.Popen([str(BIN / words[0]), *words[1:], "--port", str(port), "--host", "127.0.0.1"],
-                              cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(BIN / words[0]), *words[1:], "--port", str(port), "--host", "127.0.0.1"],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, runs = time.monotonic() + 60, []
         while time.monotonic() < deadline and not runs:

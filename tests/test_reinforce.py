@@ -18,16 +18,23 @@ from rlrun.errors import ConfigError
 from rlrun.loop import train
 from tests.conftest import compose_cfg, interrupt_at
 
-SHORT_RUN = ["agent=reinforce", "total_steps=1200", "eval.every=600", "eval.episodes=2", "save_every=600",
-             "log_every=50", "device=cpu"]
+SHORT_RUN = [
+    "agent=reinforce",
+    "total_steps=1200",
+    "eval.every=600",
+    "eval.episodes=2",
+    "save_every=600",
+    "log_every=50",
+    "device=cpu",
+]
 
 
 def brute_force_returns(rewards, gamma, bootstrap=0.0):
     """The definition, term by term: O(T^2)."""
     n = len(rewards)
-    return np.array([
-        sum(gamma ** (k - t) * rewards[k] for k in range(t, n)) + gamma ** (n - t) * bootstrap for t in range(n)
-    ])
+    return np.array(
+        [sum(gamma ** (k - t) * rewards[k] for k in range(t, n)) + gamma ** (n - t) * bootstrap for t in range(n)]
+    )
 
 
 def backward_recursion_returns(rewards, gamma, bootstrap=0.0):
@@ -48,8 +55,10 @@ def backward_recursion_returns(rewards, gamma, bootstrap=0.0):
 )
 def test_discounted_returns_match_the_definition(rewards, gamma, bootstrap):
     np.testing.assert_allclose(
-        discounted_returns(np.array(rewards), gamma, bootstrap), brute_force_returns(rewards, gamma, bootstrap),
-        rtol=1e-9, atol=1e-9,
+        discounted_returns(np.array(rewards), gamma, bootstrap),
+        brute_force_returns(rewards, gamma, bootstrap),
+        rtol=1e-9,
+        atol=1e-9,
     )
 
 
@@ -219,7 +228,8 @@ def test_mean_baseline_and_normalisation_shape_the_weights():
         step(agent, obs, [1.0], [t == 2], [False])
     episodes = agent.storage.take_finished()
     log_probs, _ = agent.log_probs_and_entropy(
-        agent.observations(episodes[0].obs), torch.as_tensor(episodes[0].actions))
+        agent.observations(episodes[0].obs), torch.as_tensor(episodes[0].actions)
+    )
     expected = -(torch.as_tensor(agent.episode_returns(episodes), dtype=torch.float32) * log_probs).mean()
     torch.testing.assert_close(agent.learn(episodes)["losses/policy_loss"], expected.detach())
 
@@ -253,16 +263,19 @@ def test_schedule_and_buffer_do_not_apply_to_reinforce():
     validate(compose_cfg("agent=reinforce", "schedule.start=5", "buffer.capacity=0"))
 
 
-@pytest.mark.parametrize("override,key", [
-    ("agent.baseline=critic", "agent.baseline"),
-    ("agent.episodes_per_update=0", "agent.episodes_per_update"),
-    ("agent.temperature=0", "agent.temperature"),
-    ("agent.entropy_coef=-0.1", "agent.entropy_coef"),
-    ("agent.lr=0", "agent.lr"),
-    ("agent.gamma=1.1", "agent.gamma"),
-    ("agent.max_grad_norm=0", "agent.max_grad_norm"),
-    ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("agent.baseline=critic", "agent.baseline"),
+        ("agent.episodes_per_update=0", "agent.episodes_per_update"),
+        ("agent.temperature=0", "agent.temperature"),
+        ("agent.entropy_coef=-0.1", "agent.entropy_coef"),
+        ("agent.lr=0", "agent.lr"),
+        ("agent.gamma=1.1", "agent.gamma"),
+        ("agent.max_grad_norm=0", "agent.max_grad_norm"),
+        ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
+    ],
+)
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_cfg("agent=reinforce", override))
@@ -318,9 +331,19 @@ def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeyp
     from rlrun.logger import RunLogger
     from rlrun.loop import Trainer, resume
 
-    overrides = ["agent=reinforce", "agent.episodes_per_update=2", "env=lunarlander", "env.num_envs=2",
-                 "total_steps=400", "eval.every=100000", "eval.episodes=1", "save_every=100000", "log_every=50",
-                 "device=cpu", "seed=5"]
+    overrides = [
+        "agent=reinforce",
+        "agent.episodes_per_update=2",
+        "env=lunarlander",
+        "env.num_envs=2",
+        "total_steps=400",
+        "eval.every=100000",
+        "eval.episodes=1",
+        "save_every=100000",
+        "log_every=50",
+        "device=cpu",
+        "seed=5",
+    ]
     trainer = Trainer(compose_cfg(*overrides), tmp_path)
     interrupt_at(trainer, 150)
     trainer.run()
@@ -328,12 +351,19 @@ def test_resume_with_fresh_episodes_learns_only_whole_episodes(tmp_path, monkeyp
 
     learned, reported = [], []
     learn, scalars = ReinforceAgent.learn, RunLogger.scalars
-    monkeypatch.setattr(ReinforceAgent, "learn",
-                        lambda self, episodes: (learned.extend(len(e.rewards) for e in episodes),
-                                                learn(self, episodes))[1])
-    monkeypatch.setattr(RunLogger, "scalars", lambda self, values, step: (
-        reported.append(int(values["charts/episodic_length"])) if "charts/episodic_length" in values else None,
-        scalars(self, values, step))[1])
+    monkeypatch.setattr(
+        ReinforceAgent,
+        "learn",
+        lambda self, episodes: (learned.extend(len(e.rewards) for e in episodes), learn(self, episodes))[1],
+    )
+    monkeypatch.setattr(
+        RunLogger,
+        "scalars",
+        lambda self, values, step: (
+            reported.append(int(values["charts/episodic_length"])) if "charts/episodic_length" in values else None,
+            scalars(self, values, step),
+        )[1],
+    )
     resume(compose_cfg(f"resume={tmp_path}", "total_steps=1000"), ["total_steps"])
     assert learned, "no update after the resume"
     assert all(length in reported for length in learned), (learned, reported)

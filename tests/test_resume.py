@@ -67,8 +67,11 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path):
 
     trainer.agent.loss_fn = loss_turning_nan
     # looked for on the steps that log (log_every=50): the first look after the loss went non-finite, at 500
-    with pytest.raises(TrainingDiverged, match=r"diverged at env step 500: a TD loss between env steps 450 and 500 "
-                                               r"was not finite.*last good checkpoint is .*last\.pt"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverged at env step 500: a TD loss between env steps 450 and 500 "
+        r"was not finite.*last good checkpoint is .*last\.pt",
+    ):
         trainer.run()
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
 
@@ -83,11 +86,11 @@ def test_nan_policy_skip_drops_bad_batches_and_goes_on(tmp_path):
 
 
 def start_training(run_dir: Path, *extra: str) -> subprocess.Popen:
-    args = [*TINY_RUN, "total_steps=200000", "save_every=200", "eval.every=100000", f"hydra.run.dir={run_dir}",
-            *extra]
+    args = [*TINY_RUN, "total_steps=200000", "save_every=200", "eval.every=100000", f"hydra.run.dir={run_dir}", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def wait_for(path: Path, timeout: float = 60) -> None:
@@ -114,9 +117,16 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_finis
     checkpoint = tmp_path / "checkpoints" / "last.pt"
     steps_seen = []
     for attempt in range(3):
-        process = start_training(tmp_path) if attempt == 0 else subprocess.Popen(
-            [sys.executable, "-m", "rlrun", f"resume={tmp_path}", "total_steps=200000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = (
+            start_training(tmp_path)
+            if attempt == 0
+            else subprocess.Popen(
+                [sys.executable, "-m", "rlrun", f"resume={tmp_path}", "total_steps=200000"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
         wait_for(checkpoint)
         time.sleep(rng.uniform(0.5, 3.0))
         process.kill()
@@ -132,10 +142,24 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_finis
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_during_a_long_evaluation_checkpoints_and_exits(tmp_path, sig, code):
     # At env step 1 a greedy episode starts on CliffWalking-v1 (no time limit) that would last 10^9 steps.
-    args = ["agent=tabular_q", "env=gym", "env.id=CliffWalking-v1", "total_steps=1000", "eval.every=1",
-            "eval.episodes=1", "eval.max_episode_steps=1000000000", "device=cpu", f"hydra.run.dir={tmp_path}"]
-    process = subprocess.Popen([sys.executable, "-m", "rlrun", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    args = [
+        "agent=tabular_q",
+        "env=gym",
+        "env.id=CliffWalking-v1",
+        "total_steps=1000",
+        "eval.every=1",
+        "eval.episodes=1",
+        "eval.max_episode_steps=1000000000",
+        "device=cpu",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlrun", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.time() + 60
     while not list(tmp_path.glob("events.out.tfevents*")):  # the logger exists: training has started
         assert time.time() < deadline and process.poll() is None, "training never started"
@@ -199,19 +223,40 @@ def assert_same_state(a, b, where="agent"):
         assert a == b, where
 
 
-@pytest.mark.parametrize("overrides", [
-    ["agent=random"],
-    ["agent=reinforce", "agent.episodes_per_update=2"],
-    ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=true"],
-    # rollouts of 2 x 64 steps: the stop at 600 falls in the fifth one
-    ["agent=ppo", "~tuned", "agent.n_steps=64", "agent.batch_size=32", "agent.n_epochs=2"],
-    ["agent=ppo", "env=pendulum", "env.max_episode_steps=50", "agent.n_steps=64", "agent.batch_size=32",
-     "agent.n_epochs=2", "agent.normalize_obs=true", "agent.normalize_reward=true"],
-    ["agent=a2c", "~tuned"],
-], ids=["random", "reinforce", "tabular_q", "ppo", "ppo_box_normalized", "a2c"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["agent=random"],
+        ["agent=reinforce", "agent.episodes_per_update=2"],
+        ["agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=true"],
+        # rollouts of 2 x 64 steps: the stop at 600 falls in the fifth one
+        ["agent=ppo", "~tuned", "agent.n_steps=64", "agent.batch_size=32", "agent.n_epochs=2"],
+        [
+            "agent=ppo",
+            "env=pendulum",
+            "env.max_episode_steps=50",
+            "agent.n_steps=64",
+            "agent.batch_size=32",
+            "agent.n_epochs=2",
+            "agent.normalize_obs=true",
+            "agent.normalize_reward=true",
+        ],
+        ["agent=a2c", "~tuned"],
+    ],
+    ids=["random", "reinforce", "tabular_q", "ppo", "ppo_box_normalized", "a2c"],
+)
 def test_every_agent_family_resumes_exactly(tmp_path, overrides):
-    cfg = compose_cfg(*overrides, "env.num_envs=2", "total_steps=1200", "eval.every=300", "eval.episodes=2",
-                      "save_every=300", "log_every=50", "device=cpu", "seed=5")
+    cfg = compose_cfg(
+        *overrides,
+        "env.num_envs=2",
+        "total_steps=1200",
+        "eval.every=300",
+        "eval.episodes=2",
+        "save_every=300",
+        "log_every=50",
+        "device=cpu",
+        "seed=5",
+    )
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     train(cfg, whole)
 
@@ -230,8 +275,10 @@ def test_every_agent_family_resumes_exactly(tmp_path, overrides):
     for tag in ("charts/episodic_return", "charts/episodic_length", "eval/mean_return"):
         assert scalars(parts, tag) == scalars(whole, tag), tag
     assert len(scalars(whole, "charts/episodic_return")) > 10
-    assert_same_state(load_checkpoint(whole / "checkpoints" / "last.pt")["agent"],
-                      load_checkpoint(parts / "checkpoints" / "last.pt")["agent"])
+    assert_same_state(
+        load_checkpoint(whole / "checkpoints" / "last.pt")["agent"],
+        load_checkpoint(parts / "checkpoints" / "last.pt")["agent"],
+    )
 
 
 def test_a_full_disk_under_the_event_files_stops_with_the_checkpoint_and_the_way_to_continue(tmp_path, monkeypatch):
@@ -266,7 +313,10 @@ def test_a_full_disk_before_any_checkpoint_says_to_start_again(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(torch, "save", no_space)
-    with pytest.raises(OutputWriteError, match=r"could not write the checkpoint .*last\.pt: No space left on device "
-                                               r"\(ENOSPC\).*before any checkpoint was written.*start the run again"):
+    with pytest.raises(
+        OutputWriteError,
+        match=r"could not write the checkpoint .*last\.pt: No space left on device "
+        r"\(ENOSPC\).*before any checkpoint was written.*start the run again",
+    ):
         train(compose_cfg(*TINY_RUN, "total_steps=300", "save_every=200", "eval.every=100000"), tmp_path)
     assert list((tmp_path / "checkpoints").iterdir()) == []  # no temporary file left behind

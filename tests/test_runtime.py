@@ -33,8 +33,11 @@ def test_dqn_exploration_replay_and_the_action_space_draw_different_numbers(tmp_
 def test_the_random_agents_training_and_evaluation_actions_use_different_streams(tmp_path):
     trainer = Trainer(compose_cfg("agent=random", "device=cpu", "seed=3"), tmp_path)
     agent = trainer.agent
-    draws = [first_draws(agent.action_space.np_random), first_draws(agent.eval_action_space.np_random),
-             first_draws(trainer.envs.action_space.np_random)]
+    draws = [
+        first_draws(agent.action_space.np_random),
+        first_draws(agent.eval_action_space.np_random),
+        first_draws(trainer.envs.action_space.np_random),
+    ]
     assert len(set(draws)) == 3, draws
     trainer.close()
 

@@ -36,8 +36,15 @@ def test_constant():
     assert ConstantSchedule(0.2)(10**9, 10**6) == 0.2
 
 
-@pytest.mark.parametrize("name,kind", [("linear", LinearSchedule), ("exponential", ExponentialSchedule),
-                                       ("multiplicative", MultiplicativeSchedule), ("constant", ConstantSchedule)])
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("linear", LinearSchedule),
+        ("exponential", ExponentialSchedule),
+        ("multiplicative", MultiplicativeSchedule),
+        ("constant", ConstantSchedule),
+    ],
+)
 def test_config_group_builds_its_schedule(name, kind):
     schedule = build_schedule(compose_cfg(f"schedule={name}").schedule)
     assert isinstance(schedule, kind)

@@ -31,7 +31,8 @@ def test_the_fast_statistics_equal_rliable_s_metrics():
         assert iqm(scores[:, 0]) == pytest.approx(metrics.aggregate_iqm(scores))
         other = np.round(rng.normal(size=(runs + 2, 1)), 1)  # rounded: ties happen
         assert improvement(np.round(scores, 1), other) == pytest.approx(
-            metrics.probability_of_improvement(np.round(scores, 1), other))
+            metrics.probability_of_improvement(np.round(scores, 1), other)
+        )
     curves = rng.normal(size=(6, 1, 4))
     assert iqm(curves[:, 0]) == pytest.approx([metrics.aggregate_iqm(curves[..., k]) for k in range(4)])
 

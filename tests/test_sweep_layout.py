@@ -27,8 +27,11 @@ from tests.test_sweeps import TINY_SWEEP, job_dirs, read_summary
 
 # ----------------------------------------------------------------------------- what varies
 def test_only_keys_with_more_than_one_value_vary():
-    jobs = [[f"agent={agent}", f"seed={seed}", "total_steps=300", "+eval.episodes=1"]
-            for agent in ("dqn", "double_dqn") for seed in (0, 1)]
+    jobs = [
+        [f"agent={agent}", f"seed={seed}", "total_steps=300", "+eval.episodes=1"]
+        for agent in ("dqn", "double_dqn")
+        for seed in (0, 1)
+    ]
     assert varying_keys(jobs) == ["agent", "seed"]
     assert shared_overrides(jobs, ["agent", "seed"]) == ["total_steps=300", "+eval.episodes=1"]
     assert varying_keys([["seed=0"], ["seed=1"]]) == ["seed"], "a single-key sweep"
@@ -68,10 +71,14 @@ def test_a_sweep_s_columns_are_its_swept_keys_then_what_its_families_have():
 
 
 def test_an_optuna_study_takes_its_columns_from_each_agent_it_may_pick():
-    space = {"agent": optuna.distributions.CategoricalDistribution(["dqn", "reinforce"]),
-             "agent.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)}
-    assert configs_to_inspect(space, ["total_steps=300"]) == [["total_steps=300", "agent=dqn"],
-                                                               ["total_steps=300", "agent=reinforce"]]
+    space = {
+        "agent": optuna.distributions.CategoricalDistribution(["dqn", "reinforce"]),
+        "agent.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+    }
+    assert configs_to_inspect(space, ["total_steps=300"]) == [
+        ["total_steps=300", "agent=dqn"],
+        ["total_steps=300", "agent=reinforce"],
+    ]
 
 
 # ----------------------------------------------------------------------------- TensorBoard, over its HTTP API
@@ -83,8 +90,9 @@ def free_port() -> int:
 
 def tensorboard_json(port: int, route: str, body: dict | None = None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/data/{route}", data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/data/{route}", data=data, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
@@ -96,9 +104,23 @@ def tensorboard():
 
     def start(logdir: Path) -> int:
         port = free_port()
-        processes.append(subprocess.Popen(
-            [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir), "--port", str(port),
-             "--host", "127.0.0.1", "--reload_interval", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        processes.append(
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "tensorboard"),
+                    "--logdir",
+                    str(logdir),
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                    "--reload_interval",
+                    "1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         return port
 
     yield start
@@ -114,15 +136,18 @@ def check_summary_run(sweep: Path, port: int) -> None:
     (category,) = layout["category"]
     assert category["title"].startswith("sweep: IQM over seeds")
     charts = {chart["title"]: chart["margin"]["series"] for chart in category["chart"]}
-    assert charts == {"greedy eval return": [{"value": "eval_return", "lower": "eval_return/low",
-                                              "upper": "eval_return/high"}],
-                      "training return (moving average)": [{"value": "train_return", "lower": "train_return/low",
-                                                            "upper": "train_return/high"}]}
+    assert charts == {
+        "greedy eval return": [{"value": "eval_return", "lower": "eval_return/low", "upper": "eval_return/high"}],
+        "training return (moving average)": [
+            {"value": "train_return", "lower": "train_return/low", "upper": "train_return/high"}
+        ],
+    }
     for agent in ("dqn", "double_dqn"):
         query = urllib.parse.urlencode({"run": f"summary/agent={agent}", "tag": "eval_return.*"})
         events = tensorboard_json(port, f"plugin/custom_scalars/scalars?{query}")["tag_to_events"]
-        center, low, high = ([event[2] for event in events[tag]] for tag in ("eval_return", "eval_return/low",
-                                                                             "eval_return/high"))
+        center, low, high = (
+            [event[2] for event in events[tag]] for tag in ("eval_return", "eval_return/low", "eval_return/high")
+        )
         seeds = [read_scalars(job)[EVAL_RETURN] for job in job_dirs(sweep) if f"agent={agent}," in job.name]
         assert [event[1] for event in events["eval_return"]] == seeds[0].steps.tolist() == [150, 300]
         # two seeds: the IQM drops nothing, it is their mean
@@ -132,8 +157,9 @@ def check_summary_run(sweep: Path, port: int) -> None:
 
 def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tmp_path, tensorboard):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "hydra/launcher=basic", "agent=dqn,double_dqn", "seed=range(2)", *TINY_SWEEP,
-                     f"hydra.sweep.dir={sweep}")
+    result = run_cli(
+        "-m", "hydra/launcher=basic", "agent=dqn,double_dqn", "seed=range(2)", *TINY_SWEEP, f"hydra.sweep.dir={sweep}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     layout = SweepLayout.load(sweep)
     assert layout.varying == ["agent", "seed"] and layout.every_job == TINY_SWEEP, "shared overrides said once"
@@ -149,22 +175,40 @@ def test_tensorboard_names_runs_by_what_varies_and_shows_the_swept_keys_first(tm
             experiment = tensorboard_json(port, "plugin/hparams/experiment", {"experimentName": ""})
         except OSError:  # not listening yet
             continue
-    assert sorted(runs) == ["0_agent=dqn,seed=0", "1_agent=dqn,seed=1", "2_agent=double_dqn,seed=0",
-                            "3_agent=double_dqn,seed=1", "summary", "summary/agent=double_dqn", "summary/agent=dqn"]
+    assert sorted(runs) == [
+        "0_agent=dqn,seed=0",
+        "1_agent=dqn,seed=1",
+        "2_agent=double_dqn,seed=0",
+        "3_agent=double_dqn,seed=1",
+        "summary",
+        "summary/agent=double_dqn",
+        "summary/agent=dqn",
+    ]
     check_summary_run(sweep, port)
     runs = [run for run in runs if not run.startswith("summary")]
 
     columns = [info["name"] for info in experiment["hparamInfos"]]
-    assert columns[:2] == ["agent", "seed"] and [info["differs"] for info in experiment["hparamInfos"][:3]] == \
-        [True, True, False], "the swept keys come first (TensorBoard sorts by `differs`, then by name)"
+    assert columns[:2] == ["agent", "seed"] and [info["differs"] for info in experiment["hparamInfos"][:3]] == [
+        True,
+        True,
+        False,
+    ], "the swept keys come first (TensorBoard sorts by `differs`, then by name)"
     assert sorted(columns) == sorted(layout.hparams) and {"batch_size", "double"} <= set(columns)
     assert not {"alpha", "alpha_decay", "baseline"} & set(columns), "no tabular Q or REINFORCE columns"
     metrics = [info["name"]["tag"] for info in experiment["metricInfos"]]
     assert metrics == ["hparam/best_eval_return", "hparam/final_eval_return"], "the first five are shown by default"
 
-    groups = tensorboard_json(port, "plugin/hparams/session_groups", {
-        "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
-        "colParams": [{"hparam": name} for name in columns], "startIndex": 0, "sliceSize": 10})["sessionGroups"]
+    groups = tensorboard_json(
+        port,
+        "plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
+            "colParams": [{"hparam": name} for name in columns],
+            "startIndex": 0,
+            "sliceSize": 10,
+        },
+    )["sessionGroups"]
     configs = {group["name"]: group for group in groups if group["name"].startswith("summary/")}
     groups = [group for group in groups if group["name"] not in configs]
     assert sorted(group["name"] for group in groups) == sorted(runs)

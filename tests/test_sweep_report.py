@@ -21,8 +21,11 @@ def write_job(sweep_dir: Path, number: int, overrides: list[str], best: float, f
     OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
     config = {key: value for key, value in (item.split("=", 1) for item in overrides)}
     OmegaConf.save(OmegaConf.create(config), folder / ".hydra" / "config.yaml")
-    (folder / "results.json").write_text(json.dumps({"best_eval_return": best, "final_eval_return": final,
-                                                     "wall_seconds": 1.0, "solved_at_return": None}))
+    (folder / "results.json").write_text(
+        json.dumps(
+            {"best_eval_return": best, "final_eval_return": final, "wall_seconds": 1.0, "solved_at_return": None}
+        )
+    )
 
 
 def fake_sweep(sweep_dir: Path, finals: dict[str, list[float]]) -> Path:
@@ -75,8 +78,15 @@ def test_two_to_six_configs_get_the_pairwise_probability_of_improvement(tmp_path
 
 def test_a_seed_sweep_of_two_agents_prints_their_iqms_and_who_beats_whom(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "agent=dqn,double_dqn", "seed=range(4)", "env=cartpole", *TINY_SWEEP,
-                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "agent=dqn,double_dqn",
+        "seed=range(4)",
+        "env=cartpole",
+        *TINY_SWEEP,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_summary(sweep)
     assert sorted(row["config"] for row in rows) == ["agent=double_dqn", "agent=dqn"]
@@ -86,11 +96,11 @@ def test_a_seed_sweep_of_two_agents_prints_their_iqms_and_who_beats_whom(tmp_pat
         finals[row["config"]] = [json.loads((job / "results.json").read_text())["final_eval_return"] for job in jobs]
         ordered = sorted(finals[row["config"]])
         assert len(ordered) == 4 and float(row["final_return_iqm"]) == pytest.approx((ordered[1] + ordered[2]) / 2)
-        assert float(row["final_return_iqm_low"]) <= float(row["final_return_iqm"]) <= float(
-            row["final_return_iqm_high"])
+        assert (
+            float(row["final_return_iqm_low"]) <= float(row["final_return_iqm"]) <= float(row["final_return_iqm_high"])
+        )
         assert f"| {row['config']} | 4 | " in result.stdout
     pairs = sum((a > b) + 0.5 * (a == b) for a in finals["agent=double_dqn"] for b in finals["agent=dqn"]) / 16
-    x, y, p = ("agent=double_dqn", "agent=dqn", pairs) if pairs >= 0.5 else ("agent=dqn", "agent=double_dqn",
-                                                                             1 - pairs)
+    x, y, p = ("agent=double_dqn", "agent=dqn", pairs) if pairs >= 0.5 else ("agent=dqn", "agent=double_dqn", 1 - pairs)
     assert f"| {x} | {y} | {p:.2f} [" in result.stdout, result.stdout[-2000:]
     assert "P(X > Y)" in result.stdout

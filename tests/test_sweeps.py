@@ -31,8 +31,14 @@ from rlrun.sweeps.submitit_jobs import JobStateWatcher
 from tests.conftest import RLRUN, run_cli
 
 # Tiny budgets: a job is ~0.5 s of training, the rest is process start-up.
-TINY_SWEEP = ["total_steps=300", "agent.learning_starts=50", "agent.batch_size=16", "eval.every=150",
-              "eval.episodes=1", "device=cpu"]
+TINY_SWEEP = [
+    "total_steps=300",
+    "agent.learning_starts=50",
+    "agent.batch_size=16",
+    "eval.every=150",
+    "eval.episodes=1",
+    "device=cpu",
+]
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -51,8 +57,12 @@ def test_2x2_multirun_runs_in_parallel_and_reports_one_row_per_config(tmp_path):
     assert "(hydra/launcher=joblib)" in result.stdout + result.stderr  # the default launcher is joblib
 
     jobs = job_dirs(tmp_path)
-    assert [job.name for job in jobs] == ["0_agent=dqn,seed=0", "1_agent=dqn,seed=1", "2_agent=double_dqn,seed=0",
-                                          "3_agent=double_dqn,seed=1"], "folders (run names) say what varies"
+    assert [job.name for job in jobs] == [
+        "0_agent=dqn,seed=0",
+        "1_agent=dqn,seed=1",
+        "2_agent=double_dqn,seed=0",
+        "3_agent=double_dqn,seed=1",
+    ], "folders (run names) say what varies"
     for job in jobs:
         assert list(job.glob("events.out.tfevents*")), f"no TensorBoard events in {job}"
 
@@ -60,8 +70,11 @@ def test_2x2_multirun_runs_in_parallel_and_reports_one_row_per_config(tmp_path):
     assert [row["config"] for row in rows] != [] and len(rows) == 2
     for row in rows:
         agent = row["config"].split("=")[1]
-        runs = [json.loads((job / "results.json").read_text()) for job in jobs
-                if f"- agent={agent}\n" in (job / ".hydra" / "overrides.yaml").read_text()]
+        runs = [
+            json.loads((job / "results.json").read_text())
+            for job in jobs
+            if f"- agent={agent}\n" in (job / ".hydra" / "overrides.yaml").read_text()
+        ]
         assert len(runs) == 2 and row["runs"] == "2" and row["seeds"] == "0 1" and row["failed"] == "0"
         best = [r["best_eval_return"] for r in runs]
         final = [r["final_eval_return"] for r in runs]
@@ -120,10 +133,16 @@ def parser():
 def test_search_space_syntax_matches_hydras_optuna_sweeper(parser):
     space, fixed = parse_search_space(
         {"agent.gamma": "interval(0.9, 0.999)", "agent.batch_size": "choice(16, 32)"},
-        ["agent.lr=tag(log, interval(1e-4, 1e-2))", "agent.train_freq=range(1, 5)",
-         "agent.target_update_every=int(interval(100, 1000))", "agent.batch_size=choice(32,64,128)", "seed=3",
-         "agent=dqn,double_dqn"],
-        parser)
+        [
+            "agent.lr=tag(log, interval(1e-4, 1e-2))",
+            "agent.train_freq=range(1, 5)",
+            "agent.target_update_every=int(interval(100, 1000))",
+            "agent.batch_size=choice(32,64,128)",
+            "seed=3",
+            "agent=dqn,double_dqn",
+        ],
+        parser,
+    )
     D = optuna.distributions
     assert space["agent.lr"] == D.FloatDistribution(1e-4, 1e-2, log=True)
     assert space["agent.gamma"] == D.FloatDistribution(0.9, 0.999)
@@ -135,8 +154,11 @@ def test_search_space_syntax_matches_hydras_optuna_sweeper(parser):
 
 
 def test_objective_is_the_mean_of_the_last_evaluations():
-    results = {"eval_history": [[100, 10.0], [200, 50.0], [300, 20.0], [400, 30.0]], "best_eval_return": 50.0,
-               "final_eval_return": 30.0}
+    results = {
+        "eval_history": [[100, 10.0], [200, 50.0], [300, 20.0], [400, 30.0]],
+        "best_eval_return": 50.0,
+        "final_eval_return": 30.0,
+    }
     assert objective(results, "last_evals_mean", 3) == pytest.approx(100.0 / 3)
     assert objective(results, "best_eval_return", 3) == 50.0
 
@@ -162,8 +184,7 @@ def test_median_pruner_stops_a_trial_below_the_median():
 
 def test_evaluate_mode_jobs_are_reported_as_finished(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "mode=evaluate", "agent=random,heuristic", "eval.episodes=3",
-                     f"hydra.sweep.dir={sweep}")
+    result = run_cli("-m", "mode=evaluate", "agent=random,heuristic", "eval.episodes=3", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["config"]: row for row in csv.DictReader((sweep / "summary.csv").open())}
     assert set(rows) == {"agent=random", "agent=heuristic"}
@@ -189,12 +210,26 @@ def completed_trials(storage: str, study_name: str) -> int:
 
 def test_optuna_study_with_sqlite_is_stopped_then_resumed_to_finish(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = ["-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=1",
-            f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=tiny", "hydra.sweeper.pruner=none",
-            "agent.lr=tag(log, interval(1e-4, 1e-2))", "agent.batch_size=choice(16,32)", *TINY_SWEEP[:2],
-            *TINY_SWEEP[3:]]
-    first = subprocess.Popen([sys.executable, "-m", "rlrun", *args, f"hydra.sweep.dir={tmp_path / 'first'}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/launcher=basic",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=1",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=tiny",
+        "hydra.sweeper.pruner=none",
+        "agent.lr=tag(log, interval(1e-4, 1e-2))",
+        "agent.batch_size=choice(16,32)",
+        *TINY_SWEEP[:2],
+        *TINY_SWEEP[3:],
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "rlrun", *args, f"hydra.sweep.dir={tmp_path / 'first'}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while completed_trials(storage, "tiny") < 2 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.3)
@@ -215,8 +250,14 @@ def test_optuna_study_with_sqlite_is_stopped_then_resumed_to_finish(tmp_path):
 
 # ----------------------------------------------------------------------------- Optuna storages that cannot be opened
 def test_a_storage_without_its_driver_is_one_paragraph_before_any_trial(tmp_path):
-    result = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.storage=postgresql+pg8000://me:secret@db:5432/lab",
-                     "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY_SWEEP, f"hydra.sweep.dir={tmp_path}")
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.storage=postgresql+pg8000://me:secret@db:5432/lab",
+        "agent.lr=tag(log, interval(1e-4, 1e-2))",
+        *TINY_SWEEP,
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 2
     message = result.stderr.strip()
     assert "Traceback" not in message and "\n" not in message and "secret" not in result.stdout + message
@@ -282,8 +323,20 @@ def test_submitit_slurm_jobs_are_named_after_the_sweep_and_stopped_with_sigterm(
 def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_path):
     """The SLURM code path on one machine; one job SIGKILLed (as by the out-of-memory killer) while the other ends."""
     sweeping = subprocess.Popen(
-        [sys.executable, "-m", "rlrun", "-m", "hydra/launcher=submitit_local", "total_steps=300,10000000",
-         *TINY_SWEEP[1:], f"hydra.sweep.dir={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "rlrun",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "total_steps=300,10000000",
+            *TINY_SWEEP[1:],
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("1_*/events.out.tfevents*")) and time.monotonic() < deadline:
         time.sleep(0.3)
@@ -306,9 +359,19 @@ def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_p
 REPO = Path(__file__).resolve().parent.parent
 # 4 jobs, 2 at a time, of 1200 env steps slowed to >= 2 ms each (tests/slow_env.py): a job saves last.pt at step 300
 # and still has >= 1.8 s to go, time enough to kill it or stop the sweep before it ends.
-SLOW_SWEEP = ["seed=range(4)", "hydra.launcher.n_jobs=2", "env=gym", "env.id=tests.slow_env:SlowCartPole-v1",
-              "total_steps=1200", "save_every=300", "eval.every=600", "eval.episodes=1", "agent.learning_starts=100",
-              "agent.batch_size=16", "device=cpu"]
+SLOW_SWEEP = [
+    "seed=range(4)",
+    "hydra.launcher.n_jobs=2",
+    "env=gym",
+    "env.id=tests.slow_env:SlowCartPole-v1",
+    "total_steps=1200",
+    "save_every=300",
+    "eval.every=600",
+    "eval.episodes=1",
+    "agent.learning_starts=100",
+    "agent.batch_size=16",
+    "device=cpu",
+]
 
 
 @pytest.fixture
@@ -322,13 +385,19 @@ def slow_env_importable(monkeypatch):
 def start_slow_sweep(sweep_dir: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
     """The installed ``rlrun -m`` from a fresh folder, as a terminal starts it (a process group of its own)."""
     output = cwd / "sweep.log"
-    process = subprocess.Popen([RLRUN, "-m", *SLOW_SWEEP, f"hydra.sweep.dir={sweep_dir}"], cwd=cwd,
-                               stdout=output.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [RLRUN, "-m", *SLOW_SWEEP, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=cwd,
+        stdout=output.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return process, output
 
 
-def wait_for_files(folder: Path, pattern: str, count: int, process: subprocess.Popen,
-                   timeout: float = 300) -> list[Path]:
+def wait_for_files(
+    folder: Path, pattern: str, count: int, process: subprocess.Popen, timeout: float = 300
+) -> list[Path]:
     deadline = time.monotonic() + timeout
     while len(found := sorted(folder.glob(pattern))) < count:
         assert process.poll() is None, f"the sweep ended (status {process.returncode}) before {pattern} appeared"
@@ -338,7 +407,8 @@ def wait_for_files(folder: Path, pattern: str, count: int, process: subprocess.P
 
 
 def test_a_job_killed_in_a_joblib_sweep_is_recorded_the_others_finish_and_resume_completes_it(
-        tmp_path, slow_env_importable):
+    tmp_path, slow_env_importable
+):
     sweep = tmp_path / "sweep"
     process, output = start_slow_sweep(sweep, tmp_path)
     (last,) = wait_for_files(sweep, "0_*/checkpoints/last.pt", 1, process)
@@ -375,7 +445,8 @@ def test_a_job_killed_in_a_joblib_sweep_is_recorded_the_others_finish_and_resume
 
 
 def test_ctrl_c_on_a_joblib_sweep_checkpoints_its_running_jobs_reports_them_and_exits_130(
-        tmp_path, slow_env_importable):
+    tmp_path, slow_env_importable
+):
     sweep = tmp_path / "sweep"
     process, output = start_slow_sweep(sweep, tmp_path)
     wait_for_files(sweep, "[01]_*/checkpoints/last.pt", 2, process)
@@ -401,14 +472,26 @@ def test_ctrl_c_on_a_joblib_sweep_checkpoints_its_running_jobs_reports_them_and_
 def test_resume_of_a_sweep_folder_is_the_sweep_command_again_into_that_folder(tmp_path):
     sweep = tmp_path / "multirun" / "10-00-00"
     sweep.mkdir(parents=True)
-    record = {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
-                        "overrides": {"hydra": ["hydra.launcher.n_jobs=2", "hydra.mode=MULTIRUN",
-                                                f"hydra.sweep.dir={sweep}"],
-                                      "task": ["seed=range(4)", "agent=dqn,double_dqn"]}}}
+    record = {
+        "hydra": {
+            "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+            "overrides": {
+                "hydra": ["hydra.launcher.n_jobs=2", "hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"],
+                "task": ["seed=range(4)", "agent=dqn,double_dqn"],
+            },
+        }
+    }
     OmegaConf.save(OmegaConf.create(record), sweep / "multirun.yaml")
     assert sweep_command([f"resume={sweep}", "hydra.launcher.n_jobs=1"]) == [
-        "-m", "hydra.launcher.n_jobs=2", "hydra.mode=MULTIRUN", "hydra.launcher.n_jobs=1", "seed=range(4)",
-        "agent=dqn,double_dqn", f"hydra.sweep.dir={sweep}", f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1"]
+        "-m",
+        "hydra.launcher.n_jobs=2",
+        "hydra.mode=MULTIRUN",
+        "hydra.launcher.n_jobs=1",
+        "seed=range(4)",
+        "agent=dqn,double_dqn",
+        f"hydra.sweep.dir={sweep}",
+        f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1",
+    ]
     assert sweep_command([f"resume={tmp_path}"]) == [f"resume={tmp_path}"], "a run folder: the single-run resume"
     assert sweep_command(["-m", f"resume={sweep}"]) == ["-m", f"resume={sweep}"]
     with pytest.raises(ConfigError, match="cannot take total_steps=10"):

@@ -22,8 +22,14 @@ def make_agent(n_states=4, n_actions=2, epsilon=0.0, **overrides) -> TabularQAge
 def transition(agent, obs, actions, rewards, next_obs, terminated, truncated=None, step=1):
     n = len(obs)
     truncated = np.zeros(n, bool) if truncated is None else np.asarray(truncated)
-    agent.observe(np.asarray(obs), np.asarray(actions), np.asarray(rewards, float), np.asarray(next_obs),
-                  np.asarray(terminated), truncated)
+    agent.observe(
+        np.asarray(obs),
+        np.asarray(actions),
+        np.asarray(rewards, float),
+        np.asarray(next_obs),
+        np.asarray(terminated),
+        truncated,
+    )
     return agent.update(step, 0)
 
 
@@ -31,8 +37,15 @@ def test_td_update_bootstraps_on_truncation_but_not_on_termination():
     agent = make_agent(alpha=0.5, gamma=0.9)
     agent.q_table[3] = [2.0, 4.0]  # max Q(s'=3) = 4
     # env 0 terminates, env 1 is truncated by a time limit: only env 1 values the next state
-    transition(agent, obs=[0, 1], actions=[1, 0], rewards=[1.0, 1.0], next_obs=[3, 3], terminated=[True, False],
-               truncated=[False, True])
+    transition(
+        agent,
+        obs=[0, 1],
+        actions=[1, 0],
+        rewards=[1.0, 1.0],
+        next_obs=[3, 3],
+        terminated=[True, False],
+        truncated=[False, True],
+    )
     assert agent.q_table[0, 1] == pytest.approx(0.5 * 1.0)
     assert agent.q_table[1, 0] == pytest.approx(0.5 * (1.0 + 0.9 * 4.0))
 
@@ -78,8 +91,15 @@ def test_step_sizes_per_env_step_do_not_depend_on_num_envs():
     rewards, next_obs, terminated = rng.normal(size=12), rng.integers(0, 3, 12), rng.random(12) < 0.3
     one, four = (make_agent(n_states=3, alpha=0.7, alpha_decay=0.1, gamma=0.95) for _ in range(2))
     for t in range(12):
-        transition(one, obs[t:t + 1], actions[t:t + 1], rewards[t:t + 1], next_obs[t:t + 1], terminated[t:t + 1],
-                   step=t + 1)
+        transition(
+            one,
+            obs[t : t + 1],
+            actions[t : t + 1],
+            rewards[t : t + 1],
+            next_obs[t : t + 1],
+            terminated[t : t + 1],
+            step=t + 1,
+        )
     for t in range(0, 12, 4):
         part = slice(t, t + 4)
         transition(four, obs[part], actions[part], rewards[part], next_obs[part], terminated[part], step=t + 4)
@@ -129,13 +149,16 @@ def test_preset_composes_and_builds_for_a_discrete_observation_env():
     assert agent.q_table.shape == (16, 4)
 
 
-@pytest.mark.parametrize("override,key", [
-    ("agent.alpha=0", "agent.alpha"),
-    ("agent.alpha=1.5", "agent.alpha"),
-    ("agent.alpha_decay=-1", "agent.alpha_decay"),
-    ("agent.gamma=-0.1", "agent.gamma"),
-    ("schedule.end=2", "schedule.end"),  # tabular Q takes its epsilon from the schedule group
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("agent.alpha=0", "agent.alpha"),
+        ("agent.alpha=1.5", "agent.alpha"),
+        ("agent.alpha_decay=-1", "agent.alpha_decay"),
+        ("agent.gamma=-0.1", "agent.gamma"),
+        ("schedule.end=2", "schedule.end"),  # tabular Q takes its epsilon from the schedule group
+    ],
+)
 def test_bad_values_name_their_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_cfg("agent=tabular_q", override))
@@ -149,8 +172,15 @@ def test_box_observations_are_a_clear_error(tmp_path):
 
 @pytest.mark.learning
 def test_default_tabular_q_learns_frozenlake_without_slip(tmp_path):
-    cfg = compose_cfg("agent=tabular_q", "env=gym", "env.id=FrozenLake-v1", "+env.kwargs.is_slippery=false",
-                      "total_steps=10000", "device=cpu", "seed=0")
+    cfg = compose_cfg(
+        "agent=tabular_q",
+        "env=gym",
+        "env.id=FrozenLake-v1",
+        "+env.kwargs.is_slippery=false",
+        "total_steps=10000",
+        "device=cpu",
+        "seed=0",
+    )
     result = train(cfg, tmp_path)
     assert result["final_eval_return"] == 1.0, result  # every greedy episode reaches the goal
 
@@ -165,6 +195,9 @@ def test_default_tabular_q_learns_taxi(tmp_path):
 
     checkpoint = str(tmp_path / "checkpoints" / "last.pt")
     (tmp_path / "eval").mkdir()
-    report = run(compose_cfg("mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=100", "seed=7"),
-                 tmp_path / "eval", ["mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=100", "seed=7"])
+    report = run(
+        compose_cfg("mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=100", "seed=7"),
+        tmp_path / "eval",
+        ["mode=evaluate", f"checkpoint={checkpoint}", "eval.episodes=100", "seed=7"],
+    )
     assert report["mean"] >= 7.0, report["mean"]

@@ -8,17 +8,21 @@ from omegaconf import OmegaConf
 from rlrun.config import agent_presets, tuned_settings_line, validate
 from tests.conftest import compose_cfg
 
-TUNED = sorted(entry for entry in (importlib.resources.files("rlrun.conf") / "tuned").iterdir()
-               if entry.name.endswith(".yaml"))
-ENV_PRESETS = sorted(entry.name[:-5] for entry in (importlib.resources.files("rlrun.conf") / "env").iterdir()
-                     if entry.name.endswith(".yaml"))
+TUNED = sorted(
+    entry for entry in (importlib.resources.files("rlrun.conf") / "tuned").iterdir() if entry.name.endswith(".yaml")
+)
+ENV_PRESETS = sorted(
+    entry.name[:-5]
+    for entry in (importlib.resources.files("rlrun.conf") / "env").iterdir()
+    if entry.name.endswith(".yaml")
+)
 
 
 def pair_of(stem: str) -> tuple[str, str]:
     """Split ``<env>_<agent>`` at the env preset it starts with (agent names contain underscores)."""
     for env in ENV_PRESETS:
-        if stem.startswith(env + "_") and stem[len(env) + 1:] in agent_presets():
-            return env, stem[len(env) + 1:]
+        if stem.startswith(env + "_") and stem[len(env) + 1 :] in agent_presets():
+            return env, stem[len(env) + 1 :]
     raise AssertionError(f"conf/tuned/{stem}.yaml names no <env preset>_<agent preset> pair")
 
 
@@ -94,10 +98,20 @@ def test_breakout_file_has_cleanrls_atari_values_where_its_header_credits_cleanr
     entry = importlib.resources.files("rlrun.conf") / "tuned" / "breakout_double_dqn.yaml"
     header = "\n".join(line for line in entry.read_text().splitlines() if line.startswith("#"))
     cfg = compose_cfg("env=breakout", "agent=double_dqn")
-    cleanrl = {"total_steps": 10_000_000, "agent.lr": 1e-4, "agent.batch_size": 32, "agent.gamma": 0.99,
-               "agent.learning_starts": 80_000, "agent.train_freq": 4, "agent.target_update": "hard",
-               "agent.target_update_every": 1000, "buffer.capacity": 1_000_000, "schedule.start": 1.0,
-               "schedule.end": 0.01, "schedule.duration": 1_000_000}
+    cleanrl = {
+        "total_steps": 10_000_000,
+        "agent.lr": 1e-4,
+        "agent.batch_size": 32,
+        "agent.gamma": 0.99,
+        "agent.learning_starts": 80_000,
+        "agent.train_freq": 4,
+        "agent.target_update": "hard",
+        "agent.target_update_every": 1000,
+        "buffer.capacity": 1_000_000,
+        "schedule.start": 1.0,
+        "schedule.end": 0.01,
+        "schedule.duration": 1_000_000,
+    }
     assert {key: OmegaConf.select(cfg, key) for key in cleanrl} == cleanrl
     assert "CleanRL's dqn_atari.py" in header
     assert (cfg.agent.loss, cfg.agent.max_grad_norm) == ("huber", 10.0)  # not CleanRL's, and the header says so

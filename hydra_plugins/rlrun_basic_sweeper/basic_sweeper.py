@@ -18,9 +18,15 @@ class RlrunBasicSweeper(BasicSweeper):
             jobs = [job for batch in self.overrides for job in batch]
             varying = layout.varying_keys(jobs)
             loader, config = self.hydra_context.config_loader, self.config
-            layout.plan_sweep(Path(config.hydra.sweep.dir), varying, layout.shared_overrides(jobs, varying),
-                              layout.configs_to_inspect(jobs), lambda job: loader.load_sweep_config(config, job))
+            layout.plan_sweep(
+                Path(config.hydra.sweep.dir),
+                varying,
+                layout.shared_overrides(jobs, varying),
+                layout.configs_to_inspect(jobs),
+                lambda job: loader.load_sweep_config(config, job),
+            )
             excluded = layout.excluded_keys(config)
-            self.overrides = [[layout.folder_naming(job, varying, excluded) for job in batch]
-                              for batch in self.overrides]
+            self.overrides = [
+                [layout.folder_naming(job, varying, excluded) for job in batch] for batch in self.overrides
+            ]
         return super().get_job_batch()

@@ -27,5 +27,6 @@ class RlrunOptunaSweeperConf:
     params: Dict[str, str] = field(default_factory=dict)  # search space, same syntax as command-line overrides
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=RlrunOptunaSweeperConf,
-                             provider="rlrun_optuna_sweeper")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=RlrunOptunaSweeperConf, provider="rlrun_optuna_sweeper"
+)

@@ -27,7 +27,8 @@ class RlrunOptunaSweeper(Sweeper):
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: List[str]) -> Any:
         from rlrun.errors import ConfigError, RlrunError
@@ -36,10 +37,15 @@ class RlrunOptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         launcher, loader, config = self.launcher, self.hydra_context.config_loader, self.config
         try:
-            return run_study(self.settings, arguments, self.config, OverridesParser.create(config_loader=loader),
-                             launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
-                             validate=self.validate_batch_is_legal,
-                             compose=lambda job: loader.load_sweep_config(config, job))
+            return run_study(
+                self.settings,
+                arguments,
+                self.config,
+                OverridesParser.create(config_loader=loader),
+                launch=lambda batch, first_index: launcher.launch(batch, initial_job_idx=first_index),
+                validate=self.validate_batch_is_legal,
+                compose=lambda job: loader.load_sweep_config(config, job),
+            )
         except RlrunError as error:  # a bad setting or an unreachable storage: one paragraph, as the CLI's errors
             print(f"rlrun: error: {error}", file=sys.stderr)
             sys.exit(2 if isinstance(error, ConfigError) else 1)

@@ -24,8 +24,20 @@ from rlrun.errors import ConfigError
 from rlrun.runtime import random_streams
 from rlrun.schedules import LinearSchedule, build_schedule
 
-__all__ = ["ActorCriticAgent", "Agent", "DQNAgent", "HeuristicAgent", "RandomAgent", "ReinforceAgent", "TabularQAgent",
-           "agent_learns", "build_agent", "exportable_families", "learning_rate_schedule", "non_learning_families"]
+__all__ = [
+    "ActorCriticAgent",
+    "Agent",
+    "DQNAgent",
+    "HeuristicAgent",
+    "RandomAgent",
+    "ReinforceAgent",
+    "TabularQAgent",
+    "agent_learns",
+    "build_agent",
+    "exportable_families",
+    "learning_rate_schedule",
+    "non_learning_families",
+]
 
 AGENT_CLASSES: dict[str, type] = {
     "dqn": DQNAgent,
@@ -93,10 +105,13 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
     channels_last = len(shape) == 3 and shape[2] <= 4 < min(shape[0], shape[1])
     if not channels_last or cfg.env.get("preprocessing") == "atari":
         return
-    instead = (f"For an Atari game use the Atari preset, which gives 84 x 84 grayscale frame stacks: env=atari "
-               f"env.id={cfg.env.id} (or env=breakout, env=pong)." if str(cfg.env.id).startswith("ALE/") else
-               "rlrun has no such conversion for other image envs: use an env with vector observations (e.g. "
-               "env=lunarlander), or one registered to return (channels, height, width) images.")
+    instead = (
+        f"For an Atari game use the Atari preset, which gives 84 x 84 grayscale frame stacks: env=atari "
+        f"env.id={cfg.env.id} (or env=breakout, env=pong)."
+        if str(cfg.env.id).startswith("ALE/")
+        else "rlrun has no such conversion for other image envs: use an env with vector observations (e.g. "
+        "env=lunarlander), or one registered to return (channels, height, width) images."
+    )
     raise ConfigError(
         f"env.id={cfg.env.id} gives images of shape {shape}, Gymnasium's (height, width, channels) layout, but "
         f"agent={cfg.agent.name} takes 3-D observations as (channels, height, width) frame stacks, for its CNN "
@@ -104,8 +119,9 @@ def _require_channels_first(cfg: DictConfig, obs_space: gym.spaces.Box) -> None:
     )
 
 
-def _require_policy_actions(cfg: DictConfig, action_space: gym.Space,
-                            discrete_policy: str) -> gym.spaces.Discrete | gym.spaces.Box:
+def _require_policy_actions(
+    cfg: DictConfig, action_space: gym.Space, discrete_policy: str
+) -> gym.spaces.Discrete | gym.spaces.Box:
     """The policy-gradient families sample from a distribution over Discrete actions or a Gaussian over Box ones."""
     if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
         raise ConfigError(
@@ -141,15 +157,31 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         obs_space = _require_box_observations(cfg, obs_space)
         _require_channels_first(cfg, obs_space)
         buffer = build_buffer(
-            cfg.buffer, obs_space.shape, obs_space.dtype, cfg.agent.batch_size, device, streams["replay"],
-            cfg.total_steps, cfg.agent.gamma, cfg.env.num_envs,
+            cfg.buffer,
+            obs_space.shape,
+            obs_space.dtype,
+            cfg.agent.batch_size,
+            device,
+            streams["replay"],
+            cfg.total_steps,
+            cfg.agent.gamma,
+            cfg.env.num_envs,
         )
         epsilon = build_schedule(cfg.schedule)
         params = DQNConfig(**_agent_keys(cfg))
         learning_rate = learning_rate_schedule(params, cfg.total_steps)
-        return DQNAgent(params, obs_space.shape, int(action_space.n), buffer, epsilon, device, streams["exploration"],
-                        skip_nonfinite_loss=cfg.train.nan_policy == "skip", learning_rate=learning_rate,
-                        check_finite_every=cfg.log_every)
+        return DQNAgent(
+            params,
+            obs_space.shape,
+            int(action_space.n),
+            buffer,
+            epsilon,
+            device,
+            streams["exploration"],
+            skip_nonfinite_loss=cfg.train.nan_policy == "skip",
+            learning_rate=learning_rate,
+            check_finite_every=cfg.log_every,
+        )
     if algo == "reinforce":
         action_space = _require_policy_actions(cfg, action_space, "softmax")
         obs_space = _require_box_observations(cfg, obs_space)
@@ -161,16 +193,24 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
         params = ActorCriticConfig(**_agent_keys(cfg))
         clip_range = None
         if params.clip_range is not None and params.clip_range_end is not None:  # validate() refuses one alone
-            clip_range = LinearSchedule(params.clip_range, params.clip_range_end,
-                                        params.lr_decay_steps or cfg.total_steps)
+            clip_range = LinearSchedule(
+                params.clip_range, params.clip_range_end, params.lr_decay_steps or cfg.total_steps
+            )
         if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) != 1:
             raise ConfigError(
                 f"agent={cfg.agent.name} takes Box actions of one dimension (a vector), but env.id={cfg.env.id} has "
                 f"actions of shape {action_space.shape}. Pick an env whose actions are a vector, of shape (n,)."
             )
-        return ActorCriticAgent(params, obs_space.shape, action_space, device, streams["exploration"],
-                                learning_rate=learning_rate_schedule(params, cfg.total_steps), clip_range=clip_range,
-                                skip_nonfinite_loss=cfg.train.nan_policy == "skip")
+        return ActorCriticAgent(
+            params,
+            obs_space.shape,
+            action_space,
+            device,
+            streams["exploration"],
+            learning_rate=learning_rate_schedule(params, cfg.total_steps),
+            clip_range=clip_range,
+            skip_nonfinite_loss=cfg.train.nan_policy == "skip",
+        )
     if algo == "tabular_q":
         if not isinstance(obs_space, gym.spaces.Discrete):
             raise ConfigError(
@@ -181,6 +221,7 @@ def build_agent(cfg: DictConfig, obs_space: gym.Space, action_space: gym.Space, 
             )
         action_space = _require_discrete_actions(cfg, action_space)
         params = TabularQConfig(**_agent_keys(cfg))
-        return TabularQAgent(params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule),
-                             streams["exploration"])
+        return TabularQAgent(
+            params, int(obs_space.n), int(action_space.n), build_schedule(cfg.schedule), streams["exploration"]
+        )
     raise ConfigError(f"agent.algo={algo!r} is not a known agent family; use one of: {', '.join(AGENT_CLASSES)}.")

@@ -28,8 +28,9 @@ from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy, NormalizedObservati
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-def generalized_advantages(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
-                           gamma: float, gae_lambda: float) -> tuple[np.ndarray, np.ndarray]:
+def generalized_advantages(
+    rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray, gamma: float, gae_lambda: float
+) -> tuple[np.ndarray, np.ndarray]:
     """GAE advantages and the value targets ``advantages + values``, arrays of shape ``(n_steps, num_envs)``.
 
     ``dones[t]``: the episode ended at step t (terminated or truncated), so nothing flows back across it;
@@ -48,8 +49,9 @@ def generalized_advantages(rewards: np.ndarray, values: np.ndarray, dones: np.nd
     return advantages, advantages + values
 
 
-def policy_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                clip_range: float | None) -> torch.Tensor:
+def policy_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float | None
+) -> torch.Tensor:
     """PPO's clipped surrogate ``-mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` with ``r = pi / pi_old``;
     with ``clip_range`` None the policy gradient ``-mean(A log pi)``."""
     if clip_range is None:
@@ -59,8 +61,9 @@ def policy_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages
     return -torch.min(ratio * advantages, clipped * advantages).mean()
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-               clip_range_vf: float | None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_range_vf: float | None
+) -> torch.Tensor:
     """Mean squared error to the GAE returns. With ``clip_range_vf``, the larger of it and the error of the value
     clipped to ``old_values +- clip_range_vf`` (OpenAI Baselines' PPO2, CleanRL): a pessimistic bound."""
     squared = (values - returns).pow(2)
@@ -107,8 +110,12 @@ class Rollout:
         if self.num_envs == 0:
             return {"num_envs": 0}
         rows = {name: torch.from_numpy(getattr(self, name)[: self.position].copy()) for name in self.ARRAYS}
-        return {"num_envs": self.num_envs, "position": self.position, **rows,
-                "last_values": torch.from_numpy(self.last_values.copy())}
+        return {
+            "num_envs": self.num_envs,
+            "position": self.position,
+            **rows,
+            "last_values": torch.from_numpy(self.last_values.copy()),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["num_envs"] == 0:
@@ -131,11 +138,17 @@ class ActorCriticAgent:
 
     learns = True
 
-    def __init__(self, cfg: ActorCriticConfig, obs_shape: tuple[int, ...],
-                 action_space: gym.spaces.Discrete | gym.spaces.Box, device: torch.device,
-                 seed: int | np.random.SeedSequence,
-                 learning_rate: Callable[[int], float] | None = None,
-                 clip_range: Callable[[int], float] | None = None, skip_nonfinite_loss: bool = False):
+    def __init__(
+        self,
+        cfg: ActorCriticConfig,
+        obs_shape: tuple[int, ...],
+        action_space: gym.spaces.Discrete | gym.spaces.Box,
+        device: torch.device,
+        seed: int | np.random.SeedSequence,
+        learning_rate: Callable[[int], float] | None = None,
+        clip_range: Callable[[int], float] | None = None,
+        skip_nonfinite_loss: bool = False,
+    ):
         """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
         epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``. ``skip_nonfinite_loss``
         (train.nan_policy=skip) drops a minibatch whose loss is not finite instead of stopping the run."""
@@ -160,8 +173,14 @@ class ActorCriticAgent:
             self.action_high = action_space.high.astype(np.float32)
             action_shape, action_dtype = self.action_shape, np.dtype(np.float32)
             outputs = int(np.prod(action_shape))
-        self.networks = ActorCriticNetworks(self.obs_dim, outputs, cfg.hidden_sizes, cfg.activation,
-                                            gaussian=not self.discrete, init_log_std=cfg.init_log_std).to(device)
+        self.networks = ActorCriticNetworks(
+            self.obs_dim,
+            outputs,
+            cfg.hidden_sizes,
+            cfg.activation,
+            gaussian=not self.discrete,
+            init_log_std=cfg.init_log_std,
+        ).to(device)
         self.parameters = list(self.networks.parameters())
         # fused Adam: one kernel per step rather than a dozen per parameter, as in the DQN family
         self.optimizer = torch.optim.Adam(self.parameters, lr=cfg.lr, eps=1e-5, fused=True)
@@ -301,9 +320,11 @@ class ActorCriticAgent:
 
     def learn(self) -> dict[str, float]:
         cfg, rollout = self.cfg, self.rollout
-        advantages, returns = generalized_advantages(rollout.rewards, rollout.values, rollout.dones,
-                                                     rollout.last_values, cfg.gamma, cfg.gae_lambda)
+        advantages, returns = generalized_advantages(
+            rollout.rewards, rollout.values, rollout.dones, rollout.last_values, cfg.gamma, cfg.gae_lambda
+        )
         size = rollout.n_steps * rollout.num_envs
+
         # one NumPy -> torch conversion per update: the rollout flattened to (size, ...)
         def to_tensor(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(array.reshape(size, *array.shape[2:]), device=self.device)
@@ -321,7 +342,8 @@ class ActorCriticAgent:
             shuffled = [tensor[order] for tensor in flat]
             for start in range(0, size, batch_size):
                 mb_obs, mb_actions, mb_old_log_probs, mb_old_values, mb_advantages, mb_returns = (
-                    tensor[start:start + batch_size] for tensor in shuffled)
+                    tensor[start : start + batch_size] for tensor in shuffled
+                )
                 log_probs, entropy, values = self.evaluate_actions(mb_obs, mb_actions)
                 if cfg.normalize_advantage and len(mb_advantages) > 1:
                     mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
@@ -332,16 +354,20 @@ class ActorCriticAgent:
                     log_ratio = log_probs - mb_old_log_probs
                     ratio = log_ratio.exp()
                     approx_kl = ((ratio - 1.0) - log_ratio).mean()  # the low-variance k3 estimator of KL(old||new)
-                    clip_fraction = ((ratio - 1.0).abs() > self.clip_range).float().mean() \
-                        if self.clip_range is not None else torch.zeros((), device=self.device)
+                    clip_fraction = (
+                        ((ratio - 1.0).abs() > self.clip_range).float().mean()
+                        if self.clip_range is not None
+                        else torch.zeros((), device=self.device)
+                    )
                     # one device -> host read per minibatch for all five metrics
-                    read = dict(zip(totals, torch.stack([pg_loss, v_loss, entropy, approx_kl,
-                                                         clip_fraction]).tolist()))
+                    read = dict(zip(totals, torch.stack([pg_loss, v_loss, entropy, approx_kl, clip_fraction]).tolist()))
                 if not math.isfinite(read["policy_loss"] + read["value_loss"] + read["entropy"]):
                     # read back as floats for the metrics anyway: checking them costs no extra device sync
                     if not self.skip_nonfinite_loss:
-                        raise TrainingDiverged(f"the PPO loss is not finite (policy {read['policy_loss']}, "
-                                               f"value {read['value_loss']}, entropy {read['entropy']})")
+                        raise TrainingDiverged(
+                            f"the PPO loss is not finite (policy {read['policy_loss']}, "
+                            f"value {read['value_loss']}, entropy {read['entropy']})"
+                        )
                     self.skipped_batches += 1  # train.nan_policy=skip: leave the weights as they are
                     continue
                 for key, value in read.items():
@@ -387,13 +413,16 @@ class ActorCriticAgent:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, normalizer, flag in (("obs_normalizer", self.obs_normalizer, "normalize_obs"),
-                                      ("reward_scaler", self.reward_scaler, "normalize_reward")):
+        for key, normalizer, flag in (
+            ("obs_normalizer", self.obs_normalizer, "normalize_obs"),
+            ("reward_scaler", self.reward_scaler, "normalize_reward"),
+        ):
             if (key in state) != (normalizer is not None):  # a policy without its statistics acts on other inputs
                 raise ConfigError(
                     f"this checkpoint was trained with agent.{flag}={str(key in state).lower()} but the agent being "
                     f"built has agent.{flag}={str(normalizer is not None).lower()}: its saved statistics "
-                    f"{'would be ignored' if key in state else 'are missing'}. Keep the checkpoint's agent settings.")
+                    f"{'would be ignored' if key in state else 'are missing'}. Keep the checkpoint's agent settings."
+                )
         self.networks.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # checkpoints saved before fused Adam restore fused=None

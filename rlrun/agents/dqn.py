@@ -186,8 +186,7 @@ class DQNAgent:
     def raise_if_diverged(self, step: int) -> None:
         """TrainingDiverged if a TD loss was non-finite since the last look (train.nan_policy=stop); one sync."""
         if bool(self.nonfinite_loss):
-            raise TrainingDiverged(f"a TD loss between env steps {self.finite_until_step} and {step} was not "
-                                   f"finite")
+            raise TrainingDiverged(f"a TD loss between env steps {self.finite_until_step} and {step} was not finite")
         self.finite_until_step = step
 
     def set_learning_rate(self, step: int) -> float:
@@ -201,12 +200,14 @@ class DQNAgent:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities."""
         cfg = self.cfg
         # the CNN scales pixel values itself, from the uint8 batch
-        obs, next_obs = (batch.obs, batch.next_obs) if self.network == "cnn" else (batch.obs.float(),
-                                                                                    batch.next_obs.float())
+        obs, next_obs = (
+            (batch.obs, batch.next_obs) if self.network == "cnn" else (batch.obs.float(), batch.next_obs.float())
+        )
         q_values = self.online(obs)
         q_taken = q_values.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        targets = td_targets(batch.rewards, next_obs, batch.terminated, self.online, self.target, batch.discounts,
-                             cfg.double)
+        targets = td_targets(
+            batch.rewards, next_obs, batch.terminated, self.online, self.target, batch.discounts, cfg.double
+        )
         loss = (batch.weights * self.loss_fn(q_taken, targets)).mean()
         if self.skip_nonfinite_loss:
             if not torch.isfinite(loss):  # dropping the batch means knowing before the step: a sync per step
@@ -262,4 +263,3 @@ class DQNAgent:
 
     def episodes_restarted(self) -> None:
         self.buffer.episodes_restarted()
-

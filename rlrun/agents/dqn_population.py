@@ -188,20 +188,21 @@ class DQNPopulation:
             stacked_state = self.optimizer.state.get(self.online.stacked_parameter(name))
             if not stacked_state:
                 continue
-            member.optimizer.state[param] = {key: value.clone() if key == "step" else value[k].clone()
-                                             for key, value in stacked_state.items()}
+            member.optimizer.state[param] = {
+                key: value.clone() if key == "step" else value[k].clone() for key, value in stacked_state.items()
+            }
 
     def load_member_optimizers(self) -> None:
         """The reverse, after the members loaded their checkpoints: stack their Adam states into the population's."""
-        for name, params in zip(self.member_names,
-                                zip(*(member_parameters(member) for member in self.members))):
+        for name, params in zip(self.member_names, zip(*(member_parameters(member) for member in self.members))):
             found = [member.optimizer.state.get(param) for member, param in zip(self.members, params)]
             if not all(found):
                 continue
             states = cast(list[dict[str, torch.Tensor]], found)
             self.optimizer.state[self.online.stacked_parameter(name)] = {
                 key: states[0][key].clone() if key == "step" else torch.stack([state[key] for state in states])
-                for key in states[0]}
+                for key in states[0]
+            }
 
 
 def member_parameters(member: DQNAgent) -> list[nn.Parameter]:

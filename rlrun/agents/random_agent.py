@@ -19,8 +19,12 @@ def as_int_seed(seed: int | np.random.SeedSequence) -> int:
 class RandomAgent(FixedPolicyAgent):
     """Acts uniformly at random in training and evaluation alike; never learns."""
 
-    def __init__(self, action_space: gym.Space, seed: int | np.random.SeedSequence,
-                 eval_seed: int | np.random.SeedSequence | None = None):
+    def __init__(
+        self,
+        action_space: gym.Space,
+        seed: int | np.random.SeedSequence,
+        eval_seed: int | np.random.SeedSequence | None = None,
+    ):
         """``seed`` and ``eval_seed``: the run's exploration and evaluation streams (``rlrun.runtime.random_streams``);
         without ``eval_seed`` both are spawned from ``seed``."""
         if eval_seed is None:
@@ -40,8 +44,10 @@ class RandomAgent(FixedPolicyAgent):
         return np.stack([self.eval_action_space.sample() for _ in range(len(obs))])
 
     def state_dict(self, include_replay: bool = False) -> dict[str, Any]:
-        return {"rng": self.action_space.np_random.bit_generator.state,
-                "eval_rng": self.eval_action_space.np_random.bit_generator.state}
+        return {
+            "rng": self.action_space.np_random.bit_generator.state,
+            "eval_rng": self.eval_action_space.np_random.bit_generator.state,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "rng" in state:  # checkpoints written before the generators were saved hold none

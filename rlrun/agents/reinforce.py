@@ -82,8 +82,14 @@ class EpisodeStorage:
     Rows double in length when an episode outgrows them, so storing a step is a few array writes.
     """
 
-    def __init__(self, obs_dim: int, action_shape: tuple[int, ...], action_dtype: np.dtype,
-                 episodes_per_batch: int, capacity: int = 512):
+    def __init__(
+        self,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        action_dtype: np.dtype,
+        episodes_per_batch: int,
+        capacity: int = 512,
+    ):
         self.obs_dim = obs_dim
         self.action_shape = action_shape
         self.action_dtype = np.dtype(action_dtype)
@@ -134,13 +140,15 @@ class EpisodeStorage:
         for i in np.flatnonzero(done):
             if self.recording[i]:
                 length = self.lengths[i]
-                self.finished.append(Episode(
-                    obs=self.obs[i, :length].copy(),
-                    actions=self.actions[i, :length].copy(),
-                    rewards=self.rewards[i, :length].copy(),
-                    final_obs=np.asarray(next_obs[i], dtype=np.float32).reshape(-1).copy(),
-                    truncated=bool(truncated[i]) and not bool(terminated[i]),
-                ))
+                self.finished.append(
+                    Episode(
+                        obs=self.obs[i, :length].copy(),
+                        actions=self.actions[i, :length].copy(),
+                        rewards=self.rewards[i, :length].copy(),
+                        final_obs=np.asarray(next_obs[i], dtype=np.float32).reshape(-1).copy(),
+                        truncated=bool(truncated[i]) and not bool(terminated[i]),
+                    )
+                )
             self.lengths[i] = 0
             self.recording[i] = False
         self.at_start |= done
@@ -171,8 +179,11 @@ class EpisodeStorage:
         longest = int(self.lengths.max())
         # Only the steps of the episodes being recorded: what lies beyond a row's length is stale
         beyond = np.arange(longest) >= self.lengths[:, None]
-        obs, actions, rewards = self.obs[:, :longest].copy(), self.actions[:, :longest].copy(), \
-            self.rewards[:, :longest].copy()
+        obs, actions, rewards = (
+            self.obs[:, :longest].copy(),
+            self.actions[:, :longest].copy(),
+            self.rewards[:, :longest].copy(),
+        )
         obs[beyond], actions[beyond], rewards[beyond] = 0, 0, 0
         return {
             "num_envs": self.num_envs,
@@ -185,9 +196,13 @@ class EpisodeStorage:
             "actions": torch.from_numpy(actions),
             "rewards": torch.from_numpy(rewards),
             "finished": [
-                {"obs": torch.from_numpy(e.obs), "actions": torch.from_numpy(e.actions),
-                 "rewards": torch.from_numpy(e.rewards), "final_obs": torch.from_numpy(e.final_obs),
-                 "truncated": e.truncated}
+                {
+                    "obs": torch.from_numpy(e.obs),
+                    "actions": torch.from_numpy(e.actions),
+                    "rewards": torch.from_numpy(e.rewards),
+                    "final_obs": torch.from_numpy(e.final_obs),
+                    "truncated": e.truncated,
+                }
                 for e in self.finished
             ],
         }
@@ -207,11 +222,13 @@ class EpisodeStorage:
         # .get: checkpoints written before episodes joined batches at their start recorded every sub-env
         self.recording = np.asarray(state.get("recording", [True] * self.num_envs), dtype=bool)
         self.at_start = np.asarray(state.get("at_start", self.lengths == 0), dtype=bool)
-        self.joined = state.get("joined", min(self.episodes_per_batch,
-                                              len(state["finished"]) + int((self.lengths > 0).sum())))
+        self.joined = state.get(
+            "joined", min(self.episodes_per_batch, len(state["finished"]) + int((self.lengths > 0).sum()))
+        )
         self.finished = [
-            Episode(e["obs"].numpy(), e["actions"].numpy(), e["rewards"].numpy(), e["final_obs"].numpy(),
-                    e["truncated"])
+            Episode(
+                e["obs"].numpy(), e["actions"].numpy(), e["rewards"].numpy(), e["final_obs"].numpy(), e["truncated"]
+            )
             for e in state["finished"]
         ]
 
@@ -320,9 +337,9 @@ class ReinforceAgent:
             final_obs = np.stack([episodes[i].final_obs for i in truncated])
             with torch.no_grad():
                 bootstraps[truncated] = self.value(self.observations(final_obs)).squeeze(1).cpu().numpy()
-        return np.concatenate([
-            discounted_returns(e.rewards, self.cfg.gamma, bootstrap) for e, bootstrap in zip(episodes, bootstraps)
-        ])
+        return np.concatenate(
+            [discounted_returns(e.rewards, self.cfg.gamma, bootstrap) for e, bootstrap in zip(episodes, bootstraps)]
+        )
 
     def learn(self, episodes: list[Episode]) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -402,4 +419,3 @@ class ReinforceAgent:
 
     def episodes_restarted(self) -> None:
         self.storage.restart_episodes()
-

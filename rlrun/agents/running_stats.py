@@ -38,8 +38,11 @@ class RunningMeanStd:
 
     def state_dict(self) -> dict[str, Any]:
         # np.array: with shape () the arithmetic above leaves NumPy scalars, which torch does not take
-        return {"mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
-                "var": torch.from_numpy(np.array(self.var, dtype=np.float64)), "count": float(self.count)}
+        return {
+            "mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
+            "var": torch.from_numpy(np.array(self.var, dtype=np.float64)),
+            "count": float(self.count),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.var = state["mean"].numpy().copy(), state["var"].numpy().copy()

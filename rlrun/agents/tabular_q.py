@@ -57,9 +57,13 @@ class TabularQAgent:
         return TableLookupPolicy(self.q_table)
 
     def observe(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
-        self.pending = (np.asarray(obs, dtype=np.int64), np.asarray(actions, dtype=np.int64),
-                        np.asarray(rewards, dtype=np.float64), np.asarray(next_obs, dtype=np.int64),
-                        np.asarray(terminated, dtype=bool))
+        self.pending = (
+            np.asarray(obs, dtype=np.int64),
+            np.asarray(actions, dtype=np.int64),
+            np.asarray(rewards, dtype=np.float64),
+            np.asarray(next_obs, dtype=np.int64),
+            np.asarray(terminated, dtype=bool),
+        )
 
     # ------------------------------------------------------------------ learning
     def alpha(self, step: int) -> float:
@@ -102,4 +106,3 @@ class TabularQAgent:
 
     def episodes_restarted(self) -> None:
         self.pending = None  # one step's transitions, applied at once: nothing spans the restart
-

@@ -13,8 +13,15 @@ from rlrun.buffers.replay import Batch, ReplayBuffer
 from rlrun.buffers.sum_tree import SumTree
 from rlrun.schedules import LinearSchedule
 
-__all__ = ["Batch", "FrameStackStore", "NStepWindow", "PrioritizedReplayBuffer", "ReplayBuffer", "SumTree",
-           "build_buffer"]
+__all__ = [
+    "Batch",
+    "FrameStackStore",
+    "NStepWindow",
+    "PrioritizedReplayBuffer",
+    "ReplayBuffer",
+    "SumTree",
+    "build_buffer",
+]
 
 
 def stores_frames(obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:
@@ -22,8 +29,17 @@ def stores_frames(obs_shape: tuple[int, ...], obs_dtype: np.dtype) -> bool:
     return len(obs_shape) == 3 and obs_dtype == np.uint8
 
 
-def build_buffer(cfg: DictConfig, obs_shape, obs_dtype, batch_size: int, device: torch.device,
-                 seed: int | np.random.SeedSequence, total_steps: int, gamma: float, num_envs: int) -> ReplayBuffer:
+def build_buffer(
+    cfg: DictConfig,
+    obs_shape,
+    obs_dtype,
+    batch_size: int,
+    device: torch.device,
+    seed: int | np.random.SeedSequence,
+    total_steps: int,
+    gamma: float,
+    num_envs: int,
+) -> ReplayBuffer:
     """The buffer named by the ``buffer`` group, with n-step returns over ``cfg.n_step`` steps of each sub-env;
     stacked frames are stored one frame at a time."""
     shape, dtype = tuple(obs_shape), np.dtype(obs_dtype)
@@ -31,11 +47,21 @@ def build_buffer(cfg: DictConfig, obs_shape, obs_dtype, batch_size: int, device:
     # .get: configs saved before n-step returns existed lack the key
     n_step = {"gamma": gamma, "n_step": cfg.get("n_step", 1), "num_envs": num_envs}
     if cfg.name == "uniform":
-        return ReplayBuffer(cfg.capacity, shape, dtype, batch_size, device, seed, observations=observations,
-                            **n_step)
+        return ReplayBuffer(cfg.capacity, shape, dtype, batch_size, device, seed, observations=observations, **n_step)
     if cfg.name == "prioritized":
         # beta anneals to 1 over the whole run: a pure function of the step, so resume restores it
         beta = LinearSchedule(cfg.beta_start, 1.0, cfg.get("beta_steps") or total_steps)
-        return PrioritizedReplayBuffer(cfg.capacity, shape, dtype, batch_size, device, seed, alpha=cfg.alpha,
-                                       beta=beta, eps=cfg.eps, observations=observations, **n_step)
+        return PrioritizedReplayBuffer(
+            cfg.capacity,
+            shape,
+            dtype,
+            batch_size,
+            device,
+            seed,
+            alpha=cfg.alpha,
+            beta=beta,
+            eps=cfg.eps,
+            observations=observations,
+            **n_step,
+        )
     raise ValueError(f"unknown buffer {cfg.name!r}")  # validate() rejects this earlier

@@ -38,8 +38,9 @@ class FrameStackStore:
     ``load_state_dict(state, size)`` and ``nbytes``.
     """
 
-    def __init__(self, capacity: int, stack_shape: tuple[int, ...], dtype: np.dtype, slack: float = 0.04,
-                 recent: int = 8192):
+    def __init__(
+        self, capacity: int, stack_shape: tuple[int, ...], dtype: np.dtype, slack: float = 0.04, recent: int = 8192
+    ):
         self.capacity = capacity
         self.stack_size, *frame_shape = stack_shape
         self.frame_shape = tuple(frame_shape)
@@ -151,7 +152,7 @@ class FrameStackStore:
     def _allocate(self) -> int:
         """A pool slot no stored stack uses, searching on from the cursor (frames die in about the order written)."""
         if self.refcount[self.cursor] != 0:
-            free = np.flatnonzero(self.refcount[self.cursor:] == 0)
+            free = np.flatnonzero(self.refcount[self.cursor :] == 0)
             if len(free):
                 self.cursor += int(free[0])
             else:
@@ -169,8 +170,13 @@ class FrameStackStore:
         """Enlarge the pool by a quarter; returns the first new slot."""
         old = len(self.frames)
         new = old + max(old // 4, 16 * self.stack_size)
-        log.warning("replay frame pool full (%d frames, for %d transitions): growing it to %d frames. Episodes "
-                    "are unusually short for the pool's slack.", old, self.capacity, new)
+        log.warning(
+            "replay frame pool full (%d frames, for %d transitions): growing it to %d frames. Episodes "
+            "are unusually short for the pool's slack.",
+            old,
+            self.capacity,
+            new,
+        )
         frames = np.zeros((new, *self.frame_shape), dtype=self.frames.dtype)
         frames[:old] = self.frames
         self.frames = frames

@@ -48,8 +48,16 @@ class NStepWindow:
             oldest = rows[0]
             returns = self._powers @ self.rewards[rows][:, envs]
             count = len(envs)
-            parts.append((self.obs[oldest, envs], self.actions[oldest, envs], returns, next_obs[envs],
-                          np.zeros(count, dtype=bool), np.full(count, self.gamma**n)))
+            parts.append(
+                (
+                    self.obs[oldest, envs],
+                    self.actions[oldest, envs],
+                    returns,
+                    next_obs[envs],
+                    np.zeros(count, dtype=bool),
+                    np.full(count, self.gamma**n),
+                )
+            )
             self.lengths[envs] -= 1
         for env in np.flatnonzero(done):  # once per episode: every pending step of this sub-env flushes
             length = self.lengths[env]
@@ -60,9 +68,16 @@ class NStepWindow:
                 running = self.rewards[rows[i], env] + self.gamma * running
                 returns[i] = running
             steps = length - np.arange(length)  # k for each pending step
-            parts.append((self.obs[rows, env], self.actions[rows, env], returns,
-                          np.repeat(next_obs[env][None], length, axis=0), np.full(length, bool(terminated[env])),
-                          self.gamma**steps))
+            parts.append(
+                (
+                    self.obs[rows, env],
+                    self.actions[rows, env],
+                    returns,
+                    np.repeat(next_obs[env][None], length, axis=0),
+                    np.full(length, bool(terminated[env])),
+                    self.gamma**steps,
+                )
+            )
             self.lengths[env] = 0
         if not parts:
             return None
@@ -76,9 +91,13 @@ class NStepWindow:
         self.lengths[:] = 0
 
     def state_dict(self) -> dict:
-        return {"obs": torch.from_numpy(self.obs.copy()), "actions": torch.from_numpy(self.actions.copy()),
-                "rewards": torch.from_numpy(self.rewards.copy()), "head": self.head,
-                "lengths": torch.from_numpy(self.lengths.copy())}
+        return {
+            "obs": torch.from_numpy(self.obs.copy()),
+            "actions": torch.from_numpy(self.actions.copy()),
+            "rewards": torch.from_numpy(self.rewards.copy()),
+            "head": self.head,
+            "lengths": torch.from_numpy(self.lengths.copy()),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.obs[...] = state["obs"].numpy()

@@ -21,11 +21,35 @@ from rlrun.schedules import LinearSchedule
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Same storage and ``sample()`` as :class:`ReplayBuffer`; only which slots and their weights differ."""
 
-    def __init__(self, capacity, obs_shape, obs_dtype, batch_size, device, seed, *, alpha: float,
-                 beta: LinearSchedule, eps: float, observations=None, gamma: float = 0.99, n_step: int = 1,
-                 num_envs: int = 1):
-        super().__init__(capacity, obs_shape, obs_dtype, batch_size, device, seed, observations, gamma=gamma,
-                         n_step=n_step, num_envs=num_envs)
+    def __init__(
+        self,
+        capacity,
+        obs_shape,
+        obs_dtype,
+        batch_size,
+        device,
+        seed,
+        *,
+        alpha: float,
+        beta: LinearSchedule,
+        eps: float,
+        observations=None,
+        gamma: float = 0.99,
+        n_step: int = 1,
+        num_envs: int = 1,
+    ):
+        super().__init__(
+            capacity,
+            obs_shape,
+            obs_dtype,
+            batch_size,
+            device,
+            seed,
+            observations,
+            gamma=gamma,
+            n_step=n_step,
+            num_envs=num_envs,
+        )
         self.alpha = alpha
         self.beta_schedule = beta
         self.beta = beta(0)
@@ -58,8 +82,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree.update(indices, priorities**self.alpha)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "priorities": torch.from_numpy(self.tree.leaves[: self.size]),
-                "max_priority": self.max_priority}
+        return {
+            **super().state_dict(),
+            "priorities": torch.from_numpy(self.tree.leaves[: self.size]),
+            "max_priority": self.max_priority,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -114,11 +114,15 @@ class ReplayBuffer:
 
         # Batch arrays are NumPy views of tensors allocated once; on CUDA in pinned memory, so each sampled
         # batch crosses to the GPU in one asynchronous copy per field (non_blocking) instead of a staged one.
-        batch_shapes = {"obs": (obs_shape, obs_dtype), "next_obs": (obs_shape, obs_dtype),
-                        **{name: (array.shape[1:], array.dtype) for name, array in self._fields().items()}}
+        batch_shapes = {
+            "obs": (obs_shape, obs_dtype),
+            "next_obs": (obs_shape, obs_dtype),
+            **{name: (array.shape[1:], array.dtype) for name, array in self._fields().items()},
+        }
         pin = device.type == "cuda"
         self._batch_tensors = {
-            name: torch.from_numpy(np.zeros((batch_size, *shape), dtype=dtype)).pin_memory() if pin
+            name: torch.from_numpy(np.zeros((batch_size, *shape), dtype=dtype)).pin_memory()
+            if pin
             else torch.from_numpy(np.zeros((batch_size, *shape), dtype=dtype))
             for name, (shape, dtype) in batch_shapes.items()
         }
@@ -180,8 +184,9 @@ class ReplayBuffer:
         if self.device.type == "cuda":
             self._copied = torch.cuda.Event()
             self._copied.record()
-        return Batch(t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices,
-                     t["discounts"])
+        return Batch(
+            t["obs"], t["actions"], t["rewards"], t["next_obs"], t["terminated"], weights, indices, t["discounts"]
+        )
 
     def episodes_restarted(self) -> None:
         """The envs start fresh episodes mid-window (a resume that could not continue them): drop the

@@ -106,8 +106,10 @@ class SumTree:
         values = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
         if len(values) != len(indices):
             if len(values) != 1:
-                raise ValueError(f"SumTree.update got {len(values)} values for {len(indices)} indices; pass one "
-                                 f"value per index, or a single value for all of them")
+                raise ValueError(
+                    f"SumTree.update got {len(values)} values for {len(indices)} indices; pass one "
+                    f"value per index, or a single value for all of them"
+                )
             values = np.full(len(indices), values[0])  # np.broadcast_to would cost 6 us
         self._update(self._nodes, self._offsets, self.branching, indices, values)
 

@@ -37,8 +37,11 @@ class SweepReport(Callback):
             log.warning("could not write the sweep's TensorBoard summary run: %s", error)
         else:
             if summary_run is not None:
-                print(f"TensorBoard: tensorboard --logdir {sweep_dir} (run {summary_run.name!r}: Custom Scalars shows "
-                      f"each config's IQM with its band, HParams a row per config)", flush=True)
+                print(
+                    f"TensorBoard: tensorboard --logdir {sweep_dir} (run {summary_run.name!r}: Custom Scalars shows "
+                    f"each config's IQM with its band, HParams a row per config)",
+                    flush=True,
+                )
         stop = read_stop(sweep_dir)
         if stop:
             raise SystemExit(128 + signal.Signals[stop["signal"]])

@@ -29,8 +29,11 @@ NOT_STARTED = "not started"  # the error "type" of a job that a stopped sweep ne
 EvalListener = Callable[[int, float], bool]  # (env step, greedy mean return) -> stop training now?
 
 
-def run_sweep_job(train_or_evaluate: Callable[[Optional[EvalListener]], dict], run_dir: Path,
-                  eval_listener: Optional[EvalListener] = None) -> dict[str, Any]:
+def run_sweep_job(
+    train_or_evaluate: Callable[[Optional[EvalListener]], dict],
+    run_dir: Path,
+    eval_listener: Optional[EvalListener] = None,
+) -> dict[str, Any]:
     """Run one job and return its results, or a failure record; never raises (except KeyboardInterrupt)."""
     run_dir = Path(run_dir)
     try:
@@ -60,18 +63,22 @@ def record_interruption(run_dir: Path, signal_number: int, step: Optional[int]) 
     from rlrun.loop import resume_command  # torch and the envs: imported only when a run was interrupted
 
     name = signal.Signals(signal_number).name
-    cause = ("Ctrl-C, or a stop of its sweep" if signal_number == signal.SIGINT
-             else "scancel, a time limit or preemption")
-    error = (f"stopped from outside by {name} at env step {step} ({cause}); "
-             f"checkpoints/last.pt is saved: continue with {resume_command(run_dir)}")
+    cause = (
+        "Ctrl-C, or a stop of its sweep" if signal_number == signal.SIGINT else "scancel, a time limit or preemption"
+    )
+    error = (
+        f"stopped from outside by {name} at env step {step} ({cause}); "
+        f"checkpoints/last.pt is saved: continue with {resume_command(run_dir)}"
+    )
     failure = {"error": error, "type": "interrupted", "signal": name, "step": step}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
     return {"failed": True, **failure}
 
 
-def record_ended_without_result(job_dir: Optional[Path], error: str, kind: str = KILLED_FROM_OUTSIDE,
-                                **details: Any) -> dict[str, Any]:
+def record_ended_without_result(
+    job_dir: Optional[Path], error: str, kind: str = KILLED_FROM_OUTSIDE, **details: Any
+) -> dict[str, Any]:
     """The failure record of a job that left no result (killed from outside, out of memory, a node failure),
     written by its launcher to the job's ``failure.json`` unless the job wrote its own outcome first.
 
@@ -94,8 +101,11 @@ def record_ended_without_result(job_dir: Optional[Path], error: str, kind: str =
 
 def find_job_dir(sweep_dir: Path, number: int) -> Optional[Path]:
     """The folder of job ``number`` (``3`` or ``3_agent=dqn,...``, see plugins.job_folder), if it was created."""
-    folders = [path for path in Path(sweep_dir).glob(f"{number}*")
-               if (path.name == str(number) or path.name.startswith(f"{number}_")) and (path / ".hydra").is_dir()]
+    folders = [
+        path
+        for path in Path(sweep_dir).glob(f"{number}*")
+        if (path.name == str(number) or path.name.startswith(f"{number}_")) and (path / ".hydra").is_dir()
+    ]
     return folders[0] if len(folders) == 1 else None
 
 

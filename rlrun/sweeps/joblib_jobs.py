@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A worker process: the sweep's sys.path first (as multiprocessing's spawn does), then its loop over jobs.
-WORKER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-               "from rlrun.sweeps.joblib_jobs import worker_main; worker_main(int(sys.argv[1]))")
+WORKER_CODE = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+    "from rlrun.sweeps.joblib_jobs import worker_main; worker_main(int(sys.argv[1]))"
+)
 SUMMARY_REFRESH_SECONDS = 30.0  # as jobs end, the sweep's TensorBoard summary run is rewritten at most this often
 READY = b"ready"  # a worker's message when it can take a job (and a signal): after starting, and after each job
 
@@ -113,8 +115,10 @@ class SweepStop:
 
     def handle(self, signum: int, frame: Any) -> None:
         if self.signal is None:
-            log.warning("%s: stopping the sweep; its running jobs save checkpoints/last.pt, no other job starts",
-                        signal.Signals(signum).name)
+            log.warning(
+                "%s: stopping the sweep; its running jobs save checkpoints/last.pt, no other job starts",
+                signal.Signals(signum).name,
+            )
         else:
             for sig, handler in self.previous.items():
                 signal.signal(sig, handler)
@@ -135,8 +139,12 @@ def one_task_per_job(launcher: Any, jobs: list[Job]) -> list[Task]:
     return [Task([job]) for job in jobs]
 
 
-def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
-                plan: Callable[[Any, list[Job]], list[Task]] = one_task_per_job) -> list[JobReturn]:
+def launch_jobs(
+    launcher: Any,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    plan: Callable[[Any, list[Job]], list[Task]] = one_task_per_job,
+) -> list[JobReturn]:
     """Run the jobs in worker processes, ``n_jobs`` tasks at a time; return their JobReturns in job order.
 
     ``launcher`` is hydra-joblib-launcher's JoblibLauncher (its settings, config, task function and Hydra context
@@ -156,16 +164,27 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     at_once = min(len(tasks), max(1, effective_n_jobs(settings.get("n_jobs"))))
     timeout = settings.get("timeout")
     if plan is one_task_per_job:
-        log.info("Launching %d jobs, %d at a time, in processes of their own (hydra/launcher=joblib); sweep output "
-                 "dir: %s", len(jobs), at_once, sweep_dir)
+        log.info(
+            "Launching %d jobs, %d at a time, in processes of their own (hydra/launcher=joblib); sweep output dir: %s",
+            len(jobs),
+            at_once,
+            sweep_dir,
+        )
     else:
-        log.info("Launching %d jobs as %d processes (populations and ordinary jobs), %d at a time "
-                 "(hydra/launcher=population); sweep output dir: %s", len(jobs), len(tasks), at_once, sweep_dir)
+        log.info(
+            "Launching %d jobs as %d processes (populations and ordinary jobs), %d at a time "
+            "(hydra/launcher=population); sweep output dir: %s",
+            len(jobs),
+            len(tasks),
+            at_once,
+            sweep_dir,
+        )
     for task in tasks:
         log.info("\t%s", task.label)
     # Pickled by value where needed (the task function is not importable by name), as loky ships it to its workers.
-    context = cloudpickle.dumps((launcher.hydra_context, launcher.config, launcher.task_function,
-                                 Singleton.get_state()))
+    context = cloudpickle.dumps(
+        (launcher.hydra_context, launcher.config, launcher.task_function, Singleton.get_state())
+    )
     pending: list[Task] = list(tasks)
     refreshed_at, ended = time.monotonic(), 0
     workers: list[Worker] = []
@@ -189,14 +208,23 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                 if worker.connection.closed or worker.process.poll() is not None:
                     retire(worker, sweep_dir, stopping=stop.signal is not None)
                     workers.remove(worker)
-                elif timeout and worker.task and worker.task.signalled is None \
-                        and time.monotonic() - worker.task.started_at > timeout:
-                    log.error("%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.task.label,
-                              timeout)
+                elif (
+                    timeout
+                    and worker.task
+                    and worker.task.signalled is None
+                    and time.monotonic() - worker.task.started_at > timeout
+                ):
+                    log.error(
+                        "%s: running for over hydra.launcher.timeout=%s s: sending SIGTERM", worker.task.label, timeout
+                    )
                     send_signal(worker, signal.SIGTERM)
             now_ended = sum(job.result is not None for job in jobs)
-            if now_ended > ended and (pending or busy(workers)) and stop.signal is None \
-                    and time.monotonic() - refreshed_at > SUMMARY_REFRESH_SECONDS:
+            if (
+                now_ended > ended
+                and (pending or busy(workers))
+                and stop.signal is None
+                and time.monotonic() - refreshed_at > SUMMARY_REFRESH_SECONDS
+            ):
                 refresh_summary_run(sweep_dir)
                 refreshed_at, ended = time.monotonic(), now_ended
         for worker in workers + leaving:
@@ -229,8 +257,11 @@ def busy(workers: list[Worker]) -> int:
 def start_worker() -> Worker:
     ours, theirs = Pipe()
     # A session of its own: Ctrl-C in the terminal reaches the sweep process only, which passes it on exactly once.
-    process = subprocess.Popen([sys.executable, "-c", WORKER_CODE, str(theirs.fileno()), json.dumps(sys.path)],
-                               pass_fds=[theirs.fileno()], start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER_CODE, str(theirs.fileno()), json.dumps(sys.path)],
+        pass_fds=[theirs.fileno()],
+        start_new_session=True,
+    )
     theirs.close()
     return Worker(process, ours)
 
@@ -261,8 +292,9 @@ def hand_over(worker: Worker, task: Task, context: bytes) -> None:
     """Give a READY worker its next task; from then on a stop of the sweep is passed on to it."""
     try:
         worker.connection.send_bytes(b"" if worker.has_context else context)
-        worker.connection.send_bytes(pickle.dumps((task.population, [(job.number, job.overrides)
-                                                                     for job in task.jobs])))
+        worker.connection.send_bytes(
+            pickle.dumps((task.population, [(job.number, job.overrides) for job in task.jobs]))
+        )
     except OSError:
         worker.connection.close()  # it died as it was handed the task: recorded by retire()
     worker.task, task.started_at, worker.has_context = task, time.monotonic(), True
@@ -300,8 +332,9 @@ def record_lost_job(job: Job, task: Task, code: int, sweep_dir: Path, stopping: 
         error = f"{KILLED_FROM_OUTSIDE}: its process ended with exit status {code} and no result"
         failure = record_ended_without_result(job_dir, error, exit_status=code)
     log.error("%s: %s", job.label, failure["error"])
-    job.result = JobReturn(overrides=job.overrides, status=JobStatus.COMPLETED,
-                           _return_value={"failed": True, **failure})
+    job.result = JobReturn(
+        overrides=job.overrides, status=JobStatus.COMPLETED, _return_value={"failed": True, **failure}
+    )
 
 
 def finish(launcher: Any, sweep_dir: Path, jobs: list[Job]) -> list[JobReturn]:
@@ -319,8 +352,15 @@ def finish(launcher: Any, sweep_dir: Path, jobs: list[Job]) -> list[JobReturn]:
         stop["not_started"] += [job.label for job in not_started]
         path.write_text(json.dumps(stop, indent=2))
         for job in not_started:
-            job.result = JobReturn(overrides=job.overrides, status=JobStatus.COMPLETED, _return_value={
-                "failed": True, "type": NOT_STARTED, "error": f"not started: the sweep was stopped by {name}"})
+            job.result = JobReturn(
+                overrides=job.overrides,
+                status=JobStatus.COMPLETED,
+                _return_value={
+                    "failed": True,
+                    "type": NOT_STARTED,
+                    "error": f"not started: the sweep was stopped by {name}",
+                },
+            )
     return [cast(JobReturn, job.result) for job in jobs]  # every job has one now: its own, or the record above
 
 
@@ -347,7 +387,7 @@ def worker_main(fd: int) -> None:
 
                     returned = execute_population(jobs, hydra_context, config, singleton_state)
                 else:
-                    (number, overrides), = jobs
+                    ((number, overrides),) = jobs
                     returned = execute_job(number, overrides, hydra_context, config, task_function, singleton_state)
                 outcome = ("returned", returned)
             except Exception as error:  # Hydra could not set the job up: the sweep raises it, as joblib would

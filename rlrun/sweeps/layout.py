@@ -69,8 +69,13 @@ def configs_to_inspect(jobs: Sequence[Sequence[str]]) -> list[list[str]]:
     return list(distinct.values())
 
 
-def plan_sweep(sweep_dir: Path, varying: list[str], every_job: list[str], inspected: Sequence[Sequence[str]],
-               compose: Callable[[list[str]], DictConfig]) -> SweepLayout:
+def plan_sweep(
+    sweep_dir: Path,
+    varying: list[str],
+    every_job: list[str],
+    inspected: Sequence[Sequence[str]],
+    compose: Callable[[list[str]], DictConfig],
+) -> SweepLayout:
     """Settle the sweep's layout from the configs of ``inspected`` jobs (composed by ``compose``) and save it.
 
     A job whose config does not compose is left out here: launching it reports the error, as without a layout.
@@ -89,5 +94,7 @@ def plan_sweep(sweep_dir: Path, varying: list[str], every_job: list[str], inspec
 
 def excluded_keys(config: DictConfig) -> list[str]:
     """The keys the sweep's own config leaves out of folder names (``hydra.job.config.override_dirname``)."""
-    return [str(key) for key in OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys",
-                                                 default=None) or []]
+    return [
+        str(key)
+        for key in OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys", default=None) or []
+    ]

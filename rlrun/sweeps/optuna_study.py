@@ -47,8 +47,12 @@ def check_settings(settings: DictConfig) -> None:
     _allowed(settings.n_trials > 0, "n_trials", settings.n_trials, "a positive number of trials")
     _allowed(settings.n_jobs > 0, "n_jobs", settings.n_jobs, "a positive number of trials run at once")
     _allowed(settings.last_evals > 0, "last_evals", settings.last_evals, "a positive number of evaluations")
-    _allowed(isinstance(settings.seeds_per_trial, int) and settings.seeds_per_trial > 0, "seeds_per_trial",
-             settings.seeds_per_trial, "a positive number of runs (seeds) per trial")
+    _allowed(
+        isinstance(settings.seeds_per_trial, int) and settings.seeds_per_trial > 0,
+        "seeds_per_trial",
+        settings.seeds_per_trial,
+        "a positive number of runs (seeds) per trial",
+    )
     _allowed(settings.aggregate in AGGREGATES, "aggregate", settings.aggregate, f"one of {', '.join(AGGREGATES)}")
 
 
@@ -105,8 +109,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(url))
     except OSError as error:
-        raise ConfigError(f"hydra.sweeper.storage={url}: cannot create the Optuna journal file ({error.strerror}). "
-                          f"Check that its folder can be created and written by this user.") from None
+        raise ConfigError(
+            f"hydra.sweeper.storage={url}: cannot create the Optuna journal file ({error.strerror}). "
+            f"Check that its folder can be created and written by this user."
+        ) from None
 
 
 DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient"}  # module -> pip package, where they differ
@@ -128,9 +134,11 @@ def storage_error(url: str, error: BaseException) -> str:
     try:
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - not even a URL
-        return (f"hydra.sweeper.storage={masked(url)!r} is not a database URL SQLAlchemy can read. Use a URL "
-                f"such as postgresql://user:password@host:5432/studies or sqlite:///study.db, or a file path for an "
-                f"Optuna journal file.")
+        return (
+            f"hydra.sweeper.storage={masked(url)!r} is not a database URL SQLAlchemy can read. Use a URL "
+            f"such as postgresql://user:password@host:5432/studies or sqlite:///study.db, or a file path for an "
+            f"Optuna journal file."
+        )
     shown = masked(url)
     backend = parsed.get_backend_name()
     address = f"{parsed.host}:{parsed.port}" if parsed.port else str(parsed.host)
@@ -140,31 +148,47 @@ def storage_error(url: str, error: BaseException) -> str:
     detail = " ".join(str(cause).split("\n")[0].split())  # the driver's first line, without its prefix noise
     detail = detail.split("failed: ", 1)[-1] if "connection failed" in detail else detail
     if type(error).__name__ == "NoSuchModuleError":  # sqlalchemy.exc: an unknown scheme, e.g. postgres://
-        return (f"{head}: SQLAlchemy knows no database kind {parsed.drivername!r}. Use postgresql://, mysql:// or "
-                f"sqlite:/// (postgres:// is spelt postgresql:// since SQLAlchemy 1.4).")
+        return (
+            f"{head}: SQLAlchemy knows no database kind {parsed.drivername!r}. Use postgresql://, mysql:// or "
+            f"sqlite:/// (postgres:// is spelt postgresql:// since SQLAlchemy 1.4)."
+        )
     missing = _missing_module(error)
     if missing is not None:
-        install = ('pip install "rlrun[postgres]" (psycopg 3)' if missing == "psycopg"
-                   else f"pip install {DRIVER_PACKAGES.get(missing, missing)}")
-        plain = ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".' \
-            if backend == "postgresql" and missing != "psycopg" else ""
-        return (f"{head}: its database driver is not installed (no module named {missing!r}). "
-                f"Install it: {install}.{plain}")
+        install = (
+            'pip install "rlrun[postgres]" (psycopg 3)'
+            if missing == "psycopg"
+            else f"pip install {DRIVER_PACKAGES.get(missing, missing)}"
+        )
+        plain = (
+            ' A plain postgresql:// URL uses psycopg 3: pip install "rlrun[postgres]".'
+            if backend == "postgresql" and missing != "psycopg"
+            else ""
+        )
+        return (
+            f"{head}: its database driver is not installed (no module named {missing!r}). Install it: {install}.{plain}"
+        )
     lowered = detail.lower()
     if "refused" in lowered or "could not connect" in lowered or "timeout" in lowered or "timed out" in lowered:
-        return (f"{head}: nothing answers at {address} ({detail}). Check that "
-                f"the database server is running and listens on that host and port (for PostgreSQL: pg_isready -h "
-                f"{parsed.host} -p {parsed.port or 5432}), and that this machine may reach it.")
+        return (
+            f"{head}: nothing answers at {address} ({detail}). Check that "
+            f"the database server is running and listens on that host and port (for PostgreSQL: pg_isready -h "
+            f"{parsed.host} -p {parsed.port or 5432}), and that this machine may reach it."
+        )
     if "password" in lowered or "authentication" in lowered or "access denied" in lowered:
-        return (f"{head}: the server refused the login of user {parsed.username!r} ({detail}). Check the user name and "
-                f"password in the URL, and that the server admits this user from this host (pg_hba.conf).")
+        return (
+            f"{head}: the server refused the login of user {parsed.username!r} ({detail}). Check the user name and "
+            f"password in the URL, and that the server admits this user from this host (pg_hba.conf)."
+        )
     if "does not exist" in lowered or "unknown database" in lowered:
-        return (f"{head}: the server has no database {parsed.database!r} ({detail}). Create it first (for PostgreSQL: "
-                f"createdb -h {parsed.host} -U {parsed.username} {parsed.database}) or name an existing one.")
+        return (
+            f"{head}: the server has no database {parsed.database!r} ({detail}). Create it first (for PostgreSQL: "
+            f"createdb -h {parsed.host} -U {parsed.username} {parsed.database}) or name an existing one."
+        )
     if backend == "sqlite":
         return f"{head}: {detail}. Check that its folder exists and this user may write there."
-    return (f"{head}: {detail}. Check the URL, that the server is running, and that the user may connect to that "
-            f"database.")
+    return (
+        f"{head}: {detail}. Check the URL, that the server is running, and that the user may connect to that database."
+    )
 
 
 def build_sampler(settings: DictConfig) -> optuna.samplers.BaseSampler:
@@ -179,8 +203,9 @@ def build_sampler(settings: DictConfig) -> optuna.samplers.BaseSampler:
 def build_pruner(settings: DictConfig) -> optuna.pruners.BasePruner:
     if settings.pruner == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=settings.pruner_startup_trials,
-                                       n_warmup_steps=settings.pruner_warmup_steps)
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=settings.pruner_startup_trials, n_warmup_steps=settings.pruner_warmup_steps
+    )
 
 
 def objective(results: dict[str, Any], metric: str, last_evals: int) -> float:
@@ -208,8 +233,9 @@ def trial_seeds(trial_number: int, runs: int, base: int = 0) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- search space
-def parse_search_space(params: dict[str, str], arguments: list[str], parser: OverridesParser
-                       ) -> tuple[dict[str, optuna.distributions.BaseDistribution], list[str]]:
+def parse_search_space(
+    params: dict[str, str], arguments: list[str], parser: OverridesParser
+) -> tuple[dict[str, optuna.distributions.BaseDistribution], list[str]]:
     """Split overrides into Optuna distributions (keyed by override key) and fixed overrides for every trial.
 
     ``hydra.sweeper.params`` come first; a command-line override of the same key replaces its entry.
@@ -244,12 +270,16 @@ def distribution(key: str, override: Override) -> optuna.distributions.BaseDistr
             return optuna.distributions.IntDistribution(values[0], values[-1], step=int(sweep.step), log=log_scale)
         return optuna.distributions.FloatDistribution(values[0], values[-1], step=float(sweep.step))
     if isinstance(sweep, (ChoiceSweep, RangeSweep)):  # choice(a, b), a,b, shuffle(range(...)): categorical
-        choices = [value if isinstance(value, (str, int, float, bool)) else str(value)
-                   for value in override.sweep_iterator(transformer=Transformer.encode)]
+        choices = [
+            value if isinstance(value, (str, int, float, bool)) else str(value)
+            for value in override.sweep_iterator(transformer=Transformer.encode)
+        ]
         return optuna.distributions.CategoricalDistribution(choices)
-    raise ConfigError(f"{key}={override.get_value_element_as_str()}: hydra/sweeper=optuna understands "
-                      f"interval(a,b), int(interval(a,b)), range(start,stop[,step]), choice(a,b,...), a,b,... "
-                      f"and tag(log, interval(...)).")
+    raise ConfigError(
+        f"{key}={override.get_value_element_as_str()}: hydra/sweeper=optuna understands "
+        f"interval(a,b), int(interval(a,b)), range(start,stop[,step]), choice(a,b,...), a,b,... "
+        f"and tag(log, interval(...))."
+    )
 
 
 def override_for(key: str, value: Any) -> str:
@@ -264,8 +294,15 @@ class TrialReporter:
     (looked up from the study-local trial number), not a ``Trial`` object, which only the sweeper's process has.
     """
 
-    def __init__(self, study: optuna.Study, storage: optuna.storages.BaseStorage, trial_id: int,
-                 pruner: optuna.pruners.BasePruner, run: Optional[int] = None, how: str = "iqm"):
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
+        trial_id: int,
+        pruner: optuna.pruners.BasePruner,
+        run: Optional[int] = None,
+        how: str = "iqm",
+    ):
         self.study, self.storage, self.trial_id, self.pruner = study, storage, trial_id, pruner
         self.run, self.how = run, how  # run: which of the trial's seeds_per_trial runs, None when it has one
         self.pruned_at_step: Optional[int] = None
@@ -312,9 +349,9 @@ def trial_listener() -> Optional[TrialReporter]:
         study_id = storage.get_study_id_from_name(settings.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(trial_number))
         run = os.environ.get(TRIAL_RUN_VARIABLE)
-        return TrialReporter(study, storage, trial_id, pruner, None if run is None else int(run),
-                             settings.get("aggregate", "iqm"))
+        return TrialReporter(
+            study, storage, trial_id, pruner, None if run is None else int(run), settings.get("aggregate", "iqm")
+        )
     except Exception as error:  # noqa: BLE001 - pruning is an optimisation; the run itself must go on
-        log.warning("cannot reach the Optuna study to report eval returns (%s); this trial runs without pruning",
-                    error)
+        log.warning("cannot reach the Optuna study to report eval returns (%s); this trial runs without pruning", error)
         return None

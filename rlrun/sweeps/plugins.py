@@ -71,7 +71,7 @@ def job_folder(job_number: int, override_dirname: str) -> str:
     for index, item in enumerate(items):  # path separators and blanks (replaced above) would nest or split it
         candidate = f"{name}{'_' if index == 0 else ','}{item}"
         if len(candidate) > JOB_FOLDER_MAX_CHARS:
-            return f"{name},..." if index else f"{name}_{item[:JOB_FOLDER_MAX_CHARS - len(name) - 4]}..."
+            return f"{name},..." if index else f"{name}_{item[: JOB_FOLDER_MAX_CHARS - len(name) - 4]}..."
         name = candidate
     return name
 
@@ -103,21 +103,33 @@ def register_sweep_plugins(plugin_classes: Iterable[type[Plugin]]) -> None:
         "joblib": JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
         # the jobs that differ only in seed trained together, n_jobs processes at once (rlrun/sweeps/population_jobs.py)
         "population": PopulationLauncherConf(),
-        "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads,
-                                         tasks_per_node=1, timeout_min=60),
+        "submitit_local": LocalQueueConf(
+            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads, tasks_per_node=1, timeout_min=60
+        ),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
         "submitit_slurm": SlurmQueueConf(
-            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmLauncher", cpus_per_task=threads, tasks_per_node=1, nodes=1,
-            mem_gb=4, timeout_min=120, array_parallelism=64, name="${rlrun.slurm_job_name:${hydra.sweep.dir}}",
+            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmLauncher",
+            cpus_per_task=threads,
+            tasks_per_node=1,
+            nodes=1,
+            mem_gb=4,
+            timeout_min=120,
+            array_parallelism=64,
+            name="${rlrun.slurm_job_name:${hydra.sweep.dir}}",
             # SIGTERM, which rlrun answers by saving last.pt, instead of submitit's USR2, whose handler raises
             # inside training (no checkpoint) or requeues the job to start over from step 0
-            additional_parameters={"signal": "TERM@${hydra.launcher.signal_delay_s}"}),
+            additional_parameters={"signal": "TERM@${hydra.launcher.signal_delay_s}"},
+        ),
     }
     store = ConfigStore.instance()
     for name, node in launchers.items():
         store.store(group="hydra/launcher", name=name, node=node, provider="rlrun")
-    store.store(group="hydra/sweeper", name="basic", provider="rlrun",
-                node=BasicSweeperConf(_target_="hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper"))
+    store.store(
+        group="hydra/sweeper",
+        name="basic",
+        provider="rlrun",
+        node=BasicSweeperConf(_target_="hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper"),
+    )
     OmegaConf.register_new_resolver("rlrun.parallel_jobs", parallel_jobs, replace=True)
     OmegaConf.register_new_resolver("rlrun.job_folder", job_folder, replace=True)
     OmegaConf.register_new_resolver("rlrun.slurm_job_name", slurm_job_name, replace=True)

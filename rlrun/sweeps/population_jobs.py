@@ -57,9 +57,11 @@ def check_members(members: Any) -> Optional[int]:
     if members is None:
         return None
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ConfigError(f"hydra.launcher.members={members!r} is not a population size: pass a whole number of at "
-                          f"least 1 (the most jobs trained together in one process), or null for all of a config's "
-                          f"seeds.")
+        raise ConfigError(
+            f"hydra.launcher.members={members!r} is not a population size: pass a whole number of at "
+            f"least 1 (the most jobs trained together in one process), or null for all of a config's "
+            f"seeds."
+        )
     return members
 
 
@@ -76,8 +78,9 @@ def plan_populations(launcher: Any, jobs: list[Job]) -> list[Task]:
             reason = "no other job of the sweep differs from it only in seed"
         else:
             try:
-                composed = launcher.hydra_context.config_loader.load_sweep_config(launcher.config,
-                                                                                   list(group[0].overrides))
+                composed = launcher.hydra_context.config_loader.load_sweep_config(
+                    launcher.config, list(group[0].overrides)
+                )
                 reason = unsupported_reason(composed)
             except Exception:  # noqa: BLE001 - its own launch reports the composition error
                 reason = "its config does not compose"
@@ -87,7 +90,7 @@ def plan_populations(launcher: Any, jobs: list[Job]) -> list[Task]:
             tasks += [Task([job]) for job in group]
             continue
         size = members or len(group)
-        chunks = [group[start:start + size] for start in range(0, len(group), size)]
+        chunks = [group[start : start + size] for start in range(0, len(group), size)]
         tasks += [Task(chunk, population=len(chunk) > 1) for chunk in chunks]  # a chunk of one: an ordinary job
     return tasks
 
@@ -110,8 +113,9 @@ def prepare_member(cfg: DictConfig) -> Member:
     return Member(cfg, run_dir, continue_job(run_dir), run_dir / f"{hydra_cfg.job.name}.log")
 
 
-def execute_population(jobs: Sequence[tuple[int, Sequence[str]]], hydra_context: Any, config: DictConfig,
-                       singleton_state: dict) -> list[JobReturn]:
+def execute_population(
+    jobs: Sequence[tuple[int, Sequence[str]]], hydra_context: Any, config: DictConfig, singleton_state: dict
+) -> list[JobReturn]:
     """Set up each member as Hydra sets up a job, train them together, return their JobReturns in order."""
     from rlrun.population import MemberLogFile
 
@@ -124,8 +128,15 @@ def execute_population(jobs: Sequence[tuple[int, Sequence[str]]], hydra_context:
             sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{number}"
             sweep_config.hydra.job.num = number
         HydraConfig.instance().set_config(sweep_config)
-        returns.append(run_job(hydra_context=hydra_context, config=sweep_config, task_function=prepare_member,
-                               job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
+        returns.append(
+            run_job(
+                hydra_context=hydra_context,
+                config=sweep_config,
+                task_function=prepare_member,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+        )
     members: list[Member] = [ret.return_value for ret in returns]
     # Hydra's logging now writes to the last member's rlrun.log: each member gets its own file instead
     root = logging.getLogger()

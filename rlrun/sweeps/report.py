@@ -105,8 +105,9 @@ def read_job(job_dir: Path) -> JobOutcome:
     overrides = cast(list, OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml")) or [])
     config = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml")) or {})
     seed = config.pop("seed", None)
-    outcome = JobOutcome(job_dir.name, [str(item) for item in overrides], json.dumps(config, sort_keys=True), seed,
-                         None)
+    outcome = JobOutcome(
+        job_dir.name, [str(item) for item in overrides], json.dumps(config, sort_keys=True), seed, None
+    )
     if (job_dir / RESULTS_FILE).is_file():
         outcome.results = json.loads((job_dir / RESULTS_FILE).read_text())
     elif (job_dir / EVAL_FILE).is_file():
@@ -158,13 +159,22 @@ def summarize_jobs(jobs: list[JobOutcome]) -> list[ConfigRow]:
         groups.setdefault(job.config_key, []).append(job)
     common = common_overrides(jobs)
     rows = [summarize_config(members, common) for members in groups.values()]
-    return sorted(rows, key=lambda row: (row.best is None, -(row.best_estimates["iqm"].value if row.best_estimates
-                                                             else 0.0), row.config))
+    return sorted(
+        rows,
+        key=lambda row: (
+            row.best is None,
+            -(row.best_estimates["iqm"].value if row.best_estimates else 0.0),
+            row.config,
+        ),
+    )
 
 
 def summarize_config(jobs: list[JobOutcome], common: list[str]) -> ConfigRow:
-    row = ConfigRow(config=config_label(jobs[0].overrides, common), jobs=[job.folder for job in jobs],
-                    overrides=[item for item in jobs[0].overrides if item.split("=", 1)[0] not in SEED_KEYS])
+    row = ConfigRow(
+        config=config_label(jobs[0].overrides, common),
+        jobs=[job.folder for job in jobs],
+        overrides=[item for item in jobs[0].overrides if item.split("=", 1)[0] not in SEED_KEYS],
+    )
     finished = [job.results for job in jobs if job.results is not None]
     row.errors = [f"{job.folder}: {job.error}" for job in jobs if job.failed]
     row.seeds = [job.seed for job in jobs if not job.failed]
@@ -176,8 +186,9 @@ def summarize_config(jobs: list[JobOutcome], common: list[str]) -> ConfigRow:
     solved = [r["solved_at_step"] for r in finished if r.get("solved_at_step") is not None]
     row.solved_runs = len(solved)
     row.solved_at_step = Spread.of([float(step) for step in solved])
-    row.solved_at_return = next((r.get("solved_at_return") for r in finished if r.get("solved_at_return") is not None),
-                                None)
+    row.solved_at_return = next(
+        (r.get("solved_at_return") for r in finished if r.get("solved_at_return") is not None), None
+    )
     row.pruned = sum(1 for r in finished if r.get("pruned_at_step") is not None)
     return row
 
@@ -209,14 +220,38 @@ def pairwise_improvements(rows: list[ConfigRow]) -> list[Improvement]:
 
 # ----------------------------------------------------------------------------- writing
 CSV_COLUMNS = [
-    "config", "overrides", "runs", "seeds", "failed", "pruned",
-    "best_return_iqm", "best_return_iqm_low", "best_return_iqm_high", "best_return_mean_low", "best_return_mean_high",
-    "best_return_mean", "best_return_std", "best_return_min", "best_return_max",
-    "final_return_iqm", "final_return_iqm_low", "final_return_iqm_high", "final_return_mean_low",
+    "config",
+    "overrides",
+    "runs",
+    "seeds",
+    "failed",
+    "pruned",
+    "best_return_iqm",
+    "best_return_iqm_low",
+    "best_return_iqm_high",
+    "best_return_mean_low",
+    "best_return_mean_high",
+    "best_return_mean",
+    "best_return_std",
+    "best_return_min",
+    "best_return_max",
+    "final_return_iqm",
+    "final_return_iqm_low",
+    "final_return_iqm_high",
+    "final_return_mean_low",
     "final_return_mean_high",
-    "final_return_mean", "final_return_std", "final_return_min", "final_return_max",
-    "solved_at_return", "solved_runs", "solved_at_step_mean", "solved_at_step_min", "solved_at_step_max",
-    "wall_seconds_mean", "jobs", "errors",
+    "final_return_mean",
+    "final_return_std",
+    "final_return_min",
+    "final_return_max",
+    "solved_at_return",
+    "solved_runs",
+    "solved_at_step_mean",
+    "solved_at_step_min",
+    "solved_at_step_max",
+    "wall_seconds_mean",
+    "jobs",
+    "errors",
 ]
 
 
@@ -225,11 +260,19 @@ def _number(value: Optional[float]) -> str:
 
 
 def csv_record(row: ConfigRow) -> dict[str, str]:
-    record = {"config": row.config, "overrides": " ".join(row.overrides), "runs": str(len(row.seeds)),
-              "seeds": " ".join(str(s) for s in row.seeds),
-              "failed": str(row.failed), "pruned": str(row.pruned), "solved_at_return": _number(row.solved_at_return),
-              "solved_runs": str(row.solved_runs), "jobs": " ".join(row.jobs), "errors": " | ".join(row.errors),
-              "wall_seconds_mean": _number(row.wall_seconds.mean if row.wall_seconds else None)}
+    record = {
+        "config": row.config,
+        "overrides": " ".join(row.overrides),
+        "runs": str(len(row.seeds)),
+        "seeds": " ".join(str(s) for s in row.seeds),
+        "failed": str(row.failed),
+        "pruned": str(row.pruned),
+        "solved_at_return": _number(row.solved_at_return),
+        "solved_runs": str(row.solved_runs),
+        "jobs": " ".join(row.jobs),
+        "errors": " | ".join(row.errors),
+        "wall_seconds_mean": _number(row.wall_seconds.mean if row.wall_seconds else None),
+    }
     spreads = (("best_return", row.best), ("final_return", row.final), ("solved_at_step", row.solved_at_step))
     for name, spread in spreads:
         for stat in ("mean", "std", "min", "max"):
@@ -281,11 +324,13 @@ def markdown_table(rows: list[ConfigRow]) -> str:
     for row in rows:
         failed = str(row.failed) + (f" (+{row.pruned} pruned)" if row.pruned else "")
         wall = f"{row.wall_seconds.mean:.1f}" if row.wall_seconds else "-"
-        cells = [f"{_estimate(estimates, 'iqm')} | {_estimate(estimates, 'mean')} | {_mean_std(spread)} "
-                 f"| {_min_max(spread)}" for estimates, spread in ((row.best_estimates, row.best),
-                                                                   (row.final_estimates, row.final))]
-        lines.append(f"| {row.config} | {len(row.seeds)} | {cells[0]} | {cells[1]} | {_solved(row)} | {wall} "
-                     f"| {failed} |")
+        cells = [
+            f"{_estimate(estimates, 'iqm')} | {_estimate(estimates, 'mean')} | {_mean_std(spread)} | {_min_max(spread)}"
+            for estimates, spread in ((row.best_estimates, row.best), (row.final_estimates, row.final))
+        ]
+        lines.append(
+            f"| {row.config} | {len(row.seeds)} | {cells[0]} | {cells[1]} | {_solved(row)} | {wall} | {failed} |"
+        )
     errors = [error for row in rows for error in row.errors]
     if errors:
         lines += ["", f"Failed jobs ({len(errors)}):"] + [f"- {error}" for error in errors]
@@ -294,9 +339,14 @@ def markdown_table(rows: list[ConfigRow]) -> str:
 
 def improvement_table(improvements: list[Improvement]) -> str:
     """The pairwise probabilities of improvement as a Markdown table, with what they mean."""
-    lines = ["P(X > Y): the probability that a run of X ends with a higher final eval return than a run of Y "
-             "(ties count half), with its 95% bootstrap interval. An interval that excludes 0.5 is a difference "
-             "these seeds resolve.", "", "| X | Y | P(X > Y) [95% CI] |", "|---|---|---|"]
+    lines = [
+        "P(X > Y): the probability that a run of X ends with a higher final eval return than a run of Y "
+        "(ties count half), with its 95% bootstrap interval. An interval that excludes 0.5 is a difference "
+        "these seeds resolve.",
+        "",
+        "| X | Y | P(X > Y) [95% CI] |",
+        "|---|---|---|",
+    ]
     lines += [f"| {item.better} | {item.worse} | {item.probability.format(2)} |" for item in improvements]
     return "\n".join(lines) + "\n"
 
@@ -305,8 +355,16 @@ def write_improvements(path: Path, improvements: list[Improvement]) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["x", "y", "p_x_beats_y", "low", "high"])
-        writer.writerows([item.better, item.worse, repr(item.probability.value), repr(item.probability.low),
-                          repr(item.probability.high)] for item in improvements)
+        writer.writerows(
+            [
+                item.better,
+                item.worse,
+                repr(item.probability.value),
+                repr(item.probability.low),
+                repr(item.probability.high),
+            ]
+            for item in improvements
+        )
 
 
 def read_stop(sweep_dir: Path) -> Optional[dict[str, Any]]:
@@ -325,8 +383,10 @@ def how_to_continue(sweep_dir: Path, jobs: list[JobOutcome], stop: Optional[dict
     if (stop or any(job.failed for job in jobs)) and sweeper_of(sweep_dir) in GRID_SWEEPERS:
         from rlrun.loop import resume_command  # torch: imported only when the sweep has jobs to continue
 
-        lines.append(f"Continue the sweep (finished jobs are skipped, the others resume from their last.pt or start "
-                     f"again): {resume_command(sweep_dir)}")
+        lines.append(
+            f"Continue the sweep (finished jobs are skipped, the others resume from their last.pt or start "
+            f"again): {resume_command(sweep_dir)}"
+        )
     return "\n".join(lines)
 
 
@@ -340,10 +400,11 @@ def write_summary(sweep_dir: Path) -> tuple[list[ConfigRow], str]:
         writer.writeheader()
         writer.writerows(csv_record(row) for row in rows)
     common = common_overrides(jobs)
-    report = (f"{len(jobs)} jobs, {len(rows)} configs. Greedy eval returns over seeds: interquartile mean and mean "
-              f"with 95% stratified bootstrap intervals (rliable), mean ± sample std, min / max; sorted by IQM of the "
-              f"best return.\n" + (f"Every job: {' '.join(common)}\n" if common else "")
-              + "\n" + markdown_table(rows))
+    report = (
+        f"{len(jobs)} jobs, {len(rows)} configs. Greedy eval returns over seeds: interquartile mean and mean "
+        f"with 95% stratified bootstrap intervals (rliable), mean ± sample std, min / max; sorted by IQM of the "
+        f"best return.\n" + (f"Every job: {' '.join(common)}\n" if common else "") + "\n" + markdown_table(rows)
+    )
     improvements = pairwise_improvements(rows)
     if improvements:
         write_improvements(sweep_dir / IMPROVEMENT_CSV, improvements)

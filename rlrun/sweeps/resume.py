@@ -23,8 +23,10 @@ CONTINUE_VARIABLE = "RLRUN_CONTINUE_SWEEP"  # set in every job of a continued sw
 SWEEP_RECORD = "multirun.yaml"  # what Hydra saves in the sweep folder: the sweep's config and overrides
 # The sweepers whose jobs are a fixed grid, continued job by job: Hydra's basic sweeper and rlrun's subclass of it
 # (registered as ``basic``, hydra_plugins/rlrun_basic_sweeper/), which only names the job folders differently.
-GRID_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                 "hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper")
+GRID_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.rlrun_basic_sweeper.basic_sweeper.RlrunBasicSweeper",
+)
 
 FINISHED, FROM_CHECKPOINT, START_AGAIN = "finished", "from checkpoint", "start again"
 
@@ -46,18 +48,26 @@ def sweep_command(args: list[str]) -> list[str]:
         raise ConfigError(
             f"resume={sweep_dir} is a sweep by {sweeper}, which rlrun cannot continue job by job. An Optuna study "
             f"continues from its storage: run the same command again with the same hydra.sweeper.storage and "
-            f"hydra.sweeper.study_name (it only runs the missing trials).")
+            f"hydra.sweeper.study_name (it only runs the missing trials)."
+        )
     extra = [arg for arg in args if arg not in resumes]
     refused = [arg for arg in extra if not arg.lstrip("+~").startswith("hydra")]
     if refused:
         raise ConfigError(
             f"resume={sweep_dir} continues the sweep with the settings it started with, so it cannot take "
             f"{' '.join(refused)}. Only hydra.* overrides may be added (e.g. hydra.launcher.n_jobs=1); to change a "
-            f"job's settings, start a new sweep, or resume that job on its own (rlrun resume=JOB_DIR total_steps=...).")
+            f"job's settings, start a new sweep, or resume that job on its own (rlrun resume=JOB_DIR total_steps=...)."
+        )
     replaced = ("hydra.sweep.dir=", f"hydra.job.env_set.{CONTINUE_VARIABLE}=")  # set below
     hydra_overrides = [item for item in saved.overrides.hydra if not item.lstrip("+").startswith(replaced)]
-    return ["-m", *hydra_overrides, *extra, *saved.overrides.task, f"hydra.sweep.dir={quoted(str(sweep_dir))}",
-            f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1"]
+    return [
+        "-m",
+        *hydra_overrides,
+        *extra,
+        *saved.overrides.task,
+        f"hydra.sweep.dir={quoted(str(sweep_dir))}",
+        f"++hydra.job.env_set.{CONTINUE_VARIABLE}=1",
+    ]
 
 
 def sweeper_of(sweep_dir: Path) -> Optional[str]:

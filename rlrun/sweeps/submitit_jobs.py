@@ -34,8 +34,11 @@ SLURM_POLL_MAX_DELAY_S = 60  # submitit polls at 0, 2, 4, 8, ... s after submiss
 def accounting_enabled() -> bool:
     """Whether ``sacct`` answers on this cluster (it fails with "accounting storage is disabled" when it is off)."""
     try:
-        probe = subprocess.run(["sacct", "--noheader", "--allocations", "--jobs", "1", "--format", "JobID"],
-                               capture_output=True, timeout=60)
+        probe = subprocess.run(
+            ["sacct", "--noheader", "--allocations", "--jobs", "1", "--format", "JobID"],
+            capture_output=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
@@ -88,16 +91,18 @@ def job_return(job: Any, overrides: Sequence[str], job_dir: Optional[Path]) -> J
         return job.results()[0]
     except UncompletedJobError:
         state = job.state  # from the watcher's last poll
-        error = (f"{KILLED_FROM_OUTSIDE}: submitit job {job.job_id} ended ({state}) without a result "
-                 f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}")
+        error = (
+            f"{KILLED_FROM_OUTSIDE}: submitit job {job.job_id} ended ({state}) without a result "
+            f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}"
+        )
         log.error("job %s: %s", " ".join(filter_overrides(overrides)), error)
         failure = record_ended_without_result(job_dir, error, state=state)
-        return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED,
-                         _return_value={"failed": True, **failure})
+        return JobReturn(
+            overrides=list(overrides), status=JobStatus.COMPLETED, _return_value={"failed": True, **failure}
+        )
 
 
-def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]],
-                       initial_job_idx: int) -> list[JobReturn]:
+def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Submit every job as one array through submitit, then collect each job on its own.
 
     ``launcher`` is one of hydra-submitit-launcher's launchers (its params, config and ``__call__``, which runs
@@ -108,12 +113,14 @@ def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]],
     executor_name = launcher._EXECUTOR  # "slurm" or "local"
     params = dict(launcher.params)
     folder = params.pop("submitit_folder")
-    executor_options = {f"{executor_name}_max_num_timeout": params.pop("max_num_timeout")} \
-        if "max_num_timeout" in params else {}
+    executor_options = (
+        {f"{executor_name}_max_num_timeout": params.pop("max_num_timeout")} if "max_num_timeout" in params else {}
+    )
     executor = submitit.AutoExecutor(folder=folder, cluster=executor_name, **executor_options)
     shared_keys = set(OmegaConf.structured(BaseQueueConf).keys())  # keys every submitit executor takes
-    executor.update_parameters(**{key if key in shared_keys else f"{executor_name}_{key}": value
-                                  for key, value in params.items()})
+    executor.update_parameters(
+        **{key if key in shared_keys else f"{executor_name}_{key}": value for key, value in params.items()}
+    )
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     log.info("submitit %r sweep output dir: %s", executor_name, sweep_dir)
@@ -122,13 +129,20 @@ def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]],
     for number, overrides in zip(numbers, job_overrides):
         log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
     count = len(job_overrides)
-    jobs = executor.map_array(launcher, [list(overrides) for overrides in job_overrides], ["hydra.sweep.dir"] * count,
-                              numbers, [f"job_id_for_{number}" for number in numbers],
-                              [Singleton.get_state()] * count)
+    jobs = executor.map_array(
+        launcher,
+        [list(overrides) for overrides in job_overrides],
+        ["hydra.sweep.dir"] * count,
+        numbers,
+        [f"job_id_for_{number}" for number in numbers],
+        [Singleton.get_state()] * count,
+    )
     if executor_name == "slurm":
         watcher = JobStateWatcher()
         for job in jobs:
             job.watcher = watcher  # shadows submitit's class-wide sacct watcher, for this sweep's jobs only
             watcher.register_job(job.job_id)
-    return [job_return(job, overrides, find_job_dir(sweep_dir, number))
-            for job, overrides, number in zip(jobs, job_overrides, numbers)]
+    return [
+        job_return(job, overrides, find_job_dir(sweep_dir, number))
+        for job, overrides, number in zip(jobs, job_overrides, numbers)
+    ]

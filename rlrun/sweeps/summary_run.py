@@ -95,7 +95,8 @@ def write_summary_run(sweep_dir: Path, rows: list[ConfigRow]) -> Optional[Path]:
     shutil.rmtree(run_dir, ignore_errors=True)
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         writer._get_file_writer().add_summary(
-            layout_summary([kind for kind in CHARTS if any(getattr(group, kind) is not None for group in groups)]))
+            layout_summary([kind for kind in CHARTS if any(getattr(group, kind) is not None for group in groups)])
+        )
     layout = SweepLayout.load(sweep_dir)
     row_of_job = {job: row for row in rows for job in row.jobs}
     for group in groups:

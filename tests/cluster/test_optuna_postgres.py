@@ -24,9 +24,17 @@ def finished(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
 
 def optuna_on_slurm(partition: str, storage: str, study_name: str, n_trials: int) -> list[str]:
     """A study in ``storage`` whose trials are SLURM jobs, one at a time."""
-    return ["-m", "hydra/sweeper=optuna", "hydra/launcher=submitit_slurm", f"hydra.launcher.partition={partition}",
-            "hydra.launcher.mem_gb=2", f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study_name}",
-            f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.n_jobs=1"]
+    return [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/launcher=submitit_slurm",
+        f"hydra.launcher.partition={partition}",
+        "hydra.launcher.mem_gb=2",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={study_name}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        "hydra.sweeper.n_jobs=1",
+    ]
 
 
 def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_path, postgres_url):
@@ -37,9 +45,17 @@ def test_two_processes_share_a_study_in_postgresql_and_a_third_adds_nothing(tmp_
     password = {"PGPASSWORD": url.password}
     study = f"shared-lr-{uuid.uuid4().hex[:8]}"  # the server outlives one test run under CLUSTER_HOLD=1
     # README's command, with this server and study
-    command = ["-m", "hydra/sweeper=optuna", "hydra/launcher=basic", "hydra.sweeper.n_jobs=1",
-               f"hydra.sweeper.storage={storage}", f"hydra.sweeper.study_name={study}", "hydra.sweeper.n_trials=4",
-               "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY]
+    command = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/launcher=basic",
+        "hydra.sweeper.n_jobs=1",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={study}",
+        "hydra.sweeper.n_trials=4",
+        "agent.lr=tag(log, interval(1e-4, 1e-2))",
+        *TINY,
+    ]
     first = start_cli(*command, f"hydra.sweep.dir={tmp_path / 'a'}", env=password)
     second = start_cli(*command, f"hydra.sweep.dir={tmp_path / 'b'}", env=password)
     for process in (first, second):
@@ -69,10 +85,19 @@ def test_the_median_pruner_stops_a_slurm_trial_through_the_database(tmp_path, pa
     trial 1 (episodes cut at 10 steps, so returns of 10) reports its first evaluation from its SLURM job to
     PostgreSQL, is below trial 0's value there, and stops."""
     study = f"pruned-{uuid.uuid4().hex[:8]}"
-    result = run_cli(*optuna_on_slurm(partition, postgres_url, study, 2), "hydra.sweeper.sampler=random",
-                     "hydra.sweeper.seed=0", "hydra.sweeper.pruner_startup_trials=1", "agent=heuristic",
-                     "env.max_episode_steps=choice(10, 500)", "total_steps=400", "eval.every=200", "eval.episodes=3",
-                     "device=cpu", f"hydra.sweep.dir={tmp_path}")
+    result = run_cli(
+        *optuna_on_slurm(partition, postgres_url, study, 2),
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=0",
+        "hydra.sweeper.pruner_startup_trials=1",
+        "agent=heuristic",
+        "env.max_episode_steps=choice(10, 500)",
+        "total_steps=400",
+        "eval.every=200",
+        "eval.episodes=3",
+        "device=cpu",
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr
     complete, pruned = sorted(finished(postgres_url, study), key=lambda trial: trial.number)
     assert complete.state == optuna.trial.TrialState.COMPLETE and complete.params["env.max_episode_steps"] == 500
@@ -89,8 +114,14 @@ def test_the_median_pruner_stops_a_slurm_trial_through_the_database(tmp_path, pa
 def test_a_wrong_password_is_one_paragraph_before_any_trial(tmp_path, postgres_url):
     url = make_url(postgres_url)
     wrong = url.set(password="not-the-password").render_as_string(hide_password=False)
-    result = run_cli("-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={wrong}",
-                     "agent.lr=tag(log, interval(1e-4, 1e-2))", *TINY, f"hydra.sweep.dir={tmp_path}")
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        f"hydra.sweeper.storage={wrong}",
+        "agent.lr=tag(log, interval(1e-4, 1e-2))",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path}",
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "not-the-password" not in result.stdout + result.stderr
     message = result.stderr.strip()

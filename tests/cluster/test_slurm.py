@@ -68,10 +68,18 @@ def test_jobs_stopped_from_outside_by_scancel_sigkill_and_the_time_limit_signal(
       and resume= goes on from there.
     """
     sweep = tmp_path / "sweep"
-    sweeping = start_cli(*on_slurm(partition), "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10",
-                         "seed=0,1,2", *UNTIL_STOPPED, f"hydra.sweep.dir={sweep}")
-    wait_until(lambda: all(list(sweep.glob(f"{number}_*/events.out.tfevents*")) for number in (0, 1)),
-               "jobs 0 and 1 to start training")
+    sweeping = start_cli(
+        *on_slurm(partition),
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=10",
+        "seed=0,1,2",
+        *UNTIL_STOPPED,
+        f"hydra.sweep.dir={sweep}",
+    )
+    wait_until(
+        lambda: all(list(sweep.glob(f"{number}_*/events.out.tfevents*")) for number in (0, 1)),
+        "jobs 0 and 1 to start training",
+    )
     time.sleep(1)  # the event file is written just before the training loop takes over SIGTERM
     cancelled, killed = job_dirs(sweep)[:2]  # job 2 may be running too, on a node with more CPUs
     (cancelled_id,) = [job_id for job_id in slurm_jobs(sweep) if job_id.endswith("_0")]  # array task 0: job 0
@@ -93,8 +101,11 @@ def test_jobs_stopped_from_outside_by_scancel_sigkill_and_the_time_limit_signal(
     assert row["runs"] == "0" and row["failed"] == "3"
     assert row["errors"].count("stopped from outside by SIGTERM") == 2 and "killed from outside" in row["errors"]
 
-    wait_until(lambda: not {state for _, state in slurm_jobs(sweep).values()} & {"RUNNING", "COMPLETING"},
-               "the jobs to end", 60)
+    wait_until(
+        lambda: not {state for _, state in slurm_jobs(sweep).values()} & {"RUNNING", "COMPLETING"},
+        "the jobs to end",
+        60,
+    )
     states = [state for _, (_, state) in sorted(slurm_jobs(sweep).items())]
     assert states == ["CANCELLED", "FAILED", "COMPLETED"], "job 2 ended before its time limit (not TIMEOUT)"
 
