@@ -178,6 +178,8 @@ def thousands(steps: int) -> str:
 def number(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 10:
+        return f"{int(value):,}"  # 475.0 and 475 read alike, whichever way the file stored it
     if isinstance(value, float):
         return f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)

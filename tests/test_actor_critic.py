@@ -432,6 +432,16 @@ def test_ppo_solves_cartpole(tmp_path):
 
 
 @pytest.mark.learning
+def test_a2c_solves_cartpole(tmp_path):
+    # `rlrun agent=a2c seed=0` (conf/tuned/cartpole_a2c.yaml): seed 0 of the learning table first reached 475 at
+    # 20,000 env steps; the run stops at that evaluation
+    cfg = compose_cfg("agent=a2c", "device=cpu", "seed=0", "eval.episodes=20", "stop_at_return=475")
+    assert cfg.tuned_settings == "cartpole_a2c" and cfg.agent.n_epochs == 1 and cfg.agent.clip_range is None
+    result = train(cfg, tmp_path)
+    assert result["best_eval_return"] >= 475.0 and result["solved_at_step"] <= 40_000, result
+
+
+@pytest.mark.learning
 def test_ppo_solves_acrobot(tmp_path):
     # `rlrun agent=ppo env=acrobot seed=0` (conf/tuned/acrobot_ppo.yaml, 16 sub-envs, normalisation on): seed 0 of
     # the learning table first reached -100 at 20,000 env steps; the run stops at that evaluation
