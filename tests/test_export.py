@@ -30,7 +30,8 @@ from rlrun.envs import make_eval_env
 from rlrun.evaluation import run_greedy_episodes
 from tests.conftest import compose_cfg, run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# the page that shows how to load an exported policy (it moved from README.md with the docs site)
+EXPORT_PAGE = Path(__file__).resolve().parents[1] / "docs" / "evaluation.md"
 HAVE_EXPORT_EXTRA = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 HAVE_ATARI_EXTRA = all(importlib.util.find_spec(name) for name in ("ale_py", "cv2"))
 
@@ -318,15 +319,15 @@ def test_sidecar_says_where_the_policy_came_from(exported):
 
 
 def readme_example() -> str:
-    """README's Python block that loads an exported policy and plays an episode."""
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "torch.jit.load" in b]
-    assert len(blocks) == 1, "README should show one example that loads an exported policy"
+    """The docs' Python block that loads an exported policy and plays an episode."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", EXPORT_PAGE.read_text(), re.S) if "torch.jit.load" in b]
+    assert len(blocks) == 1, f"{EXPORT_PAGE.name} should show one example that loads an exported policy"
     return blocks[0]
 
 
 @pytest.mark.parametrize("name", ["dqn_mlp", "tabular_q", "reinforce_gaussian", "ppo_normalized"])
 def test_readme_example_plays_the_episode_evaluate_plays(exported, name, tmp_path):
-    """README's ten lines, with gymnasium and torch alone, score what rlrun's greedy evaluation scores on that seed."""
+    """The docs' ten lines, with gymnasium and torch alone, score what rlrun's greedy evaluation scores on that seed."""
     folder = Path(exported[name]["files"]["torchscript"]).parent
     stem = Path(exported[name]["files"]["torchscript"]).name.removesuffix(".torchscript.pt")
     code = readme_example()
@@ -342,7 +343,7 @@ def test_readme_example_plays_the_episode_evaluate_plays(exported, name, tmp_pat
     assert played.returncode == 0, played.stderr[-3000:]
     checkpoint = folder / f"{stem}.pt"
     agent, env, _ = agent_as_evaluate_builds_it(checkpoint)
-    expected = run_greedy_episodes(agent, env, [0])["returns"][0]  # README's example plays seed 0
+    expected = run_greedy_episodes(agent, env, [0])["returns"][0]  # the docs' example plays seed 0
     env.close()
     assert float(played.stdout.split()[-1]) == pytest.approx(expected, rel=1e-6)
 
