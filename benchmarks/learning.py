@@ -18,8 +18,10 @@ mean returns and the share of episodes cut by the time limit: a hovering lander 
 
 ``--out PATH`` also writes the table as a result file (``results/learning/<env>_<agent>.json`` is where the docs
 read it; the schema is in benchmarks/result_files.py and docs/contributing.md): the command, commit, date, machine
-and one row per seed. ``--from-sweep DIR`` trains nothing: it tabulates a sweep folder this script made before,
-reading each job's results.json and, where they exist, its heldout_best/ and heldout_last/ evaluations.
+and one row per seed. ``--from-sweep DIR [DIR ...]`` trains nothing: it tabulates sweep folders this script made
+before, reading each job's results.json and, where they exist, its heldout_best/ and heldout_last/ evaluations.
+Several folders make one table when their jobs trained the same config on disjoint seeds (seeds 0-4 in one sweep and
+5-9 in a later one, under another launcher if need be); the result file records each folder's command.
 
     python benchmarks/learning.py --from-sweep outputs/learning/per_dqn_lunarlander/<time> \\
         --out results/learning/lunarlander_per_dqn.json
@@ -87,9 +89,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--from-sweep",
+        nargs="+",
         default=None,
         metavar="DIR",
-        help="train nothing: tabulate this earlier sweep folder of learning.py",
+        help="train nothing: tabulate these earlier sweep folders of learning.py (same config, disjoint seeds)",
     )
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--") or "=" not in item]
@@ -137,6 +140,26 @@ def collect(sweep_dir: Path) -> dict[int, dict]:
         seed = OmegaConf.load(job_dir / ".hydra" / "config.yaml").seed
         by_seed[int(seed)] = {**json.loads(results_file.read_text()), "job_dir": str(job_dir)}
     return by_seed
+
+
+def trained_config(results: dict) -> dict:
+    """What a job trained: its saved config less the seed (the one key a table's seeds may differ in)."""
+    config = OmegaConf.to_container(OmegaConf.load(Path(results["job_dir"]) / ".hydra" / "config.yaml"))
+    assert isinstance(config, dict)
+    config.pop("seed", None)
+    return config
+
+
+def mismatch(tabled: dict[int, dict], found: dict[int, dict]) -> str | None:
+    """Why the jobs of another sweep folder cannot join the table so far (None: they can)."""
+    if not tabled:
+        return None
+    shared = sorted(set(tabled) & set(found))
+    if shared:
+        return f"seeds {shared} are in an earlier folder too"
+    first, other = trained_config(next(iter(tabled.values()))), trained_config(next(iter(found.values())))
+    differing = sorted(key for key in first.keys() | other.keys() if first.get(key) != other.get(key))
+    return f"its jobs trained another config (keys {', '.join(differing)} differ)" if differing else None
 
 
 def hydra_quoted(key: str, value: str) -> str:
@@ -259,25 +282,32 @@ def sweep_overrides(sweep_dir: Path) -> tuple[list[str], int | None]:
     ], jobs
 
 
-def result_document(
-    by_seed: dict[int, dict],
-    seeds: list[int],
-    threshold: float,
-    overrides: list[str],
-    args: argparse.Namespace,
-    argv: list[str],
-) -> dict:
-    """The run as a result file (benchmarks/result_files.py): what produced it, and one row per finished seed."""
-    first_job = Path(next(iter(by_seed.values()))["job_dir"])
-    config = OmegaConf.load(first_job / ".hydra" / "config.yaml")
-    trained_by = " ".join(
+def training_command(overrides: list[str], seeds: list[int], jobs: int | None) -> str:
+    return " ".join(
         [
             "python benchmarks/learning.py",
             *overrides,
             f"--seeds {len(seeds)}",
             *([f"--first-seed {seeds[0]}"] if seeds[0] else []),
-            *([f"--jobs {args.jobs}"] if args.jobs else []),
+            *([f"--jobs {jobs}"] if jobs else []),
         ]
+    )
+
+
+def result_document(
+    by_seed: dict[int, dict],
+    seeds: list[int],
+    threshold: float,
+    sweeps: list[tuple[list[str], list[int], int | None]],
+    args: argparse.Namespace,
+) -> dict:
+    """The run as a result file (benchmarks/result_files.py): what produced it (each sweep's overrides, seeds and
+    --jobs), and one row per finished seed."""
+    overrides = sweeps[0][0]
+    first_job = Path(next(iter(by_seed.values()))["job_dir"])
+    config = OmegaConf.load(first_job / ".hydra" / "config.yaml")
+    trained_by = "; ".join(
+        training_command(sweep_overrides_, sweep_seeds, jobs) for sweep_overrides_, sweep_seeds, jobs in sweeps
     )
     document = {
         "schema": result_files.SCHEMAS["learning"],
@@ -298,7 +328,7 @@ def result_document(
         document["date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest))
         document["commit"] = None
         document["commit_note"] = "tabulated from a sweep folder, which records no commit"
-        shown = [f"--from-sweep {args.from_sweep}", *([f"--out {args.out}"] if args.out else [])]
+        shown = [f"--from-sweep {' '.join(args.from_sweep)}", *([f"--out {args.out}"] if args.out else [])]
         document["provenance"] = (
             f"measured: tabulated without retraining by python benchmarks/learning.py "
             f"{' '.join(shown)} (date: the sweep's last results.json; machine: the one that "
@@ -335,12 +365,21 @@ def result_document(
 def main(argv: list[str]) -> int:
     args, overrides = parse_args(argv)
     if args.from_sweep:
-        sweep_dir = Path(args.from_sweep)
-        overrides, args.jobs = sweep_overrides(sweep_dir)
-        by_seed = collect(sweep_dir)
-        if not by_seed:
-            print(f"{sweep_dir}: no job folder with results.json", file=sys.stderr)
-            return 2
+        by_seed, sweeps = {}, []
+        for folder in map(Path, args.from_sweep):
+            found = collect(folder)
+            if not found:
+                print(f"{folder}: no job folder with results.json", file=sys.stderr)
+                return 2
+            problem = mismatch(by_seed, found)
+            if problem:
+                print(f"{folder}: {problem}; --from-sweep tables one config over disjoint seeds", file=sys.stderr)
+                return 2
+            by_seed.update(found)
+            sweep_dir = folder
+            folder_overrides, jobs = sweep_overrides(folder)
+            sweeps.append((folder_overrides, sorted(found), jobs))
+        overrides = sweeps[0][0]
         seeds = sorted(by_seed)
         read_held_out(by_seed)
     else:
@@ -350,6 +389,7 @@ def main(argv: list[str]) -> int:
         sweep_dir = Path(args.sweep_dir or Path("outputs") / "learning" / name / time.strftime("%Y-%m-%d_%H-%M-%S"))
         run_sweep(overrides, seeds, args.jobs, sweep_dir)
         by_seed = collect(sweep_dir)
+        sweeps = [(overrides, seeds, args.jobs)]
         if args.heldout:
             add_held_out(by_seed, args.heldout, args.jobs)
     threshold = args.threshold
@@ -362,7 +402,7 @@ def main(argv: list[str]) -> int:
     print(f"{' '.join(overrides) or 'defaults (agent=dqn env=cartpole)'}, seeds {seeds[0]}-{seeds[-1]} ({sweep_dir})")
     print("\n".join(table(by_seed, seeds, threshold) + interval_lines(by_seed)))
     if args.out:
-        result_files.write(Path(args.out), result_document(by_seed, seeds, threshold, overrides, args, argv))
+        result_files.write(Path(args.out), result_document(by_seed, seeds, threshold, sweeps, args))
     return 0
 
 

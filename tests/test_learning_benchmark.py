@@ -1,6 +1,7 @@
 """benchmarks/learning.py: time-to-threshold and the solved counts from results.json files."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -124,6 +125,27 @@ def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     again = result_files.load_path(retabulated, "learning")
     assert again["seeds"] == written["seeds"] and again["command"] == written["command"]
     assert "--from-sweep" in again["provenance"] and again["commit"] is None and again["commit_note"]
+
+    # two folders of the same config on disjoint seeds (seed 3 in one sweep, seed 4 in a later one) are one table
+    halves = []
+    for job in sorted(path.parent for path in sweep.glob("*/results.json")):
+        half = tmp_path / f"half_{len(halves)}"
+        half.mkdir()
+        shutil.copy(sweep / "multirun.yaml", half / "multirun.yaml")
+        shutil.copytree(job, half / job.name)
+        halves.append(half)
+    joined = tmp_path / "joined.json"
+    assert learning.main(["--from-sweep", *map(str, halves), "--out", str(joined)]) == 0
+    together = result_files.load_path(joined, "learning")
+    assert together["seeds"] == written["seeds"]
+    assert together["command"].count("python benchmarks/learning.py") == 2, "each folder's command is recorded"
+    # a folder whose jobs trained something else, or the same seeds again, is refused, naming why
+    other = halves[1] / next(halves[1].glob("*/results.json")).parent.name / ".hydra" / "config.yaml"
+    other.write_text(other.read_text().replace("total_steps: 400", "total_steps: 500"))
+    assert learning.main(["--from-sweep", *map(str, halves)]) == 2
+    assert "keys total_steps differ" in capsys.readouterr().err
+    assert learning.main(["--from-sweep", str(halves[0]), str(halves[0])]) == 2
+    assert "seeds [3] are in an earlier folder too" in capsys.readouterr().err
 
 
 def learning_eval_seeds(seed):
