@@ -42,6 +42,8 @@ from pathlib import Path
 import result_files
 from omegaconf import OmegaConf
 
+from rlrun.config import eval_step_cap
+
 # eval.every is left to the config (5,000 env steps) and the tuned file: the LunarLander PPO/A2C files evaluate every
 # 25k, since 20 episodes of up to 1,000 steps every 5k would cost more than the training (and replay unchanged
 # weights: a PPO rollout there is 16,384 steps)
@@ -143,10 +145,15 @@ def collect(sweep_dir: Path) -> dict[int, dict]:
 
 
 def trained_config(results: dict) -> dict:
-    """What a job trained: its saved config less the seed (the one key a table's seeds may differ in)."""
-    config = OmegaConf.to_container(OmegaConf.load(Path(results["job_dir"]) / ".hydra" / "config.yaml"))
+    """What a job trained and how it was evaluated: its saved config less the seed (the one key a table's seeds may
+    differ in) and ``plot`` (drawing only), with a null ``eval.max_episode_steps`` resolved to the cap it stands
+    for (older configs saved the resolved value)."""
+    saved = OmegaConf.load(Path(results["job_dir"]) / ".hydra" / "config.yaml")
+    config = OmegaConf.to_container(saved)
     assert isinstance(config, dict)
-    config.pop("seed", None)
+    config["eval"]["max_episode_steps"] = eval_step_cap(saved)
+    for key in ("seed", "plot"):
+        config.pop(key, None)
     return config
 
 
