@@ -10,7 +10,9 @@ populations of ``--members`` seeds, by default the seeds spread evenly over the 
 launcher: the wall time of the whole sweep, the env steps per second summed over the members (all their env steps
 over that wall time), how many seeds reached the env's threshold in a periodic evaluation (solved) and with their
 final policy, the mean final return; then the population/joblib wall-time ratio. The figures also go to
-``results.json`` in ``--out``, from which the table is printed again with ``--table-only``.
+``results.json`` in ``--out``, from which the table is printed again with ``--table-only``; ``--result PATH``
+also writes it as a result file (e.g. results/performance/population.json; schema in benchmarks/result_files.py)
+for the docs' Populations page.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import result_files
 
 LAUNCHERS = ("joblib", "population")
 DEFAULT_OVERRIDES = ["eval.episodes=10", "device=cpu", "device.threads=1"]
@@ -54,6 +58,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument("--out", default=None, help="where the sweeps and results.json go")
     parser.add_argument("--table-only", action="store_true", help="print the table of --out/results.json and stop")
+    parser.add_argument("--result", default=None, help="also write the table as a result file (JSON) here")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a sentence the result file keeps (repeatable), e.g. the load"
+    )
     args, overrides = parser.parse_known_args(argv)
     unknown = [item for item in overrides if item.startswith("--") or "=" not in item]
     if unknown:
@@ -113,21 +121,66 @@ def run_sweep(env: str, launcher: str, sweep_dir: Path, args: argparse.Namespace
     }
 
 
-def table(results: list[dict]) -> str:
-    lines = [
-        "| env | launcher | seeds | wall s | env steps/s (sum over seeds) | solved | final >= threshold | "
-        "mean final | wall vs joblib |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+COLUMNS = [
+    "env",
+    "launcher",
+    "seeds",
+    "wall s",
+    "env steps/s (sum over seeds)",
+    "solved",
+    "final >= threshold",
+    "mean final",
+    "wall vs joblib",
+]
+
+
+def rows(results: list[dict]) -> list[list[str]]:
+    """One row per sweep, with its wall time against the joblib sweep of the same env."""
     joblib_wall = {row["env"]: row["wall_seconds"] for row in results if row["launcher"] == "joblib"}
+    table_rows = []
     for row in results:
         ratio = row["wall_seconds"] / joblib_wall[row["env"]] if row["env"] in joblib_wall else float("nan")
-        lines.append(
-            f"| {row['env']} | {row['launcher']} | {row['runs']} | {row['wall_seconds']:.1f} | "
-            f"{row['env_steps'] / row['wall_seconds']:,.0f} | {row['solved']}/{row['runs']} | "
-            f"{row['final_solved']}/{row['runs']} | {row['final_mean']:.1f} | {ratio:.2f}x |"
+        table_rows.append(
+            [
+                row["env"],
+                row["launcher"],
+                str(row["runs"]),
+                f"{row['wall_seconds']:.1f}",
+                f"{row['env_steps'] / row['wall_seconds']:,.0f}",
+                f"{row['solved']}/{row['runs']}",
+                f"{row['final_solved']}/{row['runs']}",
+                f"{row['final_mean']:.1f}",
+                f"{ratio:.2f}x",
+            ]
         )
+    return table_rows
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
     return "\n".join(lines)
+
+
+def write_result(path: Path, results: list[dict], args: argparse.Namespace) -> None:
+    steps = f"{args.steps:,} env steps per run" if args.steps else "the tuned budgets (CartPole 50k, LunarLander 100k)"
+    result_files.write(
+        path,
+        {
+            "schema": result_files.SCHEMAS["performance"],
+            "benchmark": "population",
+            **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])),
+            "tables": [
+                {
+                    "title": f"A seed sweep of DQN, joblib launcher then population launcher, {steps}",
+                    "columns": COLUMNS,
+                    "rows": rows(results),
+                }
+            ],
+            "notes": list(args.note),
+            "sweeps": results,
+        },
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -147,6 +200,8 @@ def main(argv: list[str]) -> None:
     print()
     print(table(results))
     print(f"\n(results: {out / 'results.json'})")
+    if args.result:
+        write_result(Path(args.result), results, args)
 
 
 if __name__ == "__main__":
