@@ -77,6 +77,12 @@ class DQNConfig:
     network: str = "auto"  # auto (images -> cnn, vectors -> mlp) | mlp | cnn (Nature-DQN, for (C, H, W) images)
 
 
+# DQNConfig keys the members of one population (hydra/launcher=population) may differ in: the update's scalars that
+# change no shape. Each member's discount lives in its own replay buffer (gamma^n per transition), its Polyak rate
+# in DQNPopulation's per-member taus; everything else is shared by one optimizer and one batch shape.
+MEMBER_AGENT_KEYS = ("gamma", "tau")
+
+
 @dataclass
 class RandomAgentConfig:
     name: str = "random"

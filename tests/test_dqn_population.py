@@ -78,6 +78,44 @@ def test_a_members_update_equals_its_solo_update(variant):
             torch.testing.assert_close(weights(member)[name], value, rtol=1e-4, atol=1e-5)
 
 
+def test_members_may_differ_in_gamma_and_tau_and_each_update_is_its_own():
+    """A gamma or tau grid is one population: member k bootstraps with its own gamma^n and moves its target with
+    its own Polyak rate, so each equals its solo run; members that differ in anything else are refused."""
+    settings = [("0.9", "0.01"), ("0.99", "0.005"), ("0.999", "0.1")]
+    common = ("agent.target_update=soft", "buffer.n_step=2")
+
+    def grid():
+        return [
+            agents([seed], *common, f"agent.gamma={gamma}", f"agent.tau={tau}")[0]
+            for seed, (gamma, tau) in enumerate(settings)
+        ]
+
+    solo, members = grid(), grid()
+    population = DQNPopulation(members)
+    for seed, (alone, member) in enumerate(zip(solo, members)):
+        fill(alone, seed)
+        fill(member, seed)
+    for step in (64, 72, 80):
+        for alone in solo:
+            alone.update(step, 0)
+        population.update(step)
+    for alone, member in zip(solo, members):
+        for name, value in weights(alone).items():
+            torch.testing.assert_close(weights(member)[name], value, rtol=1e-4, atol=1e-5)
+        for (name, value), (_, mine) in zip(alone.target.named_parameters(), member.target.named_parameters()):
+            torch.testing.assert_close(mine, value, rtol=1e-4, atol=1e-5, msg=name)
+    # the grid mattered: member 0 (gamma 0.9, tau 0.01) is not where the same seed's gamma 0.99 run would be
+    other = agents([0], *common, "agent.gamma=0.99", "agent.tau=0.005")[0]
+    DQNPopulation([other, agents([1], *common)[0]])
+    fill(other, 0)
+    for step in (64, 72, 80):
+        other.update(step, 0)
+    assert not torch.allclose(weights(other)["head.weight"], weights(members[0])["head.weight"])
+
+    with pytest.raises(ValueError, match=r"differ in agent\.lr"):
+        DQNPopulation([agents([0])[0], agents([1], "agent.lr=5e-4")[0]])
+
+
 def test_perturbing_one_members_data_leaves_the_others_bitwise_unchanged():
     runs = []
     for perturb in (0.0, 100.0):

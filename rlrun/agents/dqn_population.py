@@ -1,4 +1,5 @@
-"""A population of DQN agents that differ only in their seed, trained as one: the member axis of the DQN family.
+"""A population of DQN agents that differ only in their seed (and, if asked, ``gamma`` and ``tau``), trained as
+one: the member axis of the DQN family.
 
 Each member is a whole :class:`DQNAgent` (its replay buffer, epsilon schedule, exploration generator, and networks
 whose parameters are views of the stacked ones, rlrun.networks.StackedQNetwork), so it acts greedily, evaluates and
@@ -6,6 +7,10 @@ checkpoints exactly as a solo agent. What the population adds is the hot path do
 batched forward to act, one forward/backward over the stacked networks per gradient step, per-member gradient
 clipping, and one fused Adam step over the stacked parameters (Adam is elementwise, so it equals K Adams).
 Members never mix: every reduction (loss mean, gradient norm) runs along the batch axis of one member.
+
+Members may differ in the update's scalars that change no shape: ``gamma`` (each member's replay buffer stores its
+own ``gamma^k`` per transition, which its targets bootstrap with) and ``tau`` (one Polyak rate per member). Every
+other agent key must be equal, since one optimizer, schedule and batch shape serve all members.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 
 from rlrun.agents.dqn import DQNAgent, multiples_in
 from rlrun.buffers import PrioritizedReplayBuffer
+from rlrun.config import MEMBER_AGENT_KEYS
 from rlrun.networks import NumpyGreedyPolicy, StackedQNetwork
 
 
@@ -42,6 +48,15 @@ class DQNPopulation:
         self.members = list(members)
         self.size = len(members)
         first = members[0]
+        shared = {key: value for key, value in vars(first.cfg).items() if key not in MEMBER_AGENT_KEYS}
+        differing = sorted(
+            key
+            for member in members[1:]
+            for key, value in vars(member.cfg).items()
+            if key in shared and shared[key] != value
+        )
+        if differing:
+            raise ValueError(f"population members differ in agent.{', agent.'.join(dict.fromkeys(differing))}")
         self.cfg, self.device, self.n_actions = first.cfg, first.device, first.n_actions
         self.online = StackedQNetwork([member.online for member in members])
         self.target = StackedQNetwork([member.target for member in members]).requires_grad_(False)
@@ -56,6 +71,8 @@ class DQNPopulation:
         self.loss_fn = nn.HuberLoss(reduction="none") if self.cfg.loss == "huber" else nn.MSELoss(reduction="none")
         self.last_update_step = first.last_update_step
         self.target_update_every = first.target_update_every
+        # each member's Polyak rate, shaped to scale the leading (member) axis of any stacked parameter
+        self.taus = torch.tensor([float(member.cfg.tau) for member in members], device=self.device)
         # uniform replay ignores priorities: its members are spared the TD errors' device -> host copy
         self.prioritized = [isinstance(member.buffer, PrioritizedReplayBuffer) for member in members]
         # Set on device at every gradient step (no sync); read by nonfinite_members() on the steps that look.
@@ -172,7 +189,7 @@ class DQNPopulation:
                 if self.cfg.target_update == "hard":
                     target_param.copy_(online_param)
                 else:
-                    target_param.lerp_(online_param, self.cfg.tau)
+                    target_param.lerp_(online_param, self.taus.view(-1, *([1] * (target_param.dim() - 1))))
 
     def nonfinite_members(self) -> list[int]:
         """The members whose loss has been non-finite since the start (one device sync for all of them)."""

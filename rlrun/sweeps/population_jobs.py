@@ -26,6 +26,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, run_job, setup_globals
 from omegaconf import DictConfig, open_dict
 
+from rlrun.config import MEMBER_AGENT_KEYS
 from rlrun.errors import ConfigError
 from rlrun.sweeps.job import run_sweep_job
 from rlrun.sweeps.joblib_jobs import Job, Task
@@ -35,9 +36,13 @@ from rlrun.sweeps.resume import FINISHED, FROM_CHECKPOINT, continue_job, finishe
 log = logging.getLogger(__name__)
 
 
+# What members of one population may differ in: the seed, and the agent keys of rlrun.config.MEMBER_AGENT_KEYS.
+MEMBER_KEYS = (*SEED_KEYS, *(f"agent.{key}" for key in MEMBER_AGENT_KEYS))
+
+
 def population_key(overrides: Sequence[str]) -> tuple[str, ...]:
-    """The job's overrides but its seed: jobs with equal keys are one config at several seeds."""
-    return tuple(item for item in overrides if override_key(item) not in SEED_KEYS)
+    """The job's overrides but those members may differ in: jobs with equal keys train as one population."""
+    return tuple(item for item in overrides if override_key(item) not in MEMBER_KEYS)
 
 
 def unsupported_reason(cfg: DictConfig) -> Optional[str]:
@@ -75,7 +80,7 @@ def plan_populations(launcher: Any, jobs: list[Job]) -> list[Task]:
     tasks: list[Task] = []
     for group in groups.values():
         if len(group) == 1:
-            reason = "no other job of the sweep differs from it only in seed"
+            reason = "no other job of the sweep differs from it only in seed, agent.gamma or agent.tau"
         else:
             try:
                 composed = launcher.hydra_context.config_loader.load_sweep_config(
