@@ -47,7 +47,15 @@ def require(available: bool, extra: str) -> None:
 
 
 TINY = ["eval.episodes=2", "save_every=300", "log_every=100", "device=cpu", "seed=1"]
-DQN_TINY = ["total_steps=600", "eval.every=300", "agent.learning_starts=100", "agent.batch_size=32"]
+# the tuned CartPole file with a constant learning rate: its anneal to 1e-5 would leave a 600-step run's greedy
+# actions nearly untrained (all alike), and the test needs observations whose actions differ
+DQN_TINY = [
+    "total_steps=600",
+    "eval.every=300",
+    "agent.learning_starts=100",
+    "agent.batch_size=32",
+    "agent.lr_end=null",
+]
 # running observation statistics from 512 env steps, applied in act_greedy: the graph must hold them
 PPO_TINY = [
     "~tuned",
