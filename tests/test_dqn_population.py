@@ -44,6 +44,18 @@ def fill(agent, seed, steps=64, perturb=0.0):
         agent.observe(obs, rng.integers(0, 2, 1), rewards, next_obs, rng.random(1) < 0.1, np.zeros(1, bool))
 
 
+def train_side_by_side(solo, members):
+    """The same data and update steps for each solo agent and, stacked as one population, for its twin member."""
+    population = DQNPopulation(members)
+    for seed, (alone, member) in enumerate(zip(solo, members)):
+        fill(alone, seed)
+        fill(member, seed)
+    for step in (64, 72, 80):
+        for alone in solo:
+            alone.update(step, 0)
+        population.update(step)
+
+
 def weights(agent):
     return {name: param.detach().clone() for name, param in agent.online.named_parameters()}
 
@@ -64,14 +76,7 @@ def test_a_members_update_equals_its_solo_update(variant):
     of the same agent trained alone, up to float rounding (batched matmuls sum in another order)."""
     solo, members = agents([0, 1, 2], variant), agents([0, 1, 2], variant)
     before = [weights(alone) for alone in solo]
-    population = DQNPopulation(members)
-    for seed, (alone, member) in enumerate(zip(solo, members)):
-        fill(alone, seed)
-        fill(member, seed)
-    for step in (64, 72, 80):
-        for alone in solo:
-            alone.update(step, 0)
-        population.update(step)
+    train_side_by_side(solo, members)
     for alone, member, initial in zip(solo, members, before):
         for name, value in weights(alone).items():
             assert not torch.equal(value, initial[name])  # it learned
@@ -91,14 +96,7 @@ def test_members_may_differ_in_gamma_and_tau_and_each_update_is_its_own():
         ]
 
     solo, members = grid(), grid()
-    population = DQNPopulation(members)
-    for seed, (alone, member) in enumerate(zip(solo, members)):
-        fill(alone, seed)
-        fill(member, seed)
-    for step in (64, 72, 80):
-        for alone in solo:
-            alone.update(step, 0)
-        population.update(step)
+    train_side_by_side(solo, members)
     for alone, member in zip(solo, members):
         for name, value in weights(alone).items():
             torch.testing.assert_close(weights(member)[name], value, rtol=1e-4, atol=1e-5)
