@@ -146,7 +146,7 @@ def orthogonal_mlp(
     logits, a Gaussian mean near 0 at the start), 1 for a value head.
     """
     network = mlp_with_head(in_features, hidden_sizes, out_features, ACTIVATIONS[activation])
-    linears = [module for module in network.modules() if isinstance(module, nn.Linear)]
+    linears = linear_layers(network)
     for layer in linears:
         gain = output_gain if layer is linears[-1] else math.sqrt(2.0)
         nn.init.orthogonal_(layer.weight, gain=gain)
@@ -170,30 +170,27 @@ class GaussianPolicyNetwork(nn.Module):
         return self.mean(obs.flatten(start_dim=1))
 
 
-class NumpyGreedyPolicy:
-    """``argmax_a Q(obs, a)`` of a CPU :class:`QNetwork` in plain NumPy, for acting one step at a time.
+class NumpyMLP:
+    """The forward pass of a CPU MLP (Linear layers, one activation between them) in plain NumPy, for acting on a
+    few observations at a time.
 
-    For one observation through a small MLP, ``nn.Module.__call__`` and the per-op dispatch cost several
-    times the arithmetic. The weights are NumPy *views* of the module's parameters (shared memory), so
-    optimizer steps and ``load_state_dict`` (both in place) are seen at once and nothing is refreshed.
-    Plain heads only: a dueling head's ``V + A - mean(A)`` has the argmax of ``A`` in exact arithmetic, but
-    not always in float32, where the module rounds near-ties differently; greedy actions must not depend on
-    which path (batch size, device) computed them.
+    For one step's observations (one, or one per sub-env) through a small MLP, ``nn.Module.__call__`` and torch's
+    per-op dispatch cost several times the arithmetic. The weights are NumPy *views* of the layers' parameters
+    (shared memory), so optimizer steps and ``load_state_dict`` (both in place) are seen at once and nothing is
+    refreshed. NumPy's BLAS sums in another order than torch's: the outputs equal the module's up to float32
+    rounding, not bit for bit.
     """
 
     # Largest batch x layer product (multiply-adds) computed here. Above it OpenBLAS goes multi-threaded,
     # which on a busy small machine is many times slower than torch (README, Performance).
     MAX_MULTIPLY_ADDS = 2**18
 
-    def __init__(self, network: QNetwork):
-        if not network.flatten or network.dueling:
-            raise ValueError(
-                "NumpyGreedyPolicy computes plain-head MLP Q-networks only; call the module for the "
-                "CNN and the dueling head"
-            )
-        linears = [*network.hidden_layers, network.head]
+    def __init__(self, linears: Sequence[nn.Linear], activation: str = "relu"):
         if any(layer.weight.device.type != "cpu" for layer in linears):
-            raise ValueError("NumpyGreedyPolicy needs a network on the CPU; use the module on other devices")
+            raise ValueError("a NumPy forward needs a network on the CPU; use the module on other devices")
+        if activation not in ("relu", "tanh"):
+            raise ValueError(f"a NumPy forward has relu and tanh activations, not {activation!r}")
+        self.activation = activation
         # (in, out) views of the (out, in) weights: x @ W.T without a copy
         self.layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy()) for layer in linears]
         largest_layer = max(weight.size for weight, _ in self.layers)
@@ -202,17 +199,49 @@ class NumpyGreedyPolicy:
     def pays_for(self, batch_size: int) -> bool:
         return batch_size <= self.max_batch
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values in float32, as the module computes them: float64 observations are cast first, like the
-        torch path's ``as_tensor(..., dtype=float32)``. NumPy's BLAS sums in another order than torch's, so the
-        values equal the module's up to float32 rounding, not bit for bit."""
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The outputs in float32, as the module computes them: float64 observations are cast first, like the
+        torch path's ``as_tensor(..., dtype=float32)``."""
         x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         *hidden, (head_weight, head_bias) = self.layers
         for weight, bias in hidden:
             x = x @ weight
             x += bias
-            np.maximum(x, 0.0, out=x)
+            if self.activation == "relu":
+                np.maximum(x, 0.0, out=x)
+            else:
+                np.tanh(x, out=x)
         return x @ head_weight + head_bias
+
+
+def linear_layers(network: nn.Module) -> list[nn.Linear]:
+    """A plain MLP's Linear layers in forward order (``mlp_with_head``, ``orthogonal_mlp``)."""
+    return [module for module in network.modules() if isinstance(module, nn.Linear)]
+
+
+class NumpyGreedyPolicy:
+    """``argmax_a Q(obs, a)`` of a CPU :class:`QNetwork` through its :class:`NumpyMLP`, for acting one step at a
+    time.
+
+    Plain heads only: a dueling head's ``V + A - mean(A)`` has the argmax of ``A`` in exact arithmetic, but
+    not always in float32, where the module rounds near-ties differently; greedy actions must not depend on
+    which path (batch size, device) computed them.
+    """
+
+    def __init__(self, network: QNetwork):
+        if not network.flatten or network.dueling:
+            raise ValueError(
+                "NumpyGreedyPolicy computes plain-head MLP Q-networks only; call the module for the "
+                "CNN and the dueling head"
+            )
+        self.mlp = NumpyMLP([*network.hidden_layers, network.head], "relu")
+
+    def pays_for(self, batch_size: int) -> bool:
+        return self.mlp.pays_for(batch_size)
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values in float32, equal to the module's up to float32 rounding (:class:`NumpyMLP`)."""
+        return self.mlp(obs)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.q_values(obs).argmax(axis=1)
@@ -222,6 +251,8 @@ class ActorCriticNetworks(nn.Module):
     """Separate policy and value MLPs (orthogonal init) and, for Box actions, a learned state-independent log std.
 
     ``policy(obs)`` gives the logits (Discrete) or the Gaussian mean (Box); ``value(obs)`` has shape ``(batch, 1)``.
+    ``policy_output`` and ``state_value`` compute the same through ``F.linear`` on the layers' own parameters, without
+    nn.Module's call machinery (a dozen module calls per minibatch otherwise; same arithmetic, same gradients).
     """
 
     def __init__(
@@ -237,6 +268,22 @@ class ActorCriticNetworks(nn.Module):
         self.policy = orthogonal_mlp(obs_dim, hidden_sizes, policy_outputs, activation, output_gain=0.01)
         self.value = orthogonal_mlp(obs_dim, hidden_sizes, 1, activation, output_gain=1.0)
         self.log_std = nn.Parameter(torch.full((policy_outputs,), float(init_log_std))) if gaussian else None
+        self.activation = torch.tanh if activation == "tanh" else torch.relu
+        self.policy_layers, self.value_layers = linear_layers(self.policy), linear_layers(self.value)
+
+    def lean_forward(self, layers: Sequence[nn.Linear], obs: torch.Tensor) -> torch.Tensor:
+        *hidden, head = layers
+        for layer in hidden:
+            obs = self.activation(F.linear(obs, layer.weight, layer.bias))
+        return F.linear(obs, head.weight, head.bias)
+
+    def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """``policy(obs)``: logits or the Gaussian mean."""
+        return self.lean_forward(self.policy_layers, obs)
+
+    def state_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``value(obs).squeeze(1)``: V(s), shape ``(batch,)``."""
+        return self.lean_forward(self.value_layers, obs).squeeze(1)
 
 
 class StackedQNetwork(nn.Module):

@@ -534,3 +534,36 @@ def test_a_checkpoint_of_the_unfused_optimizer_resumes_on_fused_adam():
     restored = make_agent(space, n_steps=4)
     restored.load_state_dict(state)
     assert all(group["fused"] for group in restored.optimizer.param_groups)
+
+
+def act_both_ways(agent, obs):
+    """The agent's sampled and greedy actions through NumPy and, from the same generator state, through torch:
+    asserts they agree up to float32 rounding, returns the greedy actions."""
+    state = agent.rng.bit_generator.state
+    numpy_actions, numpy_pending = agent.act(obs, 0, 0), agent.pending
+    numpy_greedy = agent.act_greedy(obs)
+    agent.rng.bit_generator.state = state
+    saved, agent.numpy_policy = agent.numpy_policy, None  # numpy_pays_for() is False: the torch path
+    torch_actions, torch_pending = agent.act(obs, 0, 0), agent.pending
+    torch_greedy = agent.act_greedy(obs)
+    agent.numpy_policy = saved
+    np.testing.assert_allclose(numpy_actions, torch_actions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(numpy_greedy, torch_greedy, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(numpy_pending[2:], torch_pending[2:]):  # log-probs, values
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    return numpy_greedy
+
+
+def test_numpy_acting_equals_the_torch_path_and_follows_weight_updates():
+    """act() and act_greedy() on the CPU run through NumPy views of the MLPs (rlrun.networks.NumpyMLP): the same
+    actions, log-probs and values as the modules up to float32 rounding, also after the weights change in place."""
+    for space in (gym.spaces.Discrete(4), gym.spaces.Box(-1.0, 1.0, (2,))):
+        agent = make_agent(space, n_steps=4, activation="relu")
+        assert agent.numpy_policy is not None and agent.numpy_pays_for(50)
+        obs = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32)
+        before = act_both_ways(agent, obs)
+        with torch.no_grad():  # an in-place change of every weight, as an optimizer step or load_state_dict makes
+            for param in agent.networks.parameters():
+                param.add_(torch.randn_like(param))
+        after = act_both_ways(agent, obs)
+        assert not np.array_equal(before, after)  # the views saw the change

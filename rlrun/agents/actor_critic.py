@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from rlrun.agents.running_stats import EPSILON, ObservationNormalizer, RewardScaler
 from rlrun.config import ActorCriticConfig
 from rlrun.errors import ConfigError, TrainingDiverged
-from rlrun.networks import ActorCriticNetworks
+from rlrun.networks import ActorCriticNetworks, NumpyMLP, linear_layers
 from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy, NormalizedObservationPolicy
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -181,6 +181,12 @@ class ActorCriticAgent:
             gaussian=not self.discrete,
             init_log_std=cfg.init_log_std,
         ).to(device)
+        # Acting computes one step's observations (num_envs rows): on the CPU the two MLPs' NumPy views skip
+        # torch's per-op dispatch, several times the arithmetic at that size (rlrun.networks.NumpyMLP)
+        self.numpy_policy = self.numpy_value = None
+        if device.type == "cpu":
+            self.numpy_policy = NumpyMLP(linear_layers(self.networks.policy), cfg.activation)
+            self.numpy_value = NumpyMLP(linear_layers(self.networks.value), cfg.activation)
         self.parameters = list(self.networks.parameters())
         # fused Adam: one kernel per step rather than a dozen per parameter, as in the DQN family
         self.optimizer = torch.optim.Adam(self.parameters, lr=cfg.lr, eps=1e-5, fused=True)
@@ -196,24 +202,37 @@ class ActorCriticAgent:
         flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
         return flat if self.obs_normalizer is None else self.obs_normalizer(flat)
 
-    def values_of(self, policy_obs: np.ndarray) -> np.ndarray:
+    def numpy_pays_for(self, rows: int) -> bool:
+        return self.numpy_policy is not None and self.numpy_policy.pays_for(rows)
+
+    def policy_and_values(self, policy_obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The policy's output (logits or Gaussian mean) and V for acting, float32 arrays, through NumPy when
+        that pays (equal to the modules' up to float32 rounding; the update recomputes both in torch)."""
+        if self.numpy_pays_for(len(policy_obs)):
+            assert self.numpy_policy is not None and self.numpy_value is not None
+            return self.numpy_policy(policy_obs), self.numpy_value(policy_obs)[:, 0]
         with torch.inference_mode():
             obs_t = torch.as_tensor(policy_obs, device=self.device)
-            return self.networks.value(obs_t).squeeze(1).cpu().numpy()
+            return self.networks.policy_output(obs_t).cpu().numpy(), self.networks.state_value(obs_t).cpu().numpy()
+
+    def values_of(self, policy_obs: np.ndarray) -> np.ndarray:
+        if self.numpy_pays_for(len(policy_obs)):
+            assert self.numpy_value is not None
+            return self.numpy_value(policy_obs)[:, 0]
+        with torch.inference_mode():
+            obs_t = torch.as_tensor(policy_obs, device=self.device)
+            return self.networks.state_value(obs_t).cpu().numpy()
 
     def act(self, obs: np.ndarray, step: int, episode: int) -> np.ndarray:
         """Sample with the agent's own generator (seeded, saved in checkpoints); remember log pi and V for observe."""
         if self.obs_normalizer is not None:  # training observations update the statistics; evaluation's never do
             self.obs_normalizer.update(np.asarray(obs, dtype=np.float64).reshape(len(obs), -1))
         policy_obs = self.policy_input(obs)
-        with torch.inference_mode():
-            obs_t = torch.as_tensor(policy_obs, device=self.device)
-            out = self.networks.policy(obs_t)
-            values = self.networks.value(obs_t).squeeze(1).cpu().numpy()
-            if self.discrete:
-                log_all = F.log_softmax(out, dim=1).cpu().numpy()
+        out, values = self.policy_and_values(policy_obs)
         rows = np.arange(len(obs))
         if self.discrete:
+            shifted = out - out.max(axis=1, keepdims=True)
+            log_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # log_softmax
             # inverse-CDF sampling, one uniform per row; the clamp guards against rounding in the cumsum
             uniforms = self.rng.random((len(obs), 1))
             actions = np.minimum((np.exp(log_all).cumsum(axis=1) < uniforms).sum(axis=1), self.n_actions - 1)
@@ -222,7 +241,7 @@ class ActorCriticAgent:
         assert self.networks.log_std is not None  # a Gaussian head: Box actions
         log_std = self.networks.log_std.detach().cpu().numpy()
         noise = self.rng.standard_normal((len(obs), len(log_std)))
-        samples = (out.cpu().numpy() + np.exp(log_std) * noise).astype(np.float32)
+        samples = (out + np.exp(log_std) * noise).astype(np.float32)
         log_probs = (-0.5 * noise**2 - log_std - HALF_LOG_2PI).sum(axis=1)
         self.pending = (policy_obs, samples, log_probs, values)
         # the env gets actions inside its bounds; the update uses the sample the policy actually drew
@@ -230,12 +249,16 @@ class ActorCriticAgent:
 
     def act_greedy(self, obs: np.ndarray) -> np.ndarray:
         """The most likely action: argmax of the logits, or the Gaussian mean clipped to the bounds."""
-        with torch.inference_mode():
-            out = self.networks.policy(torch.as_tensor(self.policy_input(obs), device=self.device))
-            if self.discrete:
-                return out.argmax(dim=1).cpu().numpy()
-            means = out.cpu().numpy().reshape(len(obs), *self.action_shape)
-        return np.clip(means, self.action_low, self.action_high)
+        policy_obs = self.policy_input(obs)
+        if self.numpy_pays_for(len(policy_obs)):
+            assert self.numpy_policy is not None
+            out = self.numpy_policy(policy_obs)
+        else:
+            with torch.inference_mode():
+                out = self.networks.policy_output(torch.as_tensor(policy_obs, device=self.device)).cpu().numpy()
+        if self.discrete:
+            return out.argmax(axis=1)
+        return np.clip(out.reshape(len(obs), *self.action_shape), self.action_low, self.action_high)
 
     def greedy_policy(self) -> nn.Module:
         """``act_greedy`` as a CPU module (copies of the policy MLP and log std), for ``mode=export``: the argmax
@@ -304,8 +327,8 @@ class ActorCriticAgent:
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """log pi(a|s), the policy's entropy at each s, and V(s), in one pass over the minibatch."""
-        out = self.networks.policy(obs)
-        values = self.networks.value(obs).squeeze(1)
+        out = self.networks.policy_output(obs)
+        values = self.networks.state_value(obs)
         if self.discrete:
             log_all = F.log_softmax(out, dim=1)
             log_probs = log_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
@@ -377,7 +400,8 @@ class ActorCriticAgent:
                     stopped = True  # SB3's rule: this minibatch is not stepped, and the update ends
                     break
                 loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                self.optimizer.zero_grad(set_to_none=True)
+                for param in self.parameters:  # zero_grad(set_to_none=True) without the optimizer's hooks and profiling
+                    param.grad = None
                 loss.backward()
                 if cfg.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
