@@ -113,7 +113,8 @@ class ActorCriticConfig:
     algo: str = "actor_critic"
     gamma: float = 0.99
     gae_lambda: float = 0.95  # generalised advantage estimation: 0 is one-step TD, 1 the Monte Carlo return
-    lr: float = 3e-4  # Adam (eps 1e-5), one optimizer over policy, value net and log std
+    lr: float = 3e-4  # one optimizer over policy, value net and log std
+    optimizer: str = "adam"  # adam (eps 1e-5) | rmsprop (alpha 0.99, eps 1e-5: SB3's A2C, after Mnih et al. 2016)
     # null keeps lr constant; a number anneals it linearly from lr to lr_end over lr_decay_steps (0 allowed here)
     lr_end: Optional[float] = None
     lr_decay_steps: Optional[int] = None  # env steps of that anneal; null: the run's total_steps (kept on resume)
@@ -280,6 +281,7 @@ AGENT_SCHEMAS = {
 }
 REINFORCE_BASELINES = ("none", "mean", "value")
 ACTIVATIONS = ("tanh", "relu")
+ACTOR_CRITIC_OPTIMIZERS = ("adam", "rmsprop")
 DQN_NETWORKS = ("auto", "mlp", "cnn")
 BUFFER_SCHEMAS = {"uniform": UniformBufferConfig, "prioritized": PrioritizedBufferConfig}
 SCHEDULE_SCHEMAS = {
@@ -530,6 +532,12 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
     if agent.target_kl is not None:
         _check(agent.target_kl > 0, "agent.target_kl", agent.target_kl, "positive (e.g. 0.015), or null to disable")
     _check(agent.activation in ACTIVATIONS, "agent.activation", agent.activation, f"one of {', '.join(ACTIVATIONS)}")
+    _check(
+        agent.optimizer in ACTOR_CRITIC_OPTIMIZERS,
+        "agent.optimizer",
+        agent.optimizer,
+        f"one of {', '.join(ACTOR_CRITIC_OPTIMIZERS)}",
+    )
     _check(agent.clip_obs > 0, "agent.clip_obs", agent.clip_obs, "positive (in standard deviations, e.g. 10)")
     _check(agent.clip_reward > 0, "agent.clip_reward", agent.clip_reward, "positive (e.g. 10)")
     _check_hidden_sizes(agent.hidden_sizes)

@@ -68,6 +68,7 @@ HPARAM_KEYS: dict[str, tuple[str, Any]] = {
     "normalize_obs": ("agent.normalize_obs", "-"),
     "normalize_reward": ("agent.normalize_reward", "-"),
     "activation": ("agent.activation", "-"),
+    "optimizer": ("agent.optimizer", "-"),
     # tabular Q-learning
     "alpha": ("agent.alpha", math.nan),
     "alpha_decay": ("agent.alpha_decay", math.nan),

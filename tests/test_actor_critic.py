@@ -385,6 +385,7 @@ def test_normalisation_statistics_are_saved_frozen_in_evaluation_and_applied_by_
         ("agent.max_grad_norm=0", "agent.max_grad_norm"),
         ("agent.target_kl=0", "agent.target_kl"),
         ("agent.activation=gelu", "agent.activation"),
+        ("agent.optimizer=sgd", "agent.optimizer"),
         ("agent.clip_obs=0", "agent.clip_obs"),
         ("agent.hidden_sizes=[]", "agent.hidden_sizes"),
     ],
@@ -567,3 +568,24 @@ def test_numpy_acting_equals_the_torch_path_and_follows_weight_updates():
                 param.add_(torch.randn_like(param))
         after = act_both_ways(agent, obs)
         assert not np.array_equal(before, after)  # the views saw the change
+
+
+def test_rmsprop_is_sb3s_and_its_state_round_trips():
+    agent = make_agent(gym.spaces.Discrete(2), n_steps=4, batch_size=None, n_epochs=1, optimizer="rmsprop")
+    assert isinstance(agent.optimizer, torch.optim.RMSprop)
+    group = agent.optimizer.param_groups[0]
+    assert (group["alpha"], group["eps"], group["momentum"], group["centered"]) == (0.99, 1e-5, 0, False)
+    obs = np.random.default_rng(3).normal(size=(2, 3)).astype(np.float32)
+    for _ in range(4):
+        actions = agent.act(obs, 0, 0)
+        agent.observe(obs, actions, np.ones(2), obs, np.zeros(2, bool), np.zeros(2, bool))
+    before = [param.detach().clone() for param in agent.parameters]
+    agent.update(8, 0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.parameters))  # it stepped
+    twin = make_agent(gym.spaces.Discrete(2), n_steps=4, batch_size=None, n_epochs=1, optimizer="rmsprop")
+    twin.load_state_dict(agent.state_dict())
+    saved = agent.optimizer.state_dict()["state"]
+    loaded = twin.optimizer.state_dict()["state"]
+    assert saved.keys() == loaded.keys() and all(
+        torch.equal(saved[k]["square_avg"], loaded[k]["square_avg"]) for k in saved
+    )

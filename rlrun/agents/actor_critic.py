@@ -49,6 +49,14 @@ def generalized_advantages(
     return advantages, advantages + values
 
 
+def make_optimizer(name: str, parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam with eps 1e-5 (the PPO papers' code), fused: one kernel per step rather than a dozen per parameter, as
+    in the DQN family. Or RMSprop as SB3's A2C has it (alpha 0.99, eps 1e-5; Mnih et al. 2016 used RMSProp)."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=lr, alpha=0.99, eps=1e-5, foreach=True)
+    return torch.optim.Adam(parameters, lr=lr, eps=1e-5, fused=True)
+
+
 def policy_loss(
     log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float | None
 ) -> torch.Tensor:
@@ -188,8 +196,7 @@ class ActorCriticAgent:
             self.numpy_policy = NumpyMLP(linear_layers(self.networks.policy), cfg.activation)
             self.numpy_value = NumpyMLP(linear_layers(self.networks.value), cfg.activation)
         self.parameters = list(self.networks.parameters())
-        # fused Adam: one kernel per step rather than a dozen per parameter, as in the DQN family
-        self.optimizer = torch.optim.Adam(self.parameters, lr=cfg.lr, eps=1e-5, fused=True)
+        self.optimizer = make_optimizer(cfg.optimizer, self.parameters, cfg.lr)
         self.obs_normalizer = ObservationNormalizer(self.obs_dim, cfg.clip_obs) if cfg.normalize_obs else None
         self.reward_scaler = RewardScaler(cfg.gamma, cfg.clip_reward) if cfg.normalize_reward else None
         self.rollout = Rollout(cfg.n_steps, self.obs_dim, action_shape, action_dtype)
@@ -449,8 +456,9 @@ class ActorCriticAgent:
                 )
         self.networks.load_state_dict(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # checkpoints saved before fused Adam restore fused=None
-            group["fused"] = True
+        if isinstance(self.optimizer, torch.optim.Adam):
+            for group in self.optimizer.param_groups:  # checkpoints saved before fused Adam restore fused=None
+                group["fused"] = True
         self.updates = state["updates"]
         self.skipped_batches = state.get("skipped_batches", 0)
         self.rng.bit_generator.state = state["rng"]
