@@ -79,8 +79,9 @@ class DQNConfig:
 
 # DQNConfig keys the members of one population (hydra/launcher=population) may differ in: the update's scalars that
 # change no shape. Each member's discount lives in its own replay buffer (gamma^n per transition), its Polyak rate
-# in DQNPopulation's per-member taus; everything else is shared by one optimizer and one batch shape.
-MEMBER_AGENT_KEYS = ("gamma", "tau")
+# in DQNPopulation's per-member taus, its learning rate (and anneal) in a per-member scaling of the one Adam step;
+# everything else is shared by one optimizer and one batch shape.
+MEMBER_AGENT_KEYS = ("gamma", "tau", "lr", "lr_end")
 
 
 @dataclass

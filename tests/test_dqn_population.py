@@ -110,8 +110,44 @@ def test_members_may_differ_in_gamma_and_tau_and_each_update_is_its_own():
         other.update(step, 0)
     assert not torch.allclose(weights(other)["head.weight"], weights(members[0])["head.weight"])
 
-    with pytest.raises(ValueError, match=r"differ in agent\.lr"):
-        DQNPopulation([agents([0])[0], agents([1], "agent.lr=5e-4")[0]])
+    with pytest.raises(ValueError, match=r"differ in agent\.batch_size"):
+        DQNPopulation([agents([0])[0], agents([1], "agent.batch_size=8")[0]])
+
+
+def test_members_may_differ_in_learning_rate_and_anneal_and_each_steps_at_its_own():
+    """An lr grid is one population: each member takes its own Adam step (its rate, its anneal), equal to its
+    solo run up to float32 rounding; the member's optimizer, as its checkpoint saves it, holds its own rate."""
+    settings = [("1e-3", "null"), ("3e-4", "1e-5"), ("3e-3", "1e-4")]
+
+    def grid():
+        return [
+            agents([seed], f"agent.lr={lr}", f"agent.lr_end={lr_end}", "agent.lr_decay_steps=100")[0]
+            for seed, (lr, lr_end) in enumerate(settings)
+        ]
+
+    solo, members = grid(), grid()
+    population = DQNPopulation(members)
+    for seed, (alone, member) in enumerate(zip(solo, members)):
+        fill(alone, seed)
+        fill(member, seed)
+    for step in (64, 72, 80):
+        solo_metrics = [alone.update(step, 0) for alone in solo]
+        member_metrics = population.update(step)
+    for k, (alone, member) in enumerate(zip(solo, members)):
+        for name, value in weights(alone).items():
+            torch.testing.assert_close(weights(member)[name], value, rtol=1e-4, atol=1e-5, msg=f"member {k} {name}")
+        assert ("train/lr" in member_metrics[k]) == ("train/lr" in solo_metrics[k])  # only with an anneal
+        if "train/lr" in solo_metrics[k]:
+            assert member_metrics[k]["train/lr"] == pytest.approx(solo_metrics[k]["train/lr"])
+        population.sync_member_optimizer(k)
+        assert member.optimizer.param_groups[0]["lr"] == pytest.approx(alone.optimizer.param_groups[0]["lr"])
+    # the rates mattered: member 1 (3e-4) moved less than member 2 (3e-3) from where they started
+    first, third = grid()[1], grid()[2]
+    moved = [
+        (weights(member)["head.weight"] - weights(start)["head.weight"]).abs().mean()
+        for member, start in ((members[1], first), (members[2], third))
+    ]
+    assert moved[0] < moved[1] / 3
 
 
 def test_perturbing_one_members_data_leaves_the_others_bitwise_unchanged():

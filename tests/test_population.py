@@ -189,14 +189,15 @@ def test_ctrl_c_checkpoints_every_member_and_resume_continues_the_sweep_and_a_me
     assert row["runs"] == "4" and row["failed"] == "0"
 
 
-def test_jobs_that_differ_only_in_seed_gamma_or_tau_share_a_population_key():
+def test_jobs_that_differ_only_in_seed_gamma_tau_or_learning_rate_share_a_population_key():
     from rlrun.sweeps.population_jobs import population_key
 
     grid = [
-        ["agent=dqn", f"agent.gamma={gamma}", f"agent.tau={tau}", f"seed={seed}"]
+        ["agent=dqn", f"agent.gamma={gamma}", f"agent.tau={tau}", f"agent.lr={lr}", "agent.lr_end=1e-5", f"seed={seed}"]
         for gamma in ("0.98", "0.99")
         for tau in ("0.005", "0.01")
+        for lr in ("3e-4", "1e-3")
         for seed in (0, 1)
     ]
     assert {population_key(job) for job in grid} == {("agent=dqn",)}, "one population for the whole grid"
-    assert population_key(["agent=dqn", "agent.lr=1e-3", "seed=0"]) != population_key(["agent=dqn", "seed=0"])
+    assert population_key(["agent=dqn", "agent.batch_size=32", "seed=0"]) != population_key(["agent=dqn", "seed=0"])

@@ -9,8 +9,9 @@ clipping, and one fused Adam step over the stacked parameters (Adam is elementwi
 Members never mix: every reduction (loss mean, gradient norm) runs along the batch axis of one member.
 
 Members may differ in the update's scalars that change no shape: ``gamma`` (each member's replay buffer stores its
-own ``gamma^k`` per transition, which its targets bootstrap with) and ``tau`` (one Polyak rate per member). Every
-other agent key must be equal, since one optimizer, schedule and batch shape serve all members.
+own ``gamma^k`` per transition, which its targets bootstrap with), ``tau`` (one Polyak rate per member) and ``lr``
+with ``lr_end`` (each member's own rate and anneal; see :meth:`DQNPopulation.step_optimizer`). Every other agent key
+must be equal, since one optimizer and batch shape serve all members.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class DQNPopulation:
         self.target_update_every = first.target_update_every
         # each member's Polyak rate, shaped to scale the leading (member) axis of any stacked parameter
         self.taus = torch.tensor([float(member.cfg.tau) for member in members], device=self.device)
+        self.member_lrs = [float(member.cfg.lr) for member in members]  # each member's rate at the last gradient step
+        self.lrs_differ = len({(member.cfg.lr, member.cfg.lr_end) for member in members}) > 1
+        self.previous_params: list[torch.Tensor] | None = None  # parameters before a step, when rates differ
         # uniform replay ignores priorities: its members are spared the TD errors' device -> host copy
         self.prioritized = [isinstance(member.buffer, PrioritizedReplayBuffer) for member in members]
         # Set on device at every gradient step (no sync); read by nonfinite_members() on the steps that look.
@@ -127,16 +131,12 @@ class DQNPopulation:
         after = max(previous, cfg.learning_starts - 1)
         target_steps = iter(multiples_in(after, step, self.target_update_every))
         next_target = next(target_steps, None)
-        learning_rate = self.members[0].learning_rate
-        lr = None
+        annealed = False
         for learn_step in multiples_in(after, step, cfg.train_freq):
             while next_target is not None and next_target < learn_step:
                 self.update_target()
                 next_target = next(target_steps, None)
-            if learning_rate is not None:
-                lr = learning_rate(learn_step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+            annealed = self.set_learning_rates(learn_step) or annealed
             for _ in range(cfg.gradient_steps):
                 self.learn([member.buffer.sample(learn_step) for member in self.members])
         while next_target is not None:
@@ -147,10 +147,24 @@ class DQNPopulation:
             if losses is not None and q_means is not None:
                 metrics[k]["losses/td_loss"] = losses[k]
                 metrics[k]["losses/q_values"] = q_means[k]
-            if lr is not None:
-                metrics[k]["train/lr"] = lr
+            if annealed and member.learning_rate is not None:  # as a solo run: train/lr only with an anneal
+                metrics[k]["train/lr"] = self.member_lrs[k]
             metrics[k].update(member.buffer.metrics())
         return metrics
+
+    def set_learning_rates(self, learn_step: int) -> bool:
+        """Each member's rate at this gradient step's env step (its anneal, or its constant lr); True if any anneals.
+        Equal rates go to the optimizer itself; differing ones are applied by step_optimizer."""
+        if all(member.learning_rate is None for member in self.members):
+            return False
+        self.member_lrs = [
+            member.learning_rate(learn_step) if member.learning_rate is not None else float(member.cfg.lr)
+            for member in self.members
+        ]
+        if not self.lrs_differ:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.member_lrs[0]
+        return True
 
     def learn(self, batches: Sequence[Any]) -> None:
         """One gradient step of every member on its own batch: the stacked form of DQNAgent.learn."""
@@ -174,7 +188,7 @@ class DQNPopulation:
         losses.sum().backward()  # d(sum)/d(loss_k) = 1: each member's gradients are its own loss's
         if cfg.max_grad_norm is not None:
             clip_per_member(self.parameters, cfg.max_grad_norm)
-        self.optimizer.step()
+        self.step_optimizer()
         self.nonfinite |= ~torch.isfinite(losses)
         self.last_losses, self.last_q_values = losses.detach(), q_taken.detach().mean(dim=1)
         if any(self.prioritized):
@@ -182,6 +196,29 @@ class DQNPopulation:
             for k, batch in enumerate(batches):
                 if self.prioritized[k]:
                     self.members[k].buffer.update_priorities(batch.indices, td_errors[k])
+
+    def step_optimizer(self) -> None:
+        """One Adam step for every member, at each member's own learning rate.
+
+        With equal rates this is the optimizer's step at that rate. With differing rates the step is taken at
+        rate 1 and each member's slice is then pulled back to ``before + lr_k * (after - before)``: Adam's moments
+        do not depend on the rate and (without weight decay) its update is the rate times a rate-free direction,
+        so this is member k's own Adam step, up to float32 rounding of that difference.
+        """
+        if not self.lrs_differ:
+            self.optimizer.step()
+            return
+        with torch.no_grad():
+            if self.previous_params is None:
+                self.previous_params = [torch.empty_like(param) for param in self.parameters]
+            for before, param in zip(self.previous_params, self.parameters):
+                before.copy_(param)
+            for group in self.optimizer.param_groups:
+                group["lr"] = 1.0
+            self.optimizer.step()
+            rates = torch.tensor(self.member_lrs, device=self.device)
+            for before, param in zip(self.previous_params, self.parameters):
+                param.copy_(before.lerp_(param, rates.view(-1, *([1] * (param.dim() - 1)))))
 
     def update_target(self) -> None:
         with torch.no_grad():
@@ -200,7 +237,7 @@ class DQNPopulation:
         """Give member ``k``'s own Adam the stacked Adam's state for its slice, so its checkpoint resumes as a
         solo run (its parameters are views already)."""
         member = self.members[k]
-        member.optimizer.param_groups[0]["lr"] = self.optimizer.param_groups[0]["lr"]
+        member.optimizer.param_groups[0]["lr"] = self.member_lrs[k]  # its own rate (the stack's may be 1.0)
         for name, param in zip(self.member_names, member_parameters(member)):
             stacked_state = self.optimizer.state.get(self.online.stacked_parameter(name))
             if not stacked_state:

@@ -80,7 +80,8 @@ def plan_populations(launcher: Any, jobs: list[Job]) -> list[Task]:
     tasks: list[Task] = []
     for group in groups.values():
         if len(group) == 1:
-            reason = "no other job of the sweep differs from it only in seed, agent.gamma or agent.tau"
+            others = ", ".join(f"agent.{key}" for key in MEMBER_AGENT_KEYS)
+            reason = f"no other job of the sweep differs from it only in seed or {others}"
         else:
             try:
                 composed = launcher.hydra_context.config_loader.load_sweep_config(
