@@ -533,12 +533,9 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
     if agent.target_kl is not None:
         _check(agent.target_kl > 0, "agent.target_kl", agent.target_kl, "positive (e.g. 0.015), or null to disable")
     _check(agent.activation in ACTIVATIONS, "agent.activation", agent.activation, f"one of {', '.join(ACTIVATIONS)}")
-    _check(
-        agent.optimizer in ACTOR_CRITIC_OPTIMIZERS,
-        "agent.optimizer",
-        agent.optimizer,
-        f"one of {', '.join(ACTOR_CRITIC_OPTIMIZERS)}",
-    )
+    optimizer = agent.get("optimizer", "adam")  # .get: configs saved before the key existed (all Adam)
+    allowed = ", ".join(ACTOR_CRITIC_OPTIMIZERS)
+    _check(optimizer in ACTOR_CRITIC_OPTIMIZERS, "agent.optimizer", optimizer, f"one of {allowed}")
     _check(agent.clip_obs > 0, "agent.clip_obs", agent.clip_obs, "positive (in standard deviations, e.g. 10)")
     _check(agent.clip_reward > 0, "agent.clip_reward", agent.clip_reward, "positive (e.g. 10)")
     _check_hidden_sizes(agent.hidden_sizes)

@@ -1,4 +1,5 @@
-"""Training a population: runs of one config that differ only in their seed, stepped and updated together.
+"""Training a population: runs of one config that differ only in their seed (and the update's scalars that
+rlrun.config.MEMBER_AGENT_KEYS allows), stepped and updated together.
 
 Each member is a whole :class:`rlrun.loop.Trainer` (its env, eval env, DQN agent, logger, checkpoints, results),
 built exactly as its solo run would be. The population replaces only the loop's hot part: one batched forward

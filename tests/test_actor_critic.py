@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from rlrun.agents import ActorCriticAgent, build_agent
 from rlrun.agents.actor_critic import explained_variance, generalized_advantages, policy_loss, value_loss
@@ -589,3 +590,13 @@ def test_rmsprop_is_sb3s_and_its_state_round_trips():
     assert saved.keys() == loaded.keys() and all(
         torch.equal(saved[k]["square_avg"], loaded[k]["square_avg"]) for k in saved
     )
+
+
+def test_a_config_saved_before_agent_optimizer_existed_validates_and_builds_adam():
+    """Checkpoints keep their config as a plain dict: runs saved before the key existed resume and evaluate."""
+    saved = OmegaConf.to_container(compose_cfg("agent=a2c", "env=cartpole", "device=cpu"), resolve=True)
+    del saved["agent"]["optimizer"]
+    cfg = OmegaConf.create(saved)
+    validate(cfg)
+    agent = build_agent(cfg, gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(2), torch.device("cpu"))
+    assert isinstance(agent.optimizer, torch.optim.Adam)

@@ -148,6 +148,10 @@ def test_members_may_differ_in_learning_rate_and_anneal_and_each_steps_at_its_ow
         for member, start in ((members[1], first), (members[2], third))
     ]
     assert moved[0] < moved[1] / 3
+    # a resumed sweep fills in lr_decay_steps for its annealed members only: they still form one population
+    DQNPopulation(
+        [agents([0], "agent.lr_end=null")[0], agents([1], "agent.lr_end=1e-5", "agent.lr_decay_steps=400")[0]]
+    )
 
 
 def test_perturbing_one_members_data_leaves_the_others_bitwise_unchanged():

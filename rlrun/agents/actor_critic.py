@@ -3,8 +3,8 @@
 Every ``n_steps`` env steps per sub-env the agent has a rollout of ``n_steps * num_envs`` transitions played by one
 policy. Generalised advantage estimation (Schulman et al. 2016) turns it into advantages and value targets, and
 ``n_epochs`` passes over shuffled minibatches minimise ``policy loss + vf_coef * value loss - ent_coef * entropy``
-with one Adam optimizer. PPO's policy loss is the clipped surrogate; with ``clip_range`` null it is the plain
-policy gradient ``-A log pi(a|s)``, and with one epoch over the whole rollout that is A2C (conf/agent/a2c.yaml).
+with one optimizer (Adam, or RMSprop). PPO's policy loss is the clipped surrogate; with ``clip_range`` null it is the
+plain policy gradient ``-A log pi(a|s)``, and with one epoch over the whole rollout that is A2C (conf/agent/a2c.yaml).
 """
 
 from __future__ import annotations
@@ -157,8 +157,8 @@ class ActorCriticAgent:
         clip_range: Callable[[int], float] | None = None,
         skip_nonfinite_loss: bool = False,
     ):
-        """``learning_rate`` and ``clip_range`` map the env step to Adam's step size (agent.lr_end) and to PPO's
-        epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``. ``skip_nonfinite_loss``
+        """``learning_rate`` and ``clip_range`` map the env step to the optimizer's step size (agent.lr_end) and to
+        PPO's epsilon (agent.clip_range_end); None keeps ``cfg.lr`` and ``cfg.clip_range``. ``skip_nonfinite_loss``
         (train.nan_policy=skip) drops a minibatch whose loss is not finite instead of stopping the run."""
         self.cfg = cfg
         self.skip_nonfinite_loss = skip_nonfinite_loss

@@ -1,11 +1,12 @@
-"""A population of DQN agents that differ only in their seed (and, if asked, ``gamma`` and ``tau``), trained as
-one: the member axis of the DQN family.
+"""A population of DQN agents that differ only in their seed (and, if asked, ``gamma``, ``tau``, ``lr`` and
+``lr_end``), trained as one: the member axis of the DQN family.
 
 Each member is a whole :class:`DQNAgent` (its replay buffer, epsilon schedule, exploration generator, and networks
 whose parameters are views of the stacked ones, rlrun.networks.StackedQNetwork), so it acts greedily, evaluates and
 checkpoints exactly as a solo agent. What the population adds is the hot path done once for all members: one
 batched forward to act, one forward/backward over the stacked networks per gradient step, per-member gradient
-clipping, and one fused Adam step over the stacked parameters (Adam is elementwise, so it equals K Adams).
+clipping, and one fused Adam step over the stacked parameters (Adam is elementwise, so at one rate it equals K
+Adams; members at their own rates: step_optimizer).
 Members never mix: every reduction (loss mean, gradient norm) runs along the batch axis of one member.
 
 Members may differ in the update's scalars that change no shape: ``gamma`` (each member's replay buffer stores its
@@ -49,12 +50,9 @@ class DQNPopulation:
         self.members = list(members)
         self.size = len(members)
         first = members[0]
-        shared = {key: value for key, value in vars(first.cfg).items() if key not in MEMBER_AGENT_KEYS}
+        shared = shared_keys(first)
         differing = sorted(
-            key
-            for member in members[1:]
-            for key, value in vars(member.cfg).items()
-            if key in shared and shared[key] != value
+            key for member in members[1:] for key, value in shared_keys(member).items() if shared[key] != value
         )
         if differing:
             raise ValueError(f"population members differ in agent.{', agent.'.join(dict.fromkeys(differing))}")
@@ -77,6 +75,8 @@ class DQNPopulation:
         self.member_lrs = [float(member.cfg.lr) for member in members]  # each member's rate at the last gradient step
         self.lrs_differ = len({(member.cfg.lr, member.cfg.lr_end) for member in members}) > 1
         self.previous_params: list[torch.Tensor] | None = None  # parameters before a step, when rates differ
+        self.rates: torch.Tensor | None = None  # member_rates(): member_lrs on the device, as of rates_of
+        self.rates_of: list[float] = []
         # uniform replay ignores priorities: its members are spared the TD errors' device -> host copy
         self.prioritized = [isinstance(member.buffer, PrioritizedReplayBuffer) for member in members]
         # Set on device at every gradient step (no sync); read by nonfinite_members() on the steps that look.
@@ -216,9 +216,19 @@ class DQNPopulation:
             for group in self.optimizer.param_groups:
                 group["lr"] = 1.0
             self.optimizer.step()
-            rates = torch.tensor(self.member_lrs, device=self.device)
+            rates = self.member_rates()
             for before, param in zip(self.previous_params, self.parameters):
                 param.copy_(before.lerp_(param, rates.view(-1, *([1] * (param.dim() - 1)))))
+
+    def member_rates(self) -> torch.Tensor:
+        """``member_lrs`` on the device, copied only when they changed, and on CUDA from pinned memory without
+        blocking (no device sync per gradient step; the caching host allocator keeps each copy's buffer alive)."""
+        if self.rates is None or self.rates_of != self.member_lrs:
+            host = torch.tensor(self.member_lrs)
+            if self.device.type == "cuda":
+                host = host.pin_memory()
+            self.rates, self.rates_of = host.to(self.device, non_blocking=True), list(self.member_lrs)
+        return self.rates
 
     def update_target(self) -> None:
         with torch.no_grad():
@@ -257,6 +267,15 @@ class DQNPopulation:
                 key: states[0][key].clone() if key == "step" else torch.stack([state[key] for state in states])
                 for key in states[0]
             }
+
+
+def shared_keys(member: DQNAgent) -> dict[str, Any]:
+    """The agent keys every member of a population must have equal: all but MEMBER_AGENT_KEYS, and
+    ``lr_decay_steps`` only for members that anneal (a resumed run fills it in for those alone)."""
+    keys = {key: value for key, value in vars(member.cfg).items() if key not in MEMBER_AGENT_KEYS}
+    if member.learning_rate is None:
+        keys["lr_decay_steps"] = None
+    return keys
 
 
 def member_parameters(member: DQNAgent) -> list[nn.Parameter]:
