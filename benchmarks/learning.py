@@ -19,7 +19,8 @@ mean returns and the share of episodes cut by the time limit: a hovering lander 
 ``--out PATH`` also writes the table as a result file (``results/learning/<env>_<agent>.json`` is where the docs
 read it; the schema is in benchmarks/result_files.py and docs/contributing.md): the command, commit, date, machine
 and one row per seed. ``--from-sweep DIR [DIR ...]`` trains nothing: it tabulates sweep folders this script made
-before, reading each job's results.json and, where they exist, its heldout_best/ and heldout_last/ evaluations.
+before, reading each job's results.json and its heldout_best/ and heldout_last/ evaluations, which it runs
+(``--heldout N``) for the jobs that lack them.
 Several folders make one table when their jobs trained the same config on disjoint seeds (seeds 0-4 in one sweep and
 5-9 in a later one, under another launcher if need be); the result file records each folder's command.
 
@@ -42,7 +43,7 @@ from pathlib import Path
 import result_files
 from omegaconf import OmegaConf
 
-from rlrun.config import eval_step_cap
+from rlrun.config import AGENT_SCHEMAS, eval_step_cap
 
 # eval.every is left to the config (5,000 env steps) and the tuned file: the LunarLander PPO/A2C files evaluate every
 # 25k, since 20 episodes of up to 1,000 steps every 5k would cost more than the training (and replay unchanged
@@ -147,11 +148,15 @@ def collect(sweep_dir: Path) -> dict[int, dict]:
 def trained_config(results: dict) -> dict:
     """What a job trained and how it was evaluated: its saved config less the seed (the one key a table's seeds may
     differ in) and ``plot`` (drawing only), with a null ``eval.max_episode_steps`` resolved to the cap it stands
-    for (older configs saved the resolved value)."""
+    for (older configs saved the resolved value), and agent keys added since it was saved filled in with their
+    schema defaults (what the job trained with: a key that did not exist then had its default's behaviour)."""
     saved = OmegaConf.load(Path(results["job_dir"]) / ".hydra" / "config.yaml")
     config = OmegaConf.to_container(saved)
     assert isinstance(config, dict)
     config["eval"]["max_episode_steps"] = eval_step_cap(saved)
+    schema = AGENT_SCHEMAS.get(config["agent"].get("algo"))
+    if schema is not None:
+        config["agent"] = {**OmegaConf.to_container(OmegaConf.structured(schema)), **config["agent"]}
     for key in ("seed", "plot"):
         config.pop(key, None)
     return config
@@ -389,6 +394,10 @@ def main(argv: list[str]) -> int:
         overrides = sweeps[0][0]
         seeds = sorted(by_seed)
         read_held_out(by_seed)
+        missing = {seed: results for seed, results in by_seed.items() if "heldout" not in results}
+        if args.heldout and missing:  # e.g. a sweep stopped before this script's held-out evaluations
+            print(f"held-out evaluations of seeds {sorted(missing)}, which their folders lack", flush=True)
+            add_held_out(missing, args.heldout, args.jobs)
     else:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         choices = dict(item.split("=", 1) for item in overrides)

@@ -139,6 +139,18 @@ def test_runs_seeds_through_the_sweep_and_reads_their_results(tmp_path, capsys):
     together = result_files.load_path(joined, "learning")
     assert together["seeds"] == written["seeds"]
     assert together["command"].count("python benchmarks/learning.py") == 2, "each folder's command is recorded"
+    # a job saved before an agent key existed (it trained with the key's default) joins; a folder without
+    # held-out evaluations (a sweep stopped before them) gets them
+    older = next(halves[0].glob("*/.hydra/config.yaml"))
+    assert "  network: auto\n" in older.read_text()
+    older.write_text(older.read_text().replace("  network: auto\n", ""))
+    for held in halves[0].glob("*/heldout_*"):
+        shutil.rmtree(held)
+    assert (
+        learning.main(["--from-sweep", *map(str, halves), "--jobs", "1", "--heldout", "3", "--out", str(joined)]) == 0
+    )
+    assert len(list(halves[0].glob("*/heldout_*/eval.json"))) == 2
+    assert result_files.load_path(joined, "learning")["seeds"] == written["seeds"]
     # a folder whose jobs trained something else, or the same seeds again, is refused, naming why
     other = halves[1] / next(halves[1].glob("*/results.json")).parent.name / ".hydra" / "config.yaml"
     other.write_text(other.read_text().replace("total_steps: 400", "total_steps: 500"))
