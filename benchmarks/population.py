@@ -4,7 +4,7 @@
         [--out outputs/benchmarks/population/<time>] [any other rlrun override ...]
 
 For each env, runs ``rlrun -m seed=range(N) env=E agent=dqn`` (the tuned settings of the pair apply: CartPole 50k
-env steps, LunarLander 100k; ``--steps`` shortens both) with ``hydra/launcher=joblib``, then with
+env steps, LunarLander 300k; ``--steps`` shortens both) with ``hydra/launcher=joblib``, then with
 ``hydra/launcher=population``, on the same cores (``--jobs`` processes at once for both: joblib's jobs, or
 populations of ``--members`` seeds, by default the seeds spread evenly over the processes). Prints, per env and
 launcher: the wall time of the whole sweep, the env steps per second summed over the members (all their env steps
@@ -41,7 +41,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "--steps",
         type=int,
         default=None,
-        help="total_steps of every run (default: the tuned settings': CartPole 50k, LunarLander 100k)",
+        help="total_steps of every run (default: the tuned settings': CartPole 50k, LunarLander 300k)",
     )
     parser.add_argument(
         "--jobs",
@@ -163,7 +163,7 @@ def table(results: list[dict]) -> str:
 
 
 def write_result(path: Path, results: list[dict], args: argparse.Namespace) -> None:
-    steps = f"{args.steps:,} env steps per run" if args.steps else "the tuned budgets (CartPole 50k, LunarLander 100k)"
+    steps = f"{args.steps:,} env steps per run" if args.steps else "the tuned budgets (CartPole 50k, LunarLander 300k)"
     result_files.write(
         path,
         {
