@@ -73,7 +73,7 @@ class DQNPopulation:
         # each member's Polyak rate, shaped to scale the leading (member) axis of any stacked parameter
         self.taus = torch.tensor([float(member.cfg.tau) for member in members], device=self.device)
         self.member_lrs = [float(member.cfg.lr) for member in members]  # each member's rate at the last gradient step
-        self.lrs_differ = len({(member.cfg.lr, member.cfg.lr_end) for member in members}) > 1
+        self.lrs_differ = len({member_rate_settings(member) for member in members}) > 1
         self.previous_params: list[torch.Tensor] | None = None  # parameters before a step, when rates differ
         self.rates: torch.Tensor | None = None  # member_rates(): member_lrs on the device, as of rates_of
         self.rates_of: list[float] = []
@@ -270,12 +270,16 @@ class DQNPopulation:
 
 
 def shared_keys(member: DQNAgent) -> dict[str, Any]:
-    """The agent keys every member of a population must have equal: all but MEMBER_AGENT_KEYS, and
-    ``lr_decay_steps`` only for members that anneal (a resumed run fills it in for those alone)."""
-    keys = {key: value for key, value in vars(member.cfg).items() if key not in MEMBER_AGENT_KEYS}
+    """The agent keys every member of a population must have equal: all but MEMBER_AGENT_KEYS and
+    ``lr_decay_steps``, which each member's own anneal reads (a resumed run fills it in for annealed members only)."""
+    return {key: value for key, value in vars(member.cfg).items() if key not in MEMBER_AGENT_KEYS + ("lr_decay_steps",)}
+
+
+def member_rate_settings(member: DQNAgent) -> tuple[Any, ...]:
+    """What a member's learning rate follows: its lr, and its anneal's end and length if it anneals."""
     if member.learning_rate is None:
-        keys["lr_decay_steps"] = None
-    return keys
+        return (member.cfg.lr,)
+    return (member.cfg.lr, member.cfg.lr_end, member.cfg.lr_decay_steps)
 
 
 def member_parameters(member: DQNAgent) -> list[nn.Parameter]:
