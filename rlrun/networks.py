@@ -286,6 +286,65 @@ class ActorCriticNetworks(nn.Module):
         return self.lean_forward(self.value_layers, obs).squeeze(1)
 
 
+class FlatParameters:
+    """A module's parameters re-pointed at slices of one contiguous buffer, and their gradients at slices of a second.
+
+    Why: for MLPs of a few thousand weights a minibatch update is mostly per-tensor overhead. Over one flat
+    tensor, clipping the gradient norm is one norm and one multiply, and an optimizer step handles one tensor
+    rather than a dozen. ``flat`` is the parameter to give the optimizer: its ``.grad`` is the gradient buffer,
+    which backward fills in place (autograd adds into an existing ``.grad`` rather than replacing it), so every
+    module parameter keeps reading its slice. Clear gradients with :meth:`zero_grad`, never by setting a
+    parameter's ``.grad`` to None, which would cut that parameter off from the buffer. Build it after the module
+    is on its device (``.to()`` would allocate new tensors). ``load_state_dict`` and ``deepcopy`` of the module
+    work as usual: the first copies into the slices, the second copies out of them.
+    """
+
+    def __init__(self, parameters: Sequence[nn.Parameter]):
+        self.parameters = list(parameters)
+        first = self.parameters[0]
+        total = sum(param.numel() for param in self.parameters)
+        self.flat = nn.Parameter(torch.empty(total, dtype=first.dtype, device=first.device))
+        self.flat.grad = torch.zeros_like(self.flat)
+        self.sizes = [param.numel() for param in self.parameters]
+        offset = 0
+        for param, size in zip(self.parameters, self.sizes):
+            self.flat.data[offset : offset + size].copy_(param.detach().reshape(-1))
+            param.data = self.flat.data[offset : offset + size].view_as(param)
+            param.grad = self.flat.grad[offset : offset + size].view_as(param)
+            offset += size
+
+    def zero_grad(self) -> None:
+        assert self.flat.grad is not None
+        self.flat.grad.zero_()
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """``nn.utils.clip_grad_norm_`` over all the parameters (one L2 norm of everything, scaled down to
+        ``max_norm`` when above it, with its 1e-6); returns the norm before clipping."""
+        grad = self.flat.grad
+        assert grad is not None
+        norm = torch.linalg.vector_norm(grad)
+        grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
+        return norm
+
+    def flat_optimizer_state(self, state: dict) -> dict:
+        """An optimizer state dict saved over the separate parameters (checkpoints from before the flat buffer)
+        as the same state over ``flat``: each per-parameter tensor (Adam's moments, RMSprop's average)
+        concatenated in parameter order. A state already over one tensor is returned as it is."""
+        groups = state["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self.parameters) or len(self.parameters) == 1:
+            return state
+        ids = groups[0]["params"]
+        per_param = [state["state"].get(index, {}) for index in ids]
+        merged: dict = {}
+        if all(per_param):
+            for key, value in per_param[0].items():
+                if torch.is_tensor(value) and value.shape == self.parameters[0].shape:
+                    merged[key] = torch.cat([entry[key].reshape(-1) for entry in per_param])
+                else:  # the step count (and other scalars), equal for parameters that are stepped together
+                    merged[key] = value.clone() if torch.is_tensor(value) else value
+        return {"state": {0: merged} if merged else {}, "param_groups": [{**groups[0], "params": [0]}]}
+
+
 class StackedQNetwork(nn.Module):
     """K MLP :class:`QNetwork` s of one architecture as batched layers: a leading member axis on every weight.
 

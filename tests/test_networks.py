@@ -1,5 +1,6 @@
 """The Nature-DQN CNN, how DQN picks CNN or MLP, the lean MLP forward and the NumPy greedy policy (its argmax is
-the module's, for plain and dueling heads, and it follows weight changes)."""
+the module's, for plain and dueling heads, and it follows weight changes), and the flat parameter buffer of the
+actor-critic family (its gradients, clipping and optimizer state equal the per-parameter ones)."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from torch import nn
 
 from rlrun.agents.dqn import resolve_network
 from rlrun.errors import ConfigError
-from rlrun.networks import NatureCNN, NumpyGreedyPolicy, QNetwork
+from rlrun.networks import ActorCriticNetworks, FlatParameters, NatureCNN, NumpyGreedyPolicy, QNetwork
 
 
 @pytest.mark.parametrize("dueling", [False, True])
@@ -159,3 +160,76 @@ def test_dueling_q_is_value_plus_advantage_minus_its_mean(network, obs_shape):
     value, advantage = net.value(features), net.advantage(features)  # streams as plain module calls
     torch.testing.assert_close(net(obs), value + advantage - advantage.mean(dim=1, keepdim=True))
     assert value.shape == (7, 1) and advantage.shape == (7, 4)
+
+
+def two_copies_of_actor_critic_networks():
+    torch.manual_seed(0)
+    separate = ActorCriticNetworks(3, 2, [16, 8], gaussian=True)
+    flat_net = ActorCriticNetworks(3, 2, [16, 8], gaussian=True)
+    flat_net.load_state_dict(separate.state_dict())
+    return separate, flat_net, FlatParameters(list(flat_net.parameters()))
+
+
+def actor_critic_loss(networks, obs):
+    policy_part = networks.policy_output(obs).pow(2).sum() + networks.log_std.sum()
+    return policy_part + 3.0 * networks.state_value(obs).pow(2).sum()
+
+
+def test_flat_parameters_keep_the_values_and_backward_fills_the_one_gradient_buffer():
+    separate, flat_net, flat = two_copies_of_actor_critic_networks()
+    for a, b in zip(separate.parameters(), flat_net.parameters()):
+        assert torch.equal(a, b)
+    obs = torch.randn(5, 3)
+    for _ in range(2):  # a second backward after zero_grad must not add to the first
+        flat.zero_grad()
+        actor_critic_loss(flat_net, obs).backward()
+    actor_critic_loss(separate, obs).backward()
+    offset = 0
+    for a, b in zip(separate.parameters(), flat_net.parameters()):
+        assert b.grad is not None and b.grad.data_ptr() == flat.flat.grad[offset:].data_ptr()  # still the buffer
+        assert b.data_ptr() == flat.flat[offset:].data_ptr()
+        torch.testing.assert_close(a.grad, b.grad)
+        offset += b.numel()
+    assert offset == flat.flat.numel()
+
+
+def test_flat_gradient_clipping_and_adam_equal_torch_s_over_the_separate_parameters():
+    separate, flat_net, flat = two_copies_of_actor_critic_networks()
+    per_param = torch.optim.Adam(separate.parameters(), lr=1e-2)
+    one_tensor = torch.optim.Adam([flat.flat], lr=1e-2)
+    for _ in range(3):
+        obs = torch.randn(5, 3) * 10  # large enough that the norm is above 0.5 and clipping acts
+        per_param.zero_grad()
+        actor_critic_loss(separate, obs).backward()
+        norm = nn.utils.clip_grad_norm_(list(separate.parameters()), 0.5)
+        per_param.step()
+        flat.zero_grad()
+        actor_critic_loss(flat_net, obs).backward()
+        flat_norm = flat.clip_grad_norm_(0.5)
+        one_tensor.step()
+        assert norm > 0.5
+        torch.testing.assert_close(flat_norm, norm)
+        for a, b in zip(separate.parameters(), flat_net.parameters()):
+            torch.testing.assert_close(a, b)
+
+
+def test_an_optimizer_state_saved_per_parameter_continues_over_the_flat_buffer():
+    separate, flat_net, flat = two_copies_of_actor_critic_networks()
+    per_param = torch.optim.Adam(separate.parameters(), lr=1e-2)
+    obs = torch.randn(5, 3)
+    actor_critic_loss(separate, obs).backward()
+    per_param.step()  # a checkpoint from before the flat buffer: moments for each parameter
+    flat_net.load_state_dict(separate.state_dict())
+    one_tensor = torch.optim.Adam([flat.flat], lr=1e-2)
+    one_tensor.load_state_dict(flat.flat_optimizer_state(per_param.state_dict()))
+    assert one_tensor.state[flat.flat]["exp_avg"].shape == flat.flat.shape
+    per_param.zero_grad()
+    actor_critic_loss(separate, obs).backward()
+    per_param.step()
+    flat.zero_grad()
+    actor_critic_loss(flat_net, obs).backward()
+    one_tensor.step()
+    for a, b in zip(separate.parameters(), flat_net.parameters()):
+        torch.testing.assert_close(a, b)
+    # a state already over the flat buffer passes through unchanged
+    assert flat.flat_optimizer_state(one_tensor.state_dict())["param_groups"][0]["params"] == [0]

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from rlrun.agents.running_stats import EPSILON, ObservationNormalizer, RewardScaler
 from rlrun.config import ActorCriticConfig
 from rlrun.errors import ConfigError, TrainingDiverged
-from rlrun.networks import ActorCriticNetworks, NumpyMLP, linear_layers
+from rlrun.networks import ActorCriticNetworks, FlatParameters, NumpyMLP, linear_layers
 from rlrun.policies import ArgmaxPolicy, GaussianMeanPolicy, NormalizedObservationPolicy
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -189,14 +189,18 @@ class ActorCriticAgent:
             gaussian=not self.discrete,
             init_log_std=cfg.init_log_std,
         ).to(device)
+        # One buffer for every weight and one for every gradient: clipping and the optimizer step are then one
+        # op each over one tensor rather than a loop over a dozen small ones (rlrun.networks.FlatParameters)
+        self.flat_parameters = FlatParameters(list(self.networks.parameters()))
+        self.parameters = self.flat_parameters.parameters  # the modules' own, each a view of the flat buffer
+        self.optimizer = make_optimizer(cfg.optimizer, [self.flat_parameters.flat], cfg.lr)
         # Acting computes one step's observations (num_envs rows): on the CPU the two MLPs' NumPy views skip
-        # torch's per-op dispatch, several times the arithmetic at that size (rlrun.networks.NumpyMLP)
+        # torch's per-op dispatch, several times the arithmetic at that size (rlrun.networks.NumpyMLP). Built
+        # after the flat buffer, so the views look at the weights' final home.
         self.numpy_policy = self.numpy_value = None
         if device.type == "cpu":
             self.numpy_policy = NumpyMLP(linear_layers(self.networks.policy), cfg.activation)
             self.numpy_value = NumpyMLP(linear_layers(self.networks.value), cfg.activation)
-        self.parameters = list(self.networks.parameters())
-        self.optimizer = make_optimizer(cfg.optimizer, self.parameters, cfg.lr)
         self.obs_normalizer = ObservationNormalizer(self.obs_dim, cfg.clip_obs) if cfg.normalize_obs else None
         self.reward_scaler = RewardScaler(cfg.gamma, cfg.clip_reward) if cfg.normalize_reward else None
         self.rollout = Rollout(cfg.n_steps, self.obs_dim, action_shape, action_dtype)
@@ -407,11 +411,10 @@ class ActorCriticAgent:
                     stopped = True  # SB3's rule: this minibatch is not stepped, and the update ends
                     break
                 loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                for param in self.parameters:  # zero_grad(set_to_none=True) without the optimizer's hooks and profiling
-                    param.grad = None
+                self.flat_parameters.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
+                    self.flat_parameters.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
             if stopped:
                 break
@@ -455,7 +458,7 @@ class ActorCriticAgent:
                     f"{'would be ignored' if key in state else 'are missing'}. Keep the checkpoint's agent settings."
                 )
         self.networks.load_state_dict(state["networks"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(self.flat_parameters.flat_optimizer_state(state["optimizer"]))
         if isinstance(self.optimizer, torch.optim.Adam):
             for group in self.optimizer.param_groups:  # checkpoints saved before fused Adam restore fused=None
                 group["fused"] = True
