@@ -37,7 +37,12 @@ def register_hydra_setup() -> None:
     from hydra_plugins.rlrun_joblib_launcher.launcher import RlrunJoblibLauncher
     from hydra_plugins.rlrun_optuna_sweeper.optuna_sweeper import RlrunOptunaSweeper
     from hydra_plugins.rlrun_population_launcher.launcher import RlrunPopulationLauncher
-    from hydra_plugins.rlrun_submitit_launcher.launchers import RlrunLocalLauncher, RlrunSlurmLauncher
+    from hydra_plugins.rlrun_submitit_launcher.launchers import (
+        RlrunLocalLauncher,
+        RlrunLocalPopulationLauncher,
+        RlrunSlurmLauncher,
+        RlrunSlurmPopulationLauncher,
+    )
 
     register_sweep_plugins(
         [
@@ -47,6 +52,8 @@ def register_hydra_setup() -> None:
             RlrunPopulationLauncher,
             RlrunLocalLauncher,
             RlrunSlurmLauncher,
+            RlrunLocalPopulationLauncher,
+            RlrunSlurmPopulationLauncher,
         ]
     )
 

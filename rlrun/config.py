@@ -519,6 +519,17 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
             agent.clip_range_end,
             "zero or more, with a clip_range to anneal from (not null), or null to keep clip_range",
         )
+    frozen = [key for key in ("lr_end", "clip_range_end") if agent.get(key) == 0]
+    decay_steps = agent.get("lr_decay_steps")
+    if frozen and decay_steps is not None and cfg.total_steps > decay_steps:
+        # the resume check (rlrun.loop.resumed_trainer) refuses the same, for a run that is continued
+        ends = " and ".join(f"agent.{key}=0" for key in frozen)
+        raise ConfigError(
+            f"agent.lr_decay_steps={decay_steps} is not allowed with {ends} and total_steps={cfg.total_steps}: "
+            f"the anneal would reach 0 at env step {decay_steps}, and every update after it would leave the "
+            f"weights as they are. Set agent.lr_decay_steps to total_steps or more (or null: total_steps), or "
+            f"anneal to a positive value."
+        )
     if agent.clip_range_vf is not None:
         _check(
             agent.clip_range_vf > 0,

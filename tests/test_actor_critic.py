@@ -17,7 +17,7 @@ from rlrun.config import ActorCriticConfig, validate
 from rlrun.errors import ConfigError
 from rlrun.evaluation import run_greedy_episodes
 from rlrun.loop import train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, run_cli
 
 SHORT_RUN = [
     "agent=ppo",
@@ -475,6 +475,19 @@ def test_a_non_finite_loss_stops_the_run_or_is_skipped_as_train_nan_policy_says(
     metrics = skipping.update(8, 0)
     assert metrics["train/skipped_batches"] == 4  # 2 minibatches x 2 epochs, none stepped
     assert all(torch.equal(old, new) for old, new in zip(before, skipping.parameters))
+    # nothing was trained: no loss figures (not zeros), and no epoch counted
+    assert not [key for key in metrics if key.startswith("losses/") and key != "losses/explained_variance"]
+    assert metrics["train/epochs"] == 0
+
+
+def test_a_fresh_run_that_would_train_past_an_anneal_to_zero_is_refused(tmp_path):
+    result = run_cli(
+        "agent=ppo", "env=cartpole", "total_steps=100000", "agent.lr_end=0", "agent.lr_decay_steps=50000", cwd=tmp_path
+    )
+    assert result.returncode != 0
+    said = "agent.lr_decay_steps=50000 is not allowed with agent.lr_end=0 and agent.clip_range_end=0 and total_steps"
+    assert said in result.stderr  # cartpole_ppo anneals the clip range to 0 as well
+    assert not list(tmp_path.glob("outputs/*/*/events.out.tfevents*")), "refused before anything was built"
 
 
 @pytest.mark.parametrize(

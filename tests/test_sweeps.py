@@ -318,6 +318,11 @@ def test_submitit_slurm_jobs_are_named_after_the_sweep_and_stopped_with_sigterm(
     assert launcher["additional_parameters"] == {"signal": "TERM@120"}
     assert launcher["_target_"] == "hydra_plugins.rlrun_submitit_launcher.launchers.RlrunSlurmLauncher"
     assert slurm_job_name("outputs/multirun/2026-11-21/10-00-00") == "rlrun_2026-11-21_10-00-00"
+    with initialize_config_module("rlrun.conf", version_base=None):
+        cfg = compose("config", overrides=["hydra/launcher=population_slurm"], return_hydra_config=True)
+    population = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert population.pop("_target_").endswith("RlrunSlurmPopulationLauncher") and population.pop("members") is None
+    assert population == {key: value for key, value in launcher.items() if key != "_target_"}, "submitit_slurm's"
 
 
 def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_path):

@@ -1,11 +1,13 @@
-"""hydra-submitit-launcher's launchers, collecting each job on its own so one killed job cannot end the sweep.
+"""hydra-submitit-launcher's launchers, collecting each job on its own so one killed job cannot end the sweep, and
+their population variants (``hydra/launcher=population_slurm``, ``population_local``): one submitit job per population
+of the sweep's jobs that differ only in seed (rlrun/sweeps/population_jobs.py).
 
 Hydra imports plugin modules on every run, so submitit itself is imported only when a sweep launches.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
@@ -23,3 +25,27 @@ class RlrunLocalLauncher(LocalLauncher):
         from rlrun.sweeps.submitit_jobs import launch_and_collect
 
         return launch_and_collect(self, job_overrides, initial_job_idx)
+
+
+class RlrunSlurmPopulationLauncher(RlrunSlurmLauncher):
+    def __init__(self, members: Optional[int] = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.members = members  # not a submitit parameter: plan_populations reads it
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from rlrun.sweeps.population_jobs import plan_populations
+        from rlrun.sweeps.submitit_jobs import launch_and_collect
+
+        return launch_and_collect(self, job_overrides, initial_job_idx, plan=plan_populations)
+
+
+class RlrunLocalPopulationLauncher(RlrunLocalLauncher):
+    def __init__(self, members: Optional[int] = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.members = members
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from rlrun.sweeps.population_jobs import plan_populations
+        from rlrun.sweeps.submitit_jobs import launch_and_collect
+
+        return launch_and_collect(self, job_overrides, initial_job_idx, plan=plan_populations)

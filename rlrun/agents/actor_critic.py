@@ -368,12 +368,13 @@ class ActorCriticAgent:
         advantages_t, returns_t = to_tensor(advantages), to_tensor(returns)
         batch_size = cfg.batch_size or size
         totals = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0}
-        minibatches, epochs_done, stopped = 0, 0, False
+        minibatches, epochs_done, stopped = 0, 0, False  # epochs_done: whole epochs in which a step was taken
         flat = (obs, actions, old_log_probs, old_values, advantages_t, returns_t)
         for _ in range(cfg.n_epochs):
             # one gather per tensor and epoch; each minibatch is then a slice (a view), not a gather of its own
             order = torch.as_tensor(self.rng.permutation(size), device=self.device)
             shuffled = [tensor[order] for tensor in flat]
+            stepped = False
             for start in range(0, size, batch_size):
                 mb_obs, mb_actions, mb_old_log_probs, mb_old_values, mb_advantages, mb_returns = (
                     tensor[start : start + batch_size] for tensor in shuffled
@@ -416,11 +417,13 @@ class ActorCriticAgent:
                 if cfg.max_grad_norm is not None:
                     self.flat_parameters.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
+                stepped = True
             if stopped:
                 break
-            epochs_done += 1
+            epochs_done += stepped
         self.updates += 1
-        metrics = {f"losses/{key}": total / max(minibatches, 1) for key, total in totals.items()}
+        # no loss entries when every minibatch was skipped (train.nan_policy=skip): nothing was trained
+        metrics = {f"losses/{key}": total / minibatches for key, total in totals.items()} if minibatches else {}
         if self.skipped_batches:
             metrics["train/skipped_batches"] = self.skipped_batches
         metrics["losses/explained_variance"] = explained_variance(rollout.values.ravel(), returns.ravel())

@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -98,27 +98,42 @@ def register_sweep_plugins(plugin_classes: Iterable[type[Plugin]]) -> None:
     from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
     threads = "${device.threads}"
+    local_settings: dict[str, Any] = dict(cpus_per_task=threads, tasks_per_node=1, timeout_min=60)
+    slurm_settings: dict[str, Any] = dict(
+        cpus_per_task=threads,
+        tasks_per_node=1,
+        nodes=1,
+        mem_gb=4,
+        timeout_min=120,
+        array_parallelism=64,
+        name="${rlrun.slurm_job_name:${hydra.sweep.dir}}",
+        # SIGTERM, which rlrun answers by saving last.pt (every member's, in a population), instead of submitit's
+        # USR2, whose handler raises inside training (no checkpoint) or requeues the job to start over from step 0
+        additional_parameters={"signal": "TERM@${hydra.launcher.signal_delay_s}"},
+    )
+
+    @dataclass
+    class LocalPopulationConf(LocalQueueConf):
+        members: Optional[int] = None  # most jobs trained together in one submitit job; null: all seeds of a config
+
+    @dataclass
+    class SlurmPopulationConf(SlurmQueueConf):
+        members: Optional[int] = None  # most jobs trained together in one SLURM job; null: all seeds of a config
+
     launchers = {
         # as many jobs as fit with jobs x device.threads <= usable cores, each in a process of its own
         "joblib": JobLibLauncherConf(_target_=JOBLIB_LAUNCHER, n_jobs="${rlrun.parallel_jobs:${device.threads}}"),
         # the jobs that differ only in seed trained together, n_jobs processes at once (rlrun/sweeps/population_jobs.py)
         "population": PopulationLauncherConf(),
-        "submitit_local": LocalQueueConf(
-            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", cpus_per_task=threads, tasks_per_node=1, timeout_min=60
-        ),
+        "submitit_local": LocalQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalLauncher", **local_settings),
         # one training run per SLURM job, with as many CPUs as it has torch threads; partition etc. per cluster
-        "submitit_slurm": SlurmQueueConf(
-            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmLauncher",
-            cpus_per_task=threads,
-            tasks_per_node=1,
-            nodes=1,
-            mem_gb=4,
-            timeout_min=120,
-            array_parallelism=64,
-            name="${rlrun.slurm_job_name:${hydra.sweep.dir}}",
-            # SIGTERM, which rlrun answers by saving last.pt, instead of submitit's USR2, whose handler raises
-            # inside training (no checkpoint) or requeues the job to start over from step 0
-            additional_parameters={"signal": "TERM@${hydra.launcher.signal_delay_s}"},
+        "submitit_slurm": SlurmQueueConf(_target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmLauncher", **slurm_settings),
+        # the same, with one population (the jobs that differ only in seed) per submitit job
+        "population_local": LocalPopulationConf(
+            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunLocalPopulationLauncher", **local_settings
+        ),
+        "population_slurm": SlurmPopulationConf(
+            _target_=f"{SUBMITIT_LAUNCHERS}.RlrunSlurmPopulationLauncher", **slurm_settings
         ),
     }
     store = ConfigStore.instance()

@@ -5,6 +5,10 @@ hydra-submitit-launcher collects results with ``job.results()`` for every job in
 sweep before the report. Here (called by rlrun's launchers in hydra_plugins/rlrun_submitit_launcher/) such a job
 becomes a failure record, like any other failed job, and the others are still collected.
 
+``hydra/launcher=population_slurm`` and ``population_local`` group the sweep's jobs into populations as
+``hydra/launcher=population`` does (rlrun/sweeps/population_jobs.py: the same plan, the same worker function), one
+submitit job per population: past one machine, each SLURM job trains a population on its node.
+
 On SLURM, job states are polled with ``sacct`` where the cluster keeps accounting, and with ``squeue`` where it does
 not: submitit 1.5.4 always calls ``sacct`` and logs a warning on every poll when accounting is off.
 """
@@ -15,7 +19,7 @@ import getpass
 import logging
 import subprocess
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union, cast
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
@@ -25,6 +29,7 @@ from submitit.core.utils import UncompletedJobError
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from rlrun.sweeps.job import KILLED_FROM_OUTSIDE, find_job_dir, record_ended_without_result
+from rlrun.sweeps.joblib_jobs import Job, Task, one_task_per_job
 
 log = logging.getLogger(__name__)
 
@@ -84,31 +89,47 @@ class JobStateWatcher(SlurmInfoWatcher):
         return info
 
 
-def job_return(job: Any, overrides: Sequence[str], job_dir: Optional[Path]) -> JobReturn:
-    """The job's own JobReturn, or, for a job that ended without a result, a failure record like a failed job's
-    (also written to ``failure.json`` in its folder, when it got as far as creating one, for the sweep report)."""
+def ended_without_result(job: Any, overrides: Sequence[str], job_dir: Optional[Path]) -> JobReturn:
+    """A failure record like a failed job's for a sweep job whose submitit job ended without a result (also written
+    to ``failure.json`` in its folder, when it got as far as creating one, for the sweep report)."""
+    state = job.state  # from the watcher's last poll
+    error = (
+        f"{KILLED_FROM_OUTSIDE}: submitit job {job.job_id} ended ({state}) without a result "
+        f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}"
+    )
+    log.error("job %s: %s", " ".join(filter_overrides(overrides)), error)
+    failure = record_ended_without_result(job_dir, error, state=state)
+    return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value={"failed": True, **failure})
+
+
+def task_returns(job: Any, task: Task, sweep_dir: Path) -> list[JobReturn]:
+    """The JobReturns of a task's sweep jobs: what its submitit job returned (one JobReturn, or a population's
+    list), or for each of them a failure record when it ended without a result."""
     try:
-        return job.results()[0]
+        returned = job.results()[0]
     except UncompletedJobError:
-        state = job.state  # from the watcher's last poll
-        error = (
-            f"{KILLED_FROM_OUTSIDE}: submitit job {job.job_id} ended ({state}) without a result "
-            f"(out of memory, SIGKILL, time limit or node failure); its log: {job.paths.stdout.parent}"
-        )
-        log.error("job %s: %s", " ".join(filter_overrides(overrides)), error)
-        failure = record_ended_without_result(job_dir, error, state=state)
-        return JobReturn(
-            overrides=list(overrides), status=JobStatus.COMPLETED, _return_value={"failed": True, **failure}
-        )
+        return [
+            ended_without_result(job, sweep_job.overrides, find_job_dir(sweep_dir, sweep_job.number))
+            for sweep_job in task.jobs
+        ]
+    return list(returned) if task.population else [returned]
 
 
-def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    """Submit every job as one array through submitit, then collect each job on its own.
+def launch_and_collect(
+    launcher: Any,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    plan: Callable[[Any, list[Job]], list[Task]] = one_task_per_job,
+) -> list[JobReturn]:
+    """Submit every task (one per job, or populations as ``plan`` makes them) as one array through submitit,
+    then collect each on its own; the JobReturns in job order.
 
     ``launcher`` is one of hydra-submitit-launcher's launchers (its params, config and ``__call__``, which runs
-    each job on its node, are used unchanged).
+    each job on its node, are used unchanged); a population runs rlrun.sweeps.population_jobs.execute_population.
     """
     import submitit
+
+    from rlrun.sweeps.population_jobs import execute_population
 
     executor_name = launcher._EXECUTOR  # "slurm" or "local"
     params = dict(launcher.params)
@@ -125,24 +146,37 @@ def launch_and_collect(launcher: Any, job_overrides: Sequence[Sequence[str]], in
     sweep_dir.mkdir(parents=True, exist_ok=True)
     log.info("submitit %r sweep output dir: %s", executor_name, sweep_dir)
 
-    numbers = list(range(initial_job_idx, initial_job_idx + len(job_overrides)))
-    for number, overrides in zip(numbers, job_overrides):
-        log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
-    count = len(job_overrides)
-    jobs = executor.map_array(
-        launcher,
-        [list(overrides) for overrides in job_overrides],
-        ["hydra.sweep.dir"] * count,
-        numbers,
-        [f"job_id_for_{number}" for number in numbers],
-        [Singleton.get_state()] * count,
-    )
+    jobs = [Job(initial_job_idx + index, list(overrides)) for index, overrides in enumerate(job_overrides)]
+    tasks = plan(launcher, jobs)
+    for task in tasks:
+        log.info("\t%s", task.label)
+    singleton_state = Singleton.get_state()
+    with executor.batch():  # one array: submitted when the block ends
+        submitted = [
+            executor.submit(
+                execute_population,
+                [(job.number, job.overrides) for job in task.jobs],
+                launcher.hydra_context,
+                launcher.config,
+                singleton_state,
+            )
+            if task.population
+            else executor.submit(
+                launcher,
+                task.jobs[0].overrides,
+                "hydra.sweep.dir",
+                task.jobs[0].number,
+                f"job_id_for_{task.jobs[0].number}",
+                singleton_state,
+            )
+            for task in tasks
+        ]
     if executor_name == "slurm":
         watcher = JobStateWatcher()
-        for job in jobs:
+        for job in submitted:
             job.watcher = watcher  # shadows submitit's class-wide sacct watcher, for this sweep's jobs only
             watcher.register_job(job.job_id)
-    return [
-        job_return(job, overrides, find_job_dir(sweep_dir, number))
-        for job, overrides, number in zip(jobs, job_overrides, numbers)
-    ]
+    for task, job in zip(tasks, submitted):
+        for sweep_job, returned in zip(task.jobs, task_returns(job, task, sweep_dir)):
+            sweep_job.result = returned
+    return [cast(JobReturn, job.result) for job in jobs]  # every task returned one per job, or a record for each

@@ -1,4 +1,5 @@
-"""Sweeps on a real one-node SLURM cluster (hydra/launcher=submitit_slurm): report, failures, scancel, time limits."""
+"""Sweeps on a real one-node SLURM cluster (hydra/launcher=submitit_slurm): report, failures, scancel, time limits;
+hydra/launcher=population_slurm: one SLURM job per population."""
 
 from __future__ import annotations
 
@@ -114,3 +115,28 @@ def test_jobs_stopped_from_outside_by_scancel_sigkill_and_the_time_limit_signal(
     assert resumed.returncode == 0, resumed.stderr
     assert f"at env step {stopped_at}" in resumed.stdout + resumed.stderr
     assert json.loads((timed / "results.json").read_text())["steps"] == stopped_at + 300
+
+
+def test_a_seed_sweep_trains_as_one_slurm_job_per_population(tmp_path, partition):
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "hydra/launcher=population_slurm",
+        f"hydra.launcher.partition={partition}",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.members=2",
+        "seed=0,1,2",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "population of 2 jobs (#0, #1)" in output and "#2 seed=2" in output
+    jobs = job_dirs(sweep)
+    assert len(jobs) == 3 and all((job / "results.json").is_file() for job in jobs)
+    assert "training a population of 2 members (seeds 0, 1)" in (jobs[0] / "rlrun.log").read_text()
+    (row,) = read_summary(sweep)
+    assert row["runs"] == "3" and row["seeds"] == "0 1 2" and row["failed"] == "0"
+    jobs_on_slurm = slurm_jobs(sweep)
+    assert len(jobs_on_slurm) == 2, jobs_on_slurm  # the population of two, and seed 2 alone
+    wait_until(lambda: {state for _, state in slurm_jobs(sweep).values()} == {"COMPLETED"}, "the jobs to end", 60)
