@@ -344,13 +344,15 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}.")
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, resumed: bool = False) -> None:
     """Reject values that compose fine but cannot work, naming the key and what is accepted.
 
-    Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training.
+    Runs before anything is built, so a bad sweep job fails in milliseconds instead of mid-training. ``resumed``:
+    ``cfg`` is a saved run's config about to be continued (rlrun.loop.resumed_trainer), which the rules for
+    starting a run do not bind: that run started under the rules of its day, and the resume has its own checks.
     """
     try:
-        _validate(cfg)
+        _validate(cfg, starts_a_run=cfg.mode == "train" and cfg.get("resume") is None and not resumed)
     except InterpolationResolutionError as error:  # e.g. seed=${seed}: reading any key that refers to it fails
         key = getattr(error, "full_key", None) or "a key"
         raise ConfigError(
@@ -360,7 +362,7 @@ def validate(cfg: DictConfig) -> None:
         ) from None
 
 
-def _validate(cfg: DictConfig) -> None:
+def _validate(cfg: DictConfig, starts_a_run: bool) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(
@@ -442,7 +444,7 @@ def _validate(cfg: DictConfig) -> None:
             _check(agent.max_grad_norm > 0, "agent.max_grad_norm", agent.max_grad_norm, "positive, or null to disable")
         _check_hidden_sizes(agent.hidden_sizes)
     if agent.algo == "actor_critic":  # on-policy: neither the buffer nor the epsilon schedule applies
-        _validate_actor_critic(cfg)
+        _validate_actor_critic(cfg, starts_a_run)
     if agent.algo == "tabular_q":  # no buffer; epsilon comes from the schedule group
         _check(0.0 < agent.alpha <= 1.0, "agent.alpha", agent.alpha, "a learning rate in (0, 1]")
         _check(agent.alpha_decay >= 0, "agent.alpha_decay", agent.alpha_decay, "zero (no decay) or more")
@@ -477,7 +479,7 @@ def _validate_learning_rate(agent: DictConfig, lr_end_may_be_zero: bool) -> None
         )
 
 
-def _validate_actor_critic(cfg: DictConfig) -> None:
+def _validate_actor_critic(cfg: DictConfig, starts_a_run: bool) -> None:
     agent = cfg.agent
     _validate_learning_rate(agent, lr_end_may_be_zero=True)
     _check(0.0 <= agent.gamma <= 1.0, "agent.gamma", agent.gamma, "a discount factor in [0, 1]")
@@ -521,8 +523,8 @@ def _validate_actor_critic(cfg: DictConfig) -> None:
         )
     frozen = [key for key in ("lr_end", "clip_range_end") if agent.get(key) == 0]
     decay_steps = agent.get("lr_decay_steps")
-    if frozen and decay_steps is not None and cfg.total_steps > decay_steps:
-        # the resume check (rlrun.loop.resumed_trainer) refuses the same, for a run that is continued
+    if starts_a_run and frozen and decay_steps is not None and cfg.total_steps > decay_steps:
+        # a new run only: a resume has its own check (rlrun.loop.resumed_trainer), and evaluation trains nothing
         ends = " and ".join(f"agent.{key}=0" for key in frozen)
         raise ConfigError(
             f"agent.lr_decay_steps={decay_steps} is not allowed with {ends} and total_steps={cfg.total_steps}: "

@@ -512,6 +512,7 @@ def resumed_trainer(cfg: DictConfig, cli_override_keys: list[str]) -> Trainer:
         saved_agent["lr_decay_steps"] = payload["config"]["total_steps"]
     merged = merge_saved_config(payload["config"], cfg, cli_override_keys)
     merged.resume = None
+    validate(merged, resumed=True)
     frozen = [key for key in ("lr_end", "clip_range_end") if saved_agent.get(key) == 0]
     if frozen and merged.total_steps > max(saved_agent["lr_decay_steps"], payload["config"]["total_steps"]):
         # past the anneal the rate (or clip range) stays at its end value, 0: the updates would change nothing
@@ -521,7 +522,6 @@ def resumed_trainer(cfg: DictConfig, cli_override_keys: list[str]) -> Trainer:
             f"update has a learning rate or clip range of 0 and leaves the weights as they are. Resume up to "
             f"total_steps={saved_agent['lr_decay_steps']}, or start a new run with a longer total_steps."
         )
-    validate(merged)  # after the check above, whose message fits a resume better than validate's own
     trainer = Trainer(merged, run_dir, resume_from=payload)
     check_spaces(checkpoint, payload["spaces"], trainer.spaces, merged.env.id)
     return trainer

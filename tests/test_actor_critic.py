@@ -488,6 +488,17 @@ def test_a_fresh_run_that_would_train_past_an_anneal_to_zero_is_refused(tmp_path
     said = "agent.lr_decay_steps=50000 is not allowed with agent.lr_end=0 and agent.clip_range_end=0 and total_steps"
     assert said in result.stderr  # cartpole_ppo anneals the clip range to 0 as well
     assert not list(tmp_path.glob("outputs/*/*/events.out.tfevents*")), "refused before anything was built"
+    # the rule binds new runs only: a run saved before it existed (lr_decay_steps below its total_steps) is still
+    # evaluated, and continued within its own total_steps (the resume's own check, below, decides past them)
+    from rlrun.config import validate
+
+    saved = compose_cfg("agent=ppo", "env=cartpole")
+    saved.total_steps, saved.agent.lr_decay_steps = 100_000, 50_000
+    with pytest.raises(ConfigError, match="is not allowed with agent.lr_end=0"):
+        validate(saved)
+    validate(saved, resumed=True)
+    saved.mode = "evaluate"
+    validate(saved)
 
 
 @pytest.mark.parametrize(
