@@ -39,6 +39,8 @@ RLRUN = str(BIN / "rlrun")
 SKIPPED = {
     "rlrun -m hydra/launcher=submitit_slurm hydra.launcher.partition=cpu hydra.launcher.mem_gb=2 "
     "agent=dqn,double_dqn seed=0,1": "needs a SLURM cluster: run by make test-cluster (tests/cluster/test_slurm.py)",
+    "rlrun -m seed=range(32) hydra/launcher=population_slurm hydra.launcher.partition=cpu "
+    "hydra.launcher.members=8": "needs a SLURM cluster: run by make test-cluster (tests/cluster/test_slurm.py)",
     "rlrun -m hydra/sweeper=optuna hydra/launcher=basic hydra.sweeper.n_jobs=1 "
     "hydra.sweeper.storage=postgresql://rlrun@dbhost:5432/rlrun_studies hydra.sweeper.study_name=shared-lr "
     "hydra.sweeper.n_trials=4 'agent.lr=tag(log, interval(1e-4, 1e-2))'": "needs a PostgreSQL server: run by make "
