@@ -140,3 +140,26 @@ def test_a_seed_sweep_trains_as_one_slurm_job_per_population(tmp_path, partition
     jobs_on_slurm = slurm_jobs(sweep)
     assert len(jobs_on_slurm) == 2, jobs_on_slurm  # the population of two, and seed 2 alone
     wait_until(lambda: {state for _, state in slurm_jobs(sweep).values()} == {"COMPLETED"}, "the jobs to end", 60)
+
+
+def test_a_population_s_slurm_job_killed_on_its_node_is_a_failure_record_for_each_member(tmp_path, partition):
+    sweep = tmp_path / "sweep"
+    sweeping = start_cli(
+        "-m",
+        "hydra/launcher=population_slurm",
+        f"hydra.launcher.partition={partition}",
+        "hydra.launcher.mem_gb=2",
+        "seed=0,1",
+        *UNTIL_STOPPED,
+        f"hydra.sweep.dir={sweep}",
+    )
+    wait_until(lambda: len(list(sweep.glob("*/events.out.tfevents*"))) == 2, "both members to start training")
+    (events, _) = sorted(sweep.glob("*/events.out.tfevents*"))  # events.out.tfevents.<time>.<host>.<pid>.<n>
+    os.kill(int(events.name.split(".")[-2]), signal.SIGKILL)  # the population's one process, as the OOM killer would
+    stdout, stderr = sweeping.communicate(timeout=240)
+    assert sweeping.returncode == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    for job in job_dirs(sweep):
+        assert json.loads((job / "failure.json").read_text())["type"] == "killed from outside", job.name
+    (row,) = read_summary(sweep)
+    assert row["runs"] == "0" and row["failed"] == "2"
