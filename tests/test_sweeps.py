@@ -322,7 +322,11 @@ def test_submitit_slurm_jobs_are_named_after_the_sweep_and_stopped_with_sigterm(
         cfg = compose("config", overrides=["hydra/launcher=population_slurm"], return_hydra_config=True)
     population = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert population.pop("_target_").endswith("RlrunSlurmPopulationLauncher") and population.pop("members") is None
-    assert population == {key: value for key, value in launcher.items() if key != "_target_"}, "submitit_slurm's"
+    timed = ("_target_", "name", "submitit_folder")  # the last two hold the sweep folder's time: composed apart
+    assert population["name"].startswith("rlrun_") and population["submitit_folder"].endswith(".submitit/%j")
+    assert {key: value for key, value in population.items() if key not in timed} == {
+        key: value for key, value in launcher.items() if key not in timed
+    }, "submitit_slurm's settings"
 
 
 def test_submitit_local_runs_a_sweep_and_reports_a_job_killed_from_outside(tmp_path):

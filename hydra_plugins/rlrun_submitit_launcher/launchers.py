@@ -27,9 +27,11 @@ class RlrunLocalLauncher(LocalLauncher):
         return launch_and_collect(self, job_overrides, initial_job_idx)
 
 
-class RlrunSlurmPopulationLauncher(RlrunSlurmLauncher):
+class PopulationSubmission:
+    """What turns a submitit launcher into its population variant: ``members``, and tasks planned as populations."""
+
     def __init__(self, members: Optional[int] = None, **params: Any) -> None:
-        super().__init__(**params)
+        super().__init__(**params)  # the submitit launcher's, next in the MRO
         self.members = members  # not a submitit parameter: plan_populations reads it
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -39,13 +41,9 @@ class RlrunSlurmPopulationLauncher(RlrunSlurmLauncher):
         return launch_and_collect(self, job_overrides, initial_job_idx, plan=plan_populations)
 
 
-class RlrunLocalPopulationLauncher(RlrunLocalLauncher):
-    def __init__(self, members: Optional[int] = None, **params: Any) -> None:
-        super().__init__(**params)
-        self.members = members
+class RlrunSlurmPopulationLauncher(PopulationSubmission, RlrunSlurmLauncher):
+    pass
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from rlrun.sweeps.population_jobs import plan_populations
-        from rlrun.sweeps.submitit_jobs import launch_and_collect
 
-        return launch_and_collect(self, job_overrides, initial_job_idx, plan=plan_populations)
+class RlrunLocalPopulationLauncher(PopulationSubmission, RlrunLocalLauncher):
+    pass
