@@ -25,9 +25,10 @@ ARGS ?=
 run: install
 	$(BIN)/rlrun $(ARGS)
 
-# -n auto: one pytest worker per core (pytest-xdist), so the suite uses every core (CI has 2)
+# -n auto: one pytest worker per core (pytest-xdist), so the suite uses every core (CI has 2); worksteal: a worker
+# that runs out of tests takes some of the other's queue, so one long test near the end does not leave a core idle
 test: install
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 # What pre-commit checks (tests/test_code_health.py runs the same): lint, types, and the layers in pyproject.toml
 lint: install

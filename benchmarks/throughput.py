@@ -22,6 +22,9 @@ bonus, value weight 0.5, gradient norm 0.5, no normalisation of observations or 
     python benchmarks/throughput.py --profile [--agents dqn] [--envs cartpole] [--train-freqs 4]
 
 ``--profile`` runs each cell once under cProfile instead and prints where an env step's time goes.
+``--updates`` times one DQN gradient step instead: rlrun's ``learn()`` (the MLP's hand-written backward,
+rlrun.networks.QNetworkGradients) against the same step through autograd (the same loss, fused Adam, clipping),
+alternating, for the fixed work's net (2x128, batch 64) and the LunarLander file's (2x256, batch 128).
 ``--out PATH`` also writes the two tables as a result file (e.g. results/performance/throughput.json; schema in
 benchmarks/result_files.py), with the command, commit, date and machine, for the docs' Performance page.
 """
@@ -29,6 +32,7 @@ benchmarks/result_files.py), with the command, commit, date and machine, for the
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import pstats
 import statistics
@@ -44,7 +48,9 @@ import torch
 from hydra import compose, initialize_config_module
 from torch import nn
 
-from rlrun.config import register_configs, validate
+from rlrun.agents.dqn import DQNAgent, td_targets
+from rlrun.buffers import ReplayBuffer
+from rlrun.config import DQNConfig, register_configs, validate
 from rlrun.loop import Trainer
 from rlrun.networks import QNetwork
 
@@ -352,6 +358,9 @@ def main() -> None:
     parser.add_argument("--compare", choices=["sb3"], default=None, help="also time Stable-Baselines3's DQN")
     parser.add_argument("--profile", action="store_true", help="one cProfile'd run per cell: where the time goes")
     parser.add_argument(
+        "--updates", action="store_true", help="time one DQN gradient step, hand-written backward against autograd"
+    )
+    parser.add_argument(
         "--algos",
         nargs="+",
         default=["dqn", "ppo"],
@@ -367,6 +376,12 @@ def main() -> None:
     torch.set_num_threads(1)
     register_configs()
     print(f"command: python {' '.join(sys.argv)}", flush=True)
+    if args.updates:
+        measured = [update_table(args.repeats)]
+        print_tables(measured)
+        if args.out:
+            write_result(args, measured, rows=[])
+        return
     if args.profile:
         with initialize_config_module("rlrun.conf", version_base=None):
             for num_envs in args.num_envs:
@@ -427,12 +442,7 @@ def main() -> None:
                         flush=True,
                     )
     measured = (tables(rows, runners, args) if rows else []) + (ppo_tables(ppo, args) if ppo else [])
-    for table in measured:
-        print(f"\n{table['title']}")
-        print("| " + " | ".join(table["columns"]) + " |")
-        print("|" + "---|" * len(table["columns"]))
-        for cells in table["rows"]:
-            print("| " + " | ".join(cells) + " |")
+    print_tables(measured)
     if args.compare and rows:
         print("\nmachine limit = 1e6 / (env step + greedy act + plain-Adam update / tf), CPU us, medians:")
         for row in rows:
@@ -442,16 +452,82 @@ def main() -> None:
                 f"act {parts['act_us']:.1f} (per env), update {parts['update_us']:.0f}"
             )
     if args.out:
-        document = {
-            "schema": result_files.SCHEMAS["performance"],
-            "benchmark": "throughput",
-            **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])),
-            "tables": measured,
-            "notes": list(args.note),
-            "rows": rows,
-            "ppo_rows": ppo,
-        }
-        result_files.write(Path(args.out), document)
+        write_result(args, measured, rows, ppo)
+
+
+def print_tables(measured: list[dict]) -> None:
+    for table in measured:
+        print(f"\n{table['title']}")
+        print("| " + " | ".join(table["columns"]) + " |")
+        print("|" + "---|" * len(table["columns"]))
+        for cells in table["rows"]:
+            print("| " + " | ".join(cells) + " |")
+
+
+def write_result(args, measured: list[dict], rows: list[dict], ppo: list[dict] | None = None) -> None:
+    document = {
+        "schema": result_files.SCHEMAS["performance"],
+        "benchmark": "throughput",
+        **result_files.provenance_fields(f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])),
+        "tables": measured,
+        "notes": list(args.note),
+        "rows": rows,
+        "ppo_rows": ppo or [],
+    }
+    result_files.write(Path(args.out), document)
+
+
+def update_table(repeats: int) -> dict:
+    """CPU microseconds per DQN gradient step (median over ``repeats`` rounds of 300 steps, the two alternating):
+    rlrun's learn() against the same step through autograd, on one fixed batch of random transitions."""
+    return {
+        "title": "One DQN gradient step (Huber loss, clipping at 10, fused Adam, 1 thread), CPU microseconds",
+        "columns": ["MLP", "batch", "rlrun learn()", "through autograd", "autograd / rlrun"],
+        "rows": [update_row(HIDDEN, BATCH, repeats), update_row([256, 256], 128, repeats)],
+    }
+
+
+def update_row(hidden: list[int], batch_size: int, repeats: int) -> list[str]:
+    agent = DQNAgent(
+        DQNConfig(hidden_sizes=hidden, batch_size=batch_size, lr=LR, max_grad_norm=10, loss="huber"),
+        (8,),
+        4,
+        ReplayBuffer(CAPACITY, (8,), np.dtype(np.float32), batch_size, torch.device("cpu"), 0),
+        lambda step, episode: 0.05,
+        torch.device("cpu"),
+        0,
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(2 * batch_size):
+        obs, next_obs = rng.standard_normal((2, 1, 8)).astype(np.float32)
+        agent.observe(obs, rng.integers(0, 4, 1), rng.standard_normal(1), next_obs, rng.random(1) < 0.05, [False])
+    batch = agent.buffer.sample(0)
+    online, target = copy.deepcopy(agent.online), copy.deepcopy(agent.target)
+    parameters = list(online.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=LR, fused=True)
+    huber = nn.HuberLoss(reduction="none")
+
+    def autograd_step() -> None:
+        q_taken = online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        targets = td_targets(batch.rewards, batch.next_obs, batch.terminated, online, target, batch.discounts, False)
+        loss = (batch.weights * huber(q_taken, targets)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, 10)
+        optimizer.step()
+
+    times: dict[str, list[float]] = {"rlrun": [], "autograd": []}
+    for _ in range(repeats):
+        times["rlrun"].append(microseconds(lambda: agent.learn(batch), 300))
+        times["autograd"].append(microseconds(autograd_step, 300))
+    mine, theirs = statistics.median(times["rlrun"]), statistics.median(times["autograd"])
+    width = f"{hidden[0]}x{hidden[1]}"
+    print(
+        f"  {width} batch {batch_size}: rlrun {' '.join(f'{t:.0f}' for t in times['rlrun'])}, "
+        f"autograd {' '.join(f'{t:.0f}' for t in times['autograd'])}",
+        flush=True,
+    )
+    return [width, str(batch_size), f"{mine:.0f}", f"{theirs:.0f}", f"{theirs / mine:.2f}"]
 
 
 def tables(rows: list[dict], runners: list[str], args) -> list[dict]:

@@ -555,10 +555,12 @@ def _validate_actor_critic(cfg: DictConfig, starts_a_run: bool) -> None:
 
 
 def _check_hidden_sizes(hidden_sizes: List[int]) -> None:
+    # an interpolation (agent.hidden_sizes=${seed}) skips the schema's list type, so the type is checked here too
+    is_list = isinstance(hidden_sizes, (list, tuple, ListConfig))
     _check(
-        len(hidden_sizes) > 0 and all(h > 0 for h in hidden_sizes),
+        is_list and len(hidden_sizes) > 0 and all(isinstance(h, int) and h > 0 for h in hidden_sizes),
         "agent.hidden_sizes",
-        list(hidden_sizes),
+        list(hidden_sizes) if is_list else hidden_sizes,
         "a non-empty list of positive layer widths, e.g. [128,128]",
     )
 

@@ -121,6 +121,13 @@ class QNetwork(nn.Module):
         value = self.stream_output(self.value, features)
         return value + advantage - advantage.mean(dim=1, keepdim=True)
 
+    def named_linears(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The MLP's Linear layers by module name (``trunk.0``, ..., then ``head`` or ``value.0``, ``value.2``,
+        ``advantage.0``, ``advantage.2``), in forward order, as (weight, bias)."""
+        return {
+            name: (module.weight, module.bias) for name, module in self.named_modules() if isinstance(module, nn.Linear)
+        }
+
     @staticmethod
     def stream_output(layers: nn.Sequential, features: torch.Tensor) -> torch.Tensor:
         hidden, output = cast(nn.Linear, layers[0]), cast(nn.Linear, layers[2])  # stream(): Linear, ReLU, Linear
@@ -371,34 +378,162 @@ class StackedQNetwork(nn.Module):
                 param.data = stacked.data[index]  # a view: the member reads and writes the stack
             self.stacked[name.replace(".", "__")] = stacked
 
-        def layer(prefix: str) -> tuple[nn.Parameter, nn.Parameter]:
-            key = prefix.replace(".", "__")
-            return self.stacked[f"{key}__weight"], self.stacked[f"{key}__bias"]
+        self.linear_names = list(first.named_linears())
+        self.layers = QNetworkGradients.of_layers(self.named_linears(), stacked=True, gradients=False)
 
-        self.hidden = [
-            layer(f"trunk.{name}") for name, module in first.trunk.named_children() if isinstance(module, nn.Linear)
-        ]
-        if self.dueling:
-            self.value_layers = [layer("value.0"), layer("value.2")]
-            self.advantage_layers = [layer("advantage.0"), layer("advantage.2")]
-        else:
-            self.head = layer("head")
+    def named_linears(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``QNetwork.named_linears`` of the stack: each layer's stacked (weight, bias)."""
+        return {
+            name: (self.stacked_parameter(f"{name}.weight"), self.stacked_parameter(f"{name}.bias"))
+            for name in self.linear_names
+        }
 
-    @staticmethod
-    def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """``x @ W.T + b`` for every member: x ``(K, B, in)``, W ``(K, out, in)``, b ``(K, out)``."""
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+    def gradients(self) -> QNetworkGradients:
+        """The hand-written backward over the stack, each stacked parameter given a ``.grad`` to write into."""
+        return QNetworkGradients.of_layers(self.named_linears(), stacked=True, gradients=True)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = obs.flatten(start_dim=2)
-        for weight, bias in self.hidden:
-            features = self.linear(features, weight, bias).relu()
-        if not self.dueling:
-            return self.linear(features, *self.head)
-        advantage = self.linear(self.linear(features, *self.advantage_layers[0]).relu(), *self.advantage_layers[1])
-        value = self.linear(self.linear(features, *self.value_layers[0]).relu(), *self.value_layers[1])
-        return value + advantage - advantage.mean(dim=2, keepdim=True)
+        return self.layers.forward(obs)[0]
 
     def stacked_parameter(self, name: str) -> nn.Parameter:
         """The stacked parameter of a QNetwork parameter name (``trunk.0.weight``)."""
         return self.stacked[name.replace(".", "__")]
+
+
+class MemberLinear:
+    """A linear layer with a leading member axis, and the tensors its gradients are written to.
+
+    ``weight`` ``(K, out, in)``, ``bias`` ``(K, out)``; a single network is ``K = 1`` through ``unsqueeze(0)`` views.
+    ``backward`` writes the gradients with ``out=`` into ``weight_grad``/``bias_grad`` (the parameters' own
+    ``.grad`` or views of it), so nothing is allocated for them and no zeroing is needed between steps. Without
+    gradient tensors (a target network) the layer only runs forward.
+    """
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        weight_grad: torch.Tensor | None = None,
+        bias_grad: torch.Tensor | None = None,
+    ):
+        self.weight, self.bias = weight, bias
+        self.weight_grad, self.bias_grad = weight_grad, bias_grad
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W.T + b`` per member: x ``(K, B, in)`` to ``(K, B, out)``; ``baddbmm`` keeps the members apart."""
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def backward(self, x: torch.Tensor, grad_out: torch.Tensor, input_grad: bool) -> torch.Tensor | None:
+        """Store dL/dW and dL/db given the layer's input ``x`` and dL/d(output); return dL/dx if asked."""
+        assert self.weight_grad is not None and self.bias_grad is not None, "a forward-only layer"
+        torch.bmm(grad_out.transpose(1, 2), x, out=self.weight_grad)
+        torch.sum(grad_out, dim=1, out=self.bias_grad)
+        return torch.bmm(grad_out, self.weight) if input_grad else None
+
+
+def relu_backward(grad_output: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """dL/d(input) of a ReLU from dL/d(output) and its output: zero where the output is (one kernel, as autograd's)."""
+    return torch.ops.aten.threshold_backward(grad_output, output, 0.0)
+
+
+def member_linear(weight: torch.Tensor, bias: torch.Tensor, stacked: bool, gradients: bool) -> MemberLinear:
+    """A :class:`MemberLinear` over a parameter pair. ``stacked``: the parameters already have the member axis;
+    otherwise they are one network's (``K = 1``). ``gradients``: give each parameter a ``.grad`` to write into."""
+    if not gradients:
+        return MemberLinear(weight, bias) if stacked else MemberLinear(weight.unsqueeze(0), bias.unsqueeze(0))
+    for param in (weight, bias):
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+    assert weight.grad is not None and bias.grad is not None
+    if stacked:
+        return MemberLinear(weight, bias, weight.grad, bias.grad)
+    return MemberLinear(weight.unsqueeze(0), bias.unsqueeze(0), weight.grad.unsqueeze(0), bias.grad.unsqueeze(0))
+
+
+class QNetworkGradients:
+    """The MLP Q-network's forward and backward written out by hand, over a leading member axis.
+
+    Why: a DQN update of a small MLP is mostly the autograd engine's per-node overhead, not arithmetic. Keeping the
+    layer inputs of one forward and multiplying the chain rule through them directly (a dozen matmuls, no graph)
+    gives autograd's gradients up to float rounding (tests/test_networks.py checks every head against autograd).
+    The same code serves a single network (K = 1) and a population's stacked networks; members never mix, since
+    every matmul and every sum runs within one member. Call it under ``torch.no_grad()``: the parameters require
+    gradients, and any op on them would otherwise record a graph nobody uses.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[MemberLinear],
+        head: MemberLinear | None = None,
+        value: Sequence[MemberLinear] = (),
+        advantage: Sequence[MemberLinear] = (),
+    ):
+        self.hidden, self.head = list(hidden), head
+        self.value, self.advantage = list(value), list(advantage)
+        self.dueling = head is None
+
+    @classmethod
+    def of(cls, network: QNetwork) -> QNetworkGradients:
+        """One MLP QNetwork's (K = 1), with a ``.grad`` on each parameter for backward to write into."""
+        if not network.flatten:
+            raise ValueError("QNetworkGradients is the MLP's backward; the CNN keeps autograd")
+        return cls.of_layers(network.named_linears(), stacked=False, gradients=True)
+
+    @classmethod
+    def of_layers(
+        cls, linears: dict[str, tuple[torch.Tensor, torch.Tensor]], stacked: bool, gradients: bool
+    ) -> QNetworkGradients:
+        """From a QNetwork's Linear parameter pairs by role (``QNetwork.named_linears``)."""
+
+        def layer(name: str) -> MemberLinear:
+            return member_linear(*linears[name], stacked=stacked, gradients=gradients)
+
+        hidden = [layer(name) for name in linears if name.startswith("trunk.")]
+        if "head" in linears:
+            return cls(hidden, head=layer("head"))
+        return cls(
+            hidden, value=[layer("value.0"), layer("value.2")], advantage=[layer("advantage.0"), layer("advantage.2")]
+        )
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Q-values ``(K, B, n_actions)`` of observations ``(K, B, *obs_shape)``, and what ``backward`` needs:
+        the input of every layer (a ReLU's output is the next layer's input, and its derivative is ``output > 0``)."""
+        features = obs.flatten(start_dim=2)
+        kept = [features]
+        for layer in self.hidden:
+            features = layer(features).relu_()
+            kept.append(features)
+        if self.head is not None:
+            return self.head(features), kept
+        value_hidden = self.value[0](features).relu_()
+        advantage_hidden = self.advantage[0](features).relu_()
+        kept += [value_hidden, advantage_hidden]
+        value, advantage = self.value[1](value_hidden), self.advantage[1](advantage_hidden)
+        return value + advantage - advantage.mean(dim=2, keepdim=True), kept
+
+    def backward(self, kept: list[torch.Tensor], grad_q: torch.Tensor) -> None:
+        """Write dL/d(every parameter) into the gradient tensors, given dL/dQ ``(K, B, n_actions)``."""
+        has_trunk = bool(self.hidden)
+        if self.head is not None:
+            features = kept[-1]
+            grad = self.head.backward(features, grad_q, input_grad=has_trunk)
+        else:
+            value_hidden, advantage_hidden = kept[-2], kept[-1]
+            features = kept[-3]
+            # Q = V + A - mean(A): dV is the sum of dQ over actions, dA is dQ less its mean over actions
+            grad_value = grad_q.sum(dim=2, keepdim=True)
+            grad_advantage = grad_q - grad_q.mean(dim=2, keepdim=True)
+            grad_value_hidden = self.value[1].backward(value_hidden, grad_value, input_grad=True)
+            grad_advantage_hidden = self.advantage[1].backward(advantage_hidden, grad_advantage, input_grad=True)
+            assert grad_value_hidden is not None and grad_advantage_hidden is not None
+            grad_from_value = self.value[0].backward(
+                features, relu_backward(grad_value_hidden, value_hidden), has_trunk
+            )
+            grad = self.advantage[0].backward(
+                features, relu_backward(grad_advantage_hidden, advantage_hidden), has_trunk
+            )
+            if grad is not None and grad_from_value is not None:
+                grad.add_(grad_from_value)
+        for index in range(len(self.hidden) - 1, -1, -1):
+            assert grad is not None
+            grad = self.hidden[index].backward(kept[index], relu_backward(grad, kept[index + 1]), input_grad=index > 0)

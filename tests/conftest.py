@@ -60,3 +60,17 @@ def interrupt_at(trainer, step: int) -> None:
         return update(current_step, episode)
 
     trainer.agent.update = update_then_interrupt
+
+
+def poison_td_loss(monkeypatch: pytest.MonkeyPatch, when) -> None:
+    """Make the DQN family's TD loss, and its gradient, NaN whenever ``when()`` is true (a diverging update)."""
+    import rlrun.agents.dqn as dqn_module
+
+    real = dqn_module.td_loss_and_gradient
+
+    def poisoned(*args):
+        losses, gradient = real(*args)
+        factor = float("nan") if when() else 1.0
+        return losses * factor, gradient * factor
+
+    monkeypatch.setattr(dqn_module, "td_loss_and_gradient", poisoned)

@@ -1,5 +1,7 @@
 """DQN targets on hand-computed batches, terminal vs truncated bootstrapping, and the dueling head."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -293,17 +295,16 @@ def test_images_in_gymnasiums_height_width_channels_layout_are_refused_before_tr
     assert not (tmp_path / "checkpoints").exists()  # nothing trained
 
 
-def test_a_non_finite_loss_is_looked_for_on_logging_steps_and_never_checkpointed(tmp_path):
+def test_a_non_finite_loss_is_looked_for_on_logging_steps_and_never_checkpointed(tmp_path, monkeypatch):
     """No device sync per gradient step: the loss is looked at on the steps that log (here every 500) and before
     any checkpoint (here every 100), so last.pt is the one before the loss went non-finite."""
     from rlrun.checkpoints import load_checkpoint
     from rlrun.errors import TrainingDiverged
     from rlrun.loop import Trainer
-    from tests.conftest import TINY_RUN, compose_cfg
+    from tests.conftest import TINY_RUN, compose_cfg, poison_td_loss
 
     trainer = Trainer(compose_cfg(*TINY_RUN, "total_steps=900", "save_every=100", "log_every=500"), tmp_path)
-    real_loss = trainer.agent.loss_fn
-    trainer.agent.loss_fn = lambda q, t: real_loss(q, t) * (float("nan") if trainer.step > 450 else 1.0)
+    poison_td_loss(monkeypatch, lambda: trainer.step > 450)
     with pytest.raises(TrainingDiverged, match=r"diverged at env step 500: a TD loss between env steps 400 and 500"):
         trainer.run()
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
@@ -325,3 +326,56 @@ def test_uniform_replay_is_spared_the_priorities_transfer(tmp_path):
     prioritized.agent.buffer.update_priorities = lambda indices, td_errors: sent.append(len(indices))
     prioritized.run()
     assert sent and set(sent) == {32}
+
+
+@pytest.mark.parametrize(
+    "double, dueling, loss, hidden_sizes, max_grad_norm",
+    [
+        (False, False, "huber", [16, 8], None),
+        (True, False, "huber", [16, 8], 0.5),
+        (False, True, "huber", [16, 8], 0.5),
+        (True, True, "mse", [16, 8], None),
+        (False, True, "huber", [8], None),  # dueling without a shared torso: the streams read the observation
+        (False, False, "mse", [8], 0.5),
+    ],
+)
+def test_the_mlps_hand_written_backward_equals_autograds_gradients(double, dueling, loss, hidden_sizes, max_grad_norm):
+    """One learn() step's gradients (after clipping) and loss equal autograd's on the textbook loss, with importance
+    weights, n-step discounts, terminations and TD errors on both sides of the Huber kink."""
+    from rlrun.agents.dqn import DQNAgent
+    from rlrun.buffers import Batch, ReplayBuffer
+
+    cfg = DQNConfig(hidden_sizes=hidden_sizes, double=double, dueling=dueling, loss=loss, max_grad_norm=max_grad_norm)
+    buffer = ReplayBuffer(100, (3,), np.dtype(np.float32), 8, torch.device("cpu"), 0)
+    torch.manual_seed(0)
+    agent = DQNAgent(cfg, (3,), 4, buffer, lambda step, episode: 0.1, torch.device("cpu"), 0)
+    generator = torch.Generator().manual_seed(1)
+    size = 32
+    batch = Batch(
+        obs=torch.randn(size, 3, generator=generator),
+        actions=torch.randint(0, 4, (size,), generator=generator),
+        rewards=3.0 * torch.randn(size, generator=generator),
+        next_obs=torch.randn(size, 3, generator=generator),
+        terminated=(torch.rand(size, generator=generator) < 0.2).float(),
+        weights=0.2 + 0.8 * torch.rand(size, generator=generator),
+        indices=np.arange(size),
+        discounts=0.99 ** torch.randint(1, 4, (size,), generator=generator).float(),
+    )
+    online, target = copy.deepcopy(agent.online), copy.deepcopy(agent.target)
+    q_taken = online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+    targets = td_targets(batch.rewards, batch.next_obs, batch.terminated, online, target, batch.discounts, double)
+    errors = (q_taken - targets).detach().abs()
+    assert (errors < 1).any() and (errors > 1).any()  # both pieces of the Huber loss are exercised
+    loss_fn = nn.HuberLoss(reduction="none") if loss == "huber" else nn.MSELoss(reduction="none")
+    expected_loss = (batch.weights * loss_fn(q_taken, targets)).mean()
+    expected_loss.backward()
+    if max_grad_norm is not None:
+        nn.utils.clip_grad_norm_(list(online.parameters()), max_grad_norm)
+
+    metrics = agent.learn(batch)
+
+    assert agent.gradients is not None  # the MLP took the hand-written path
+    assert float(metrics["losses/td_loss"]) == pytest.approx(float(expected_loss.detach()), rel=1e-5)
+    for (name, mine), theirs in zip(agent.online.named_parameters(), online.parameters()):
+        assert theirs.grad is not None and mine.grad is not None
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6, msg=name)

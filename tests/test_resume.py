@@ -17,7 +17,7 @@ from rlrun.checkpoints import load_checkpoint
 from rlrun.cli import run
 from rlrun.errors import ConfigError, TrainingDiverged
 from rlrun.loop import Trainer, train
-from tests.conftest import TINY_RUN, compose_cfg, interrupt_at, run_cli
+from tests.conftest import TINY_RUN, compose_cfg, interrupt_at, poison_td_loss, run_cli
 
 
 def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -58,14 +58,9 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
         run(compose_cfg(f"resume={tmp_path}"), tmp_path / "x", [f"resume={tmp_path}"])
 
 
-def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path, monkeypatch):
     trainer = Trainer(compose_cfg(*TINY_RUN, "total_steps=900", "save_every=200"), tmp_path)
-    real_loss = trainer.agent.loss_fn
-
-    def loss_turning_nan(q, target):
-        return real_loss(q, target) * (float("nan") if trainer.step > 450 else 1.0)
-
-    trainer.agent.loss_fn = loss_turning_nan
+    poison_td_loss(monkeypatch, lambda: trainer.step > 450)
     # looked for on the steps that log (log_every=50): the first look after the loss went non-finite, at 500
     with pytest.raises(
         TrainingDiverged,
@@ -76,10 +71,9 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["progress"]["step"] == 400
 
 
-def test_nan_policy_skip_drops_bad_batches_and_goes_on(tmp_path):
+def test_nan_policy_skip_drops_bad_batches_and_goes_on(tmp_path, monkeypatch):
     trainer = Trainer(compose_cfg(*TINY_RUN, "train.nan_policy=skip"), tmp_path)
-    real_loss = trainer.agent.loss_fn
-    trainer.agent.loss_fn = lambda q, t: real_loss(q, t) * (float("nan") if trainer.step % 8 == 0 else 1.0)
+    poison_td_loss(monkeypatch, lambda: trainer.step % 8 == 0)
     assert trainer.run()["steps"] == 600
     assert trainer.agent.skipped_batches > 0
     assert all(torch.isfinite(p).all() for p in trainer.agent.online.parameters())

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrun.agents.dqn import DQNAgent, multiples_in
+from rlrun.agents.dqn import DQNAgent, multiples_in, td_loss_and_gradient
 from rlrun.buffers import PrioritizedReplayBuffer
 from rlrun.config import MEMBER_AGENT_KEYS
 from rlrun.networks import NumpyGreedyPolicy, StackedQNetwork
@@ -63,11 +63,11 @@ class DQNPopulation:
             if member.numpy_greedy is not None:
                 member.numpy_greedy = NumpyGreedyPolicy(member.online)
         self.parameters = list(self.online.parameters())
+        self.gradients = self.online.gradients()  # the hand-written backward over the stack: no autograd graph
         self.optimizer = torch.optim.Adam(self.parameters, lr=self.cfg.lr, fused=True)
         # The members' own optimizers stay in step with the stacked one only at checkpoints (member_state_dict):
         # their parameters are views, and Adam's moments are copied across then.
         self.member_names = [name for name, _ in first.online.named_parameters()]
-        self.loss_fn = nn.HuberLoss(reduction="none") if self.cfg.loss == "huber" else nn.MSELoss(reduction="none")
         self.last_update_step = first.last_update_step
         self.target_update_every = first.target_update_every
         # each member's Polyak rate, shaped to scale the leading (member) axis of any stacked parameter
@@ -176,23 +176,23 @@ class DQNPopulation:
         terminated = torch.stack([batch.terminated for batch in batches])
         weights = torch.stack([batch.weights for batch in batches])
         discounts = torch.stack([batch.discounts for batch in batches])
-        q_values = self.online(obs)
-        q_taken = q_values.gather(2, actions.unsqueeze(2)).squeeze(2)
         with torch.no_grad():
+            q_values, kept = self.gradients.forward(obs)
+            q_taken = q_values.gather(2, actions.unsqueeze(2)).squeeze(2)
             next_q_target = self.target(next_obs)
             chooser = self.online(next_obs) if cfg.double else next_q_target
             next_q = next_q_target.gather(2, chooser.argmax(dim=2, keepdim=True)).squeeze(2)
             targets = rewards + discounts * (1.0 - terminated) * next_q
-        losses = (weights * self.loss_fn(q_taken, targets)).mean(dim=1)  # (K,): each member's own mean
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # d(sum)/d(loss_k) = 1: each member's gradients are its own loss's
+            losses, grad_taken = td_loss_and_gradient(q_taken, targets, weights, cfg.loss)  # (K,): each member's
+            grad_q = torch.zeros_like(q_values).scatter_(2, actions.unsqueeze(2), grad_taken.unsqueeze(2))
+            self.gradients.backward(kept, grad_q)  # overwrites every stacked .grad: nothing to zero
         if cfg.max_grad_norm is not None:
             clip_per_member(self.parameters, cfg.max_grad_norm)
         self.step_optimizer()
         self.nonfinite |= ~torch.isfinite(losses)
-        self.last_losses, self.last_q_values = losses.detach(), q_taken.detach().mean(dim=1)
+        self.last_losses, self.last_q_values = losses, q_taken.mean(dim=1)
         if any(self.prioritized):
-            td_errors = (targets - q_taken).detach().abs().cpu().numpy()
+            td_errors = (targets - q_taken).abs().cpu().numpy()
             for k, batch in enumerate(batches):
                 if self.prioritized[k]:
                     self.members[k].buffer.update_priorities(batch.indices, td_errors[k])
