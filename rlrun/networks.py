@@ -455,10 +455,13 @@ class QNetworkGradients:
 
     Why: a DQN update of a small MLP is mostly the autograd engine's per-node overhead, not arithmetic. Keeping the
     layer inputs of one forward and multiplying the chain rule through them directly (a dozen matmuls, no graph)
-    gives autograd's gradients up to float rounding (tests/test_networks.py checks every head against autograd).
+    gives autograd's gradients up to float rounding (tests/test_dqn.py checks every head against autograd).
     The same code serves a single network (K = 1) and a population's stacked networks; members never mix, since
     every matmul and every sum runs within one member. Call it under ``torch.no_grad()``: the parameters require
     gradients, and any op on them would otherwise record a graph nobody uses.
+    The gradient tensors are the parameters' ``.grad`` at construction (or views of them): setting a ``.grad`` to
+    None afterwards (``zero_grad()``'s default) or moving the parameters (``param.data = ...``, as stacking a
+    network into a population does) cuts this object off from them; build a new one instead.
     """
 
     def __init__(

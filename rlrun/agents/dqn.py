@@ -224,8 +224,10 @@ class DQNAgent:
     def learn(self, batch: Batch) -> dict[str, float | torch.Tensor]:
         """One gradient step on a batch; feeds the new |TD errors| back to the buffer as priorities.
 
-        The MLP's gradients come from its hand-written backward (rlrun.networks.QNetworkGradients, 1.6x faster
-        than autograd for small nets), the CNN's from autograd; both start from td_loss_and_gradient.
+        The MLP's gradients come from its hand-written backward (rlrun.networks.QNetworkGradients; 1.0-1.35x
+        faster than autograd here, docs/performance.md), the CNN's from autograd; both start from
+        td_loss_and_gradient. The backward writes into the ``.grad`` tensors it found at the first step: never
+        clear them by setting them to None (``zero_grad()``'s default), which would leave the optimizer nothing.
         """
         cfg = self.cfg
         # the CNN scales pixel values itself, from the uint8 batch
