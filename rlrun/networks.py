@@ -367,8 +367,6 @@ class StackedQNetwork(nn.Module):
         first = members[0]
         if not all(member.flatten for member in members):
             raise ValueError("StackedQNetwork stacks MLP Q-networks only; the CNN has no member axis yet")
-        self.dueling = first.dueling
-        self.size = len(members)
         names = [name for name, _ in first.named_parameters()]
         self.stacked = nn.ParameterDict()
         for name in names:
@@ -473,7 +471,6 @@ class QNetworkGradients:
     ):
         self.hidden, self.head = list(hidden), head
         self.value, self.advantage = list(value), list(advantage)
-        self.dueling = head is None
 
     @classmethod
     def of(cls, network: QNetwork) -> QNetworkGradients:
